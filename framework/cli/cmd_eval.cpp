@@ -1,0 +1,50 @@
+#include <ATen/ATen.h>
+
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "eval/correlation.h"
+#include "eval/embedder.h"
+#include "eval/sts_data.h"
+
+namespace angle::cli {
+
+int run_eval(const std::vector<std::string>& args) {
+  po::options_description options = model_options();
+  options.add_options()
+      ("data", po::value<std::vector<std::string>>()->required(), "stsb:PATH or sick:PATH (repeatable)")
+      ("batch-size", po::value<size_t>()->default_value(32), "texts per forward pass")
+      ("json", po::bool_switch(), "one JSON object per dataset on stdout instead of a table")
+      ("quiet", po::bool_switch(), "no progress line");
+  auto vm = parse("eval", "--model DIR --data stsb:PATH|sick:PATH [--data ...] [--json] [options]", options, args);
+  if (!vm) return 0;
+  apply_threads(*vm);
+  std::vector<eval::StsPairs> sets;  // read every file first: a typo fails before the model loads
+  for (const std::string& spec : (*vm)["data"].as<std::vector<std::string>>()) sets.push_back(eval::read_sts_spec(spec));
+  auto encoder = model::load_encoder((*vm)["model"].as<std::string>(), encoder_options(*vm));
+  eval::EmbedOptions embed{(*vm)["batch-size"].as<size_t>(), !(*vm)["quiet"].as<bool>()};
+  const bool json = (*vm)["json"].as<bool>();
+  if (!json) std::printf("%-10s %6s %9s %9s  %s\n", "dataset", "n", "spearman", "pearson", "file");
+  for (const eval::StsPairs& set : sets) {
+    at::Tensor a = eval::embed_texts(encoder, set.text1, embed);
+    at::Tensor b = eval::embed_texts(encoder, set.text2, embed);
+    at::Tensor cosine = at::cosine_similarity(a.to(at::kDouble), b.to(at::kDouble), 1);
+    std::vector<double> predicted(cosine.data_ptr<double>(), cosine.data_ptr<double>() + cosine.numel());
+    double spearman = 100 * eval::spearman(predicted, set.score);
+    double pearson = 100 * eval::pearson(predicted, set.score);
+    if (json) {
+      std::cout << nlohmann::json{{"dataset", set.name}, {"n", set.score.size()}, {"spearman", spearman},
+                                  {"pearson", pearson}, {"path", set.path}, {"model", encoder.dir},
+                                  {"pooling", encoder.pooling.name()}}.dump()
+                << std::endl;
+    } else {
+      std::printf("%-10s %6zu %9.2f %9.2f  %s\n", set.name.c_str(), set.score.size(), spearman, pearson,
+                  set.path.c_str());
+    }
+  }
+  return 0;
+}
+
+}  // namespace angle::cli

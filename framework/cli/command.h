@@ -1,0 +1,35 @@
+// The `angle` program's subcommands: each lives in its own cmd_*.cpp and parses its own
+// options with Boost.Program_options; main.cpp only dispatches.
+#pragma once
+#include <boost/program_options.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/encoder.h"
+
+namespace angle::cli {
+
+namespace po = boost::program_options;
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const std::vector<std::string>& args);
+};
+const std::vector<Command>& commands();
+
+int run_embed(const std::vector<std::string>& args);
+int run_eval(const std::vector<std::string>& args);
+int run_tokenize(const std::vector<std::string>& args);
+
+// Parses args; prints usage and returns nullopt for --help. Unknown options are errors.
+std::optional<po::variables_map> parse(const std::string& command, const std::string& synopsis,
+                                       const po::options_description& options, const std::vector<std::string>& args);
+
+// --model, --pooling, --max-length, --dtype, --device, --threads: shared by embed and eval.
+po::options_description model_options();
+model::EncoderOptions encoder_options(const po::variables_map& vm);
+void apply_threads(const po::variables_map& vm);
+
+}  // namespace angle::cli

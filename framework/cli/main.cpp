@@ -1,0 +1,60 @@
+// `angle`: git-style dispatch to one subcommand; every user error becomes one line on stderr
+// and exit status 1.
+#include <c10/util/Exception.h>
+#include <hdf5.h>
+
+#include <cstring>
+#include <iostream>
+
+#include "cli/command.h"
+#include "core/error.h"
+
+namespace angle::cli {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> list = {
+      {"embed", "embed one text per line into .npy or .h5", run_embed},
+      {"eval", "Spearman of cosine similarity on STS-B / SICK", run_eval},
+      {"tokenize", "token ids of one text per line, as JSON lines", run_tokenize},
+  };
+  return list;
+}
+
+void print_usage(std::ostream& out) {
+  out << "usage: angle <command> [options]   (angle <command> --help for its options)\n\ncommands:\n";
+  for (const Command& c : commands()) out << "  " << c.name << std::string(12 - std::strlen(c.name), ' ') << c.summary << "\n";
+}
+
+}  // namespace angle::cli
+
+int main(int argc, char** argv) {
+  using namespace angle::cli;
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // we report HDF5 failures ourselves, in one line
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    print_usage(argc < 2 ? std::cerr : std::cout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::cout << "angle 0.1.0\n";
+    return 0;
+  }
+  std::string name = argv[1];
+  for (const Command& command : commands()) {
+    if (name != command.name) continue;
+    std::vector<std::string> args(argv + 2, argv + argc);
+    try {
+      return command.run(args);
+    } catch (const angle::Error& e) {
+      std::cerr << "angle " << name << ": error: " << e.what() << "\n";
+      if (std::getenv("ANGLE_DEBUG")) std::cerr << "  (raised at " << e.where() << ")\n";
+    } catch (const c10::Error& e) {
+      std::cerr << "angle " << name << ": error: " << e.what_without_backtrace() << "\n";
+    } catch (const std::exception& e) {
+      std::cerr << "angle " << name << ": error: " << e.what() << "\n";
+    }
+    return 1;
+  }
+  std::cerr << "angle: unknown command '" << name << "'\n";
+  print_usage(std::cerr);
+  return 2;
+}

@@ -1,0 +1,59 @@
+#include <ATen/Parallel.h>
+
+#include <iostream>
+
+#include "cli/command.h"
+#include "core/error.h"
+
+namespace angle::cli {
+
+std::optional<po::variables_map> parse(const std::string& command, const std::string& synopsis,
+                                       const po::options_description& options, const std::vector<std::string>& args) {
+  po::options_description all(options);
+  all.add_options()("help,h", "show this help");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: angle " << command << " " << synopsis << "\n\n" << all << "\n";
+      return std::nullopt;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    ANGLE_FAIL(e.what(), " (see 'angle ", command, " --help')");
+  }
+  return vm;
+}
+
+po::options_description model_options() {
+  po::options_description o("model");
+  o.add_options()
+      ("model", po::value<std::string>()->required(), "HuggingFace / sentence-transformers model directory")
+      ("pooling", po::value<std::string>(), "cls, cls_avg, cls_max, mean, max, last or a token index "
+                                            "(default: the model's 1_Pooling config, else cls)")
+      ("max-length", po::value<size_t>(), "truncate texts to N tokens including [CLS]/[SEP] (default: the model's)")
+      ("normalize", po::value<bool>(), "L2-normalise embeddings (default: true iff the model has a Normalize module)")
+      ("dtype", po::value<std::string>()->default_value("fp32"), "fp32 or bf16")
+      ("device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or cuda:N")
+      ("threads", po::value<int>(), "intra-op compute threads (default: all cores, or OMP_NUM_THREADS)");
+  return o;
+}
+
+model::EncoderOptions encoder_options(const po::variables_map& vm) {
+  model::EncoderOptions o;
+  if (vm.count("pooling")) o.pooling = vm["pooling"].as<std::string>();
+  if (vm.count("max-length")) o.max_length = vm["max-length"].as<size_t>();
+  if (vm.count("normalize")) o.normalize = vm["normalize"].as<bool>();
+  o.dtype = vm["dtype"].as<std::string>();
+  o.device = vm["device"].as<std::string>();
+  return o;
+}
+
+void apply_threads(const po::variables_map& vm) {
+  if (!vm.count("threads")) return;
+  int threads = vm["threads"].as<int>();
+  ANGLE_CHECK(threads > 0, "--threads must be positive (got ", threads, ")");
+  at::set_num_threads(threads);
+}
+
+}  // namespace angle::cli

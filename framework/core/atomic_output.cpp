@@ -1,0 +1,38 @@
+#include "core/atomic_output.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "core/error.h"
+
+namespace angle {
+
+AtomicOutput::AtomicOutput(std::string final_path)
+    : final_path_(std::move(final_path)),
+      temp_path_(final_path_ + ".tmp-" + std::to_string(::getpid())) {
+  auto parent = std::filesystem::path(final_path_).parent_path();
+  ANGLE_CHECK(parent.empty() || std::filesystem::is_directory(parent), final_path_,
+              ": output directory '", parent.string(), "' does not exist");
+}
+
+AtomicOutput::~AtomicOutput() {
+  if (!committed_) std::remove(temp_path_.c_str());
+}
+
+void AtomicOutput::commit() {
+  int fd = ::open(temp_path_.c_str(), O_RDONLY);
+  ANGLE_CHECK(fd >= 0, temp_path_, ": cannot reopen to sync: ", std::strerror(errno));
+  int rc = ::fsync(fd);
+  ::close(fd);
+  ANGLE_CHECK(rc == 0, temp_path_, ": fsync failed: ", std::strerror(errno));
+  ANGLE_CHECK(std::rename(temp_path_.c_str(), final_path_.c_str()) == 0, final_path_,
+              ": cannot rename from ", temp_path_, ": ", std::strerror(errno));
+  committed_ = true;
+}
+
+}  // namespace angle

@@ -1,0 +1,27 @@
+// Progress and diagnostics go to stderr so that stdout stays machine-readable (--json, tables).
+#pragma once
+#include <string>
+
+namespace angle {
+
+void log_info(const std::string& message);
+void log_warn(const std::string& message);
+// A progress line that rewrites itself on a terminal and prints plainly when stderr is a file
+// (Slurm logs), at most every `min_interval_s` seconds unless `final` is set.
+class Progress {
+ public:
+  Progress(std::string label, long long total, double min_interval_s = 2.0);
+  void update(long long done, bool final = false);
+
+ private:
+  std::string label_;
+  long long total_;
+  double min_interval_s_;
+  double start_s_;
+  double last_print_s_ = -1e9;
+  bool tty_;
+};
+
+double now_seconds();
+
+}  // namespace angle

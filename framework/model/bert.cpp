@@ -1,0 +1,135 @@
+#include "model/bert.h"
+
+#include <torch/nn.h>
+
+#include "core/error.h"
+#include "model/safetensors.h"
+
+namespace angle::model {
+namespace nn = torch::nn;
+
+namespace {
+
+// A bare module used only to reproduce HF's nesting ("attention.self.query", ...).
+std::shared_ptr<nn::Module> child(nn::Module& parent, const std::string& name) {
+  return parent.register_module(name, std::make_shared<nn::Module>());
+}
+
+at::Tensor activation(const at::Tensor& x, const std::string& name) {
+  if (name == "gelu") return at::gelu(x);
+  if (name == "relu") return at::relu(x);
+  return at::gelu(x, "tanh");  // gelu_new, gelu_pytorch_tanh
+}
+
+struct Layer {
+  nn::Linear query{nullptr}, key{nullptr}, value{nullptr}, attention_out{nullptr}, intermediate{nullptr}, out{nullptr};
+  nn::LayerNorm attention_norm{nullptr}, out_norm{nullptr};
+
+  Layer(nn::Module& parent, const std::string& name, const BertConfig& c) {
+    auto layer = child(parent, name);
+    auto attention = child(*layer, "attention");
+    auto self = child(*attention, "self");
+    const int64_t h = c.hidden_size, f = c.intermediate_size;
+    auto ln = nn::LayerNormOptions({h}).eps(c.layer_norm_eps);
+    query = self->register_module("query", nn::Linear(h, h));
+    key = self->register_module("key", nn::Linear(h, h));
+    value = self->register_module("value", nn::Linear(h, h));
+    auto attention_output = child(*attention, "output");
+    attention_out = attention_output->register_module("dense", nn::Linear(h, h));
+    attention_norm = attention_output->register_module("LayerNorm", nn::LayerNorm(ln));
+    intermediate = child(*layer, "intermediate")->register_module("dense", nn::Linear(h, f));
+    auto output = child(*layer, "output");
+    out = output->register_module("dense", nn::Linear(f, h));
+    out_norm = output->register_module("LayerNorm", nn::LayerNorm(ln));
+  }
+};
+
+}  // namespace
+
+struct BertModel::Impl : nn::Module {
+  BertConfig c;
+  nn::Embedding word{nullptr}, position{nullptr}, token_type{nullptr};
+  nn::LayerNorm embedding_norm{nullptr};
+  std::vector<Layer> layers;
+
+  explicit Impl(const BertConfig& config) : c(config) {
+    auto embeddings = child(*this, "embeddings");
+    word = embeddings->register_module("word_embeddings", nn::Embedding(c.vocab_size, c.hidden_size));
+    position = embeddings->register_module("position_embeddings", nn::Embedding(c.max_position_embeddings, c.hidden_size));
+    token_type = embeddings->register_module("token_type_embeddings", nn::Embedding(c.type_vocab_size, c.hidden_size));
+    embedding_norm = embeddings->register_module(
+        "LayerNorm", nn::LayerNorm(nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
+    auto layer_list = child(*child(*this, "encoder"), "layer");
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers.emplace_back(*layer_list, std::to_string(i), c);
+  }
+
+  at::Tensor dropout(const at::Tensor& x, double p) const { return is_training() && p > 0 ? at::dropout(x, p, true) : x; }
+
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask) {
+    const int64_t batch = ids.size(0), length = ids.size(1), heads = c.num_attention_heads;
+    const int64_t head_dim = c.hidden_size / heads;
+    ANGLE_CHECK(length <= c.max_position_embeddings, "sequence length ", length, " exceeds max_position_embeddings ",
+                c.max_position_embeddings, " of ", c.source);
+    auto positions = at::arange(length, ids.options());
+    // token_type_ids are all zero for single-sentence encoding, as in sentence-transformers.
+    at::Tensor x = word(ids) + position(positions).unsqueeze(0) + token_type->weight[0];
+    x = dropout(embedding_norm(x), c.hidden_dropout_prob);
+    // Keys at padded positions are excluded; padded queries still produce (ignored) rows.
+    at::Tensor key_mask = mask.to(at::kBool).view({batch, 1, 1, length});
+    for (Layer& l : layers) {
+      auto split = [&](nn::Linear& proj) {
+        return proj(x).view({batch, length, heads, head_dim}).transpose(1, 2);
+      };
+      at::Tensor context = at::scaled_dot_product_attention(split(l.query), split(l.key), split(l.value), key_mask,
+                                                            is_training() ? c.attention_probs_dropout_prob : 0.0);
+      context = context.transpose(1, 2).reshape({batch, length, c.hidden_size});
+      x = l.attention_norm(dropout(l.attention_out(context), c.hidden_dropout_prob) + x);
+      at::Tensor ff = l.out(activation(l.intermediate(x), c.hidden_act));
+      x = l.out_norm(dropout(ff, c.hidden_dropout_prob) + x);
+    }
+    return x;
+  }
+};
+
+BertModel::BertModel(const BertConfig& config) : config_(config), impl_(std::make_shared<Impl>(config)) {
+  impl_->eval();
+}
+
+at::Tensor BertModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
+  return impl_->forward(input_ids, attention_mask);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> BertModel::named_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& item : impl_->named_parameters(true)) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+void BertModel::load_weights(const SafetensorsFile& file) {
+  torch::NoGradGuard no_grad;
+  for (auto& [name, param] : named_parameters()) {
+    // Accept "bert." prefixes (BertForMaskedLM checkpoints) and the old gamma/beta LayerNorm names.
+    std::vector<std::string> candidates = {name, "bert." + name};
+    if (name.size() > 16 && name.ends_with("LayerNorm.weight"))
+      candidates.push_back(name.substr(0, name.size() - 6) + "gamma");
+    if (name.size() > 14 && name.ends_with("LayerNorm.bias"))
+      candidates.push_back(name.substr(0, name.size() - 4) + "beta");
+    const std::string* found = nullptr;
+    for (const std::string& candidate : candidates)
+      if (file.contains(candidate)) {
+        found = &candidate;
+        break;
+      }
+    ANGLE_CHECK(found, file.path(), ": missing tensor '", name, "' required by ", config_.source);
+    at::Tensor value = file.load(*found);
+    ANGLE_CHECK(value.sizes() == param.sizes(), file.path(), ": tensor '", *found, "' has shape ", value.sizes(),
+                " but ", config_.source, " implies ", param.sizes());
+    param.copy_(value.to(param.dtype()));
+  }
+}
+
+void BertModel::to(at::Device device, at::ScalarType dtype) { impl_->to(device, dtype); }
+void BertModel::train(bool on) { impl_->train(on); }
+std::shared_ptr<torch::nn::Module> BertModel::module() const { return impl_; }
+
+}  // namespace angle::model

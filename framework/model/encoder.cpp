@@ -1,0 +1,117 @@
+#include "model/encoder.h"
+
+#include <ATen/ATen.h>
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/json_file.h"
+#include "model/safetensors.h"
+
+namespace angle::model {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// sentence-transformers' module list, or empty for a plain HF directory.
+json read_modules(const fs::path& dir) {
+  fs::path path = dir / "modules.json";
+  return fs::exists(path) ? read_json_file(path.string()) : json::array();
+}
+
+Pooling default_pooling(const fs::path& dir, const json& modules) {
+  fs::path config = dir / "1_Pooling" / "config.json";
+  for (const json& m : modules)
+    if (m.value("type", "").ends_with("Pooling")) config = dir / m.value("path", "1_Pooling") / "config.json";
+  if (!fs::exists(config)) return Pooling::parse("cls");
+  json j = read_json_file(config.string());
+  std::vector<std::string> modes;
+  for (auto [key, name] : {std::pair{"pooling_mode_cls_token", "cls"}, {"pooling_mode_mean_tokens", "mean"},
+                           {"pooling_mode_max_tokens", "max"}, {"pooling_mode_lasttoken", "last"},
+                           {"pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len"},
+                           {"pooling_mode_weightedmean_tokens", "weightedmean"}})
+    if (j.value(key, false)) modes.push_back(name);
+  ANGLE_CHECK(modes.size() == 1, config.string(), ": expected exactly one pooling mode, found ", modes.size());
+  ANGLE_CHECK(modes[0] != "mean_sqrt_len" && modes[0] != "weightedmean", config.string(), ": pooling mode '", modes[0],
+              "' is not supported; pass --pooling explicitly");
+  return Pooling::parse(modes[0]);
+}
+
+size_t default_max_length(const fs::path& dir, const text::Tokenizer& tokenizer, const BertConfig& config) {
+  size_t limit = static_cast<size_t>(config.max_position_embeddings);
+  fs::path st_config = dir / "sentence_bert_config.json";
+  if (fs::exists(st_config)) {
+    json j = read_json_file(st_config.string());
+    if (j.contains("max_seq_length") && j["max_seq_length"].is_number_integer())
+      return std::min(limit, j["max_seq_length"].get<size_t>());
+  }
+  return std::min(limit, tokenizer.spec().model_max_length);
+}
+
+at::Device parse_device(const std::string& name) {
+  ANGLE_CHECK(name == "cpu" || name.rfind("cuda", 0) == 0, "unknown device '", name, "' (cpu, cuda or cuda:N)");
+  at::Device device(name);
+  ANGLE_CHECK(device.is_cpu() || at::hasCUDA(), "device '", name, "' requested but no CUDA device is available");
+  return device;
+}
+
+}  // namespace
+
+TokenBatch collate(const std::vector<const std::vector<int64_t>*>& sequences, int64_t pad_id) {
+  size_t width = 0;
+  for (const auto* s : sequences) width = std::max(width, s->size());
+  const auto batch = static_cast<int64_t>(sequences.size());
+  at::Tensor ids = at::full({batch, static_cast<int64_t>(width)}, pad_id, at::kLong);
+  at::Tensor mask = at::zeros({batch, static_cast<int64_t>(width)}, at::kLong);
+  auto ids_a = ids.accessor<int64_t, 2>();
+  auto mask_a = mask.accessor<int64_t, 2>();
+  for (int64_t b = 0; b < batch; ++b)
+    for (size_t t = 0; t < sequences[b]->size(); ++t) {
+      ids_a[b][t] = (*sequences[b])[t];
+      mask_a[b][t] = 1;
+    }
+  return {ids, mask};
+}
+
+at::Tensor Encoder::embed(const TokenBatch& batch) const {
+  at::Tensor ids = batch.input_ids.to(device), mask = batch.attention_mask.to(device);
+  at::Tensor pooled = pool(model.forward(ids, mask), mask, pooling).to(at::kFloat);
+  return normalize ? pooled / pooled.norm(2, -1, true).clamp_min(1e-12) : pooled;
+}
+
+Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options) {
+  fs::path dir(dir_name);
+  ANGLE_CHECK(fs::is_directory(dir), dir_name, ": model directory does not exist");
+  fs::path config_path = dir / "config.json", weights_path = dir / "model.safetensors";
+  ANGLE_CHECK(fs::exists(config_path), config_path.string(), ": missing (not a HuggingFace model directory?)");
+  ANGLE_CHECK(fs::exists(weights_path), weights_path.string(), ": missing",
+              fs::exists(dir / "pytorch_model.bin") ? " (pytorch_model.bin is pickle and is never loaded; convert it "
+                                                      "with launch/setup-models.py)" : "");
+  BertConfig config = BertConfig::from_file(config_path.string());
+  text::Tokenizer tokenizer = text::Tokenizer::from_model_dir(dir_name);
+  ANGLE_CHECK(tokenizer.vocab_size() <= static_cast<size_t>(config.vocab_size), tokenizer.spec().source, ": ",
+              tokenizer.vocab_size(), " tokens but ", config_path.string(), " has vocab_size ", config.vocab_size);
+  json modules = read_modules(dir);
+
+  BertModel model(config);
+  model.load_weights(SafetensorsFile(weights_path.string()));
+
+  Encoder encoder{dir_name, std::move(tokenizer), std::move(model)};
+  encoder.pooling = options.pooling ? Pooling::parse(*options.pooling) : default_pooling(dir, modules);
+  bool has_normalize = false;
+  for (const json& m : modules) has_normalize = has_normalize || m.value("type", "").ends_with("Normalize");
+  encoder.normalize = options.normalize.value_or(has_normalize);
+  encoder.max_length = options.max_length.value_or(default_max_length(dir, encoder.tokenizer, config));
+  ANGLE_CHECK(encoder.max_length <= static_cast<size_t>(config.max_position_embeddings), "max length ",
+              encoder.max_length, " exceeds the model's position limit ", config.max_position_embeddings,
+              " (max_position_embeddings in ", config_path.string(), ")");
+  ANGLE_CHECK(encoder.max_length >= 2, "max length ", encoder.max_length, " leaves no room for [CLS] and [SEP]");
+  ANGLE_CHECK(options.dtype == "fp32" || options.dtype == "bf16", "unknown dtype '", options.dtype, "' (fp32 or bf16)");
+  encoder.dtype = options.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  encoder.device = parse_device(options.device);
+  encoder.model.to(encoder.device, encoder.dtype);
+  return encoder;
+}
+
+}  // namespace angle::model

@@ -1,0 +1,48 @@
+// A sentence encoder loaded from a HuggingFace / sentence-transformers model directory:
+// tokenizer + BERT + pooling (+ optional L2 normalisation), with defaults read from the
+// directory (1_Pooling/config.json, modules.json, sentence_bert_config.json).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/bert.h"
+#include "model/pooling.h"
+#include "text/tokenizer.h"
+
+namespace angle::model {
+
+struct EncoderOptions {
+  std::optional<std::string> pooling;  // default: the model's own, else cls
+  std::optional<size_t> max_length;    // default: the model's, capped by its position limit
+  std::optional<bool> normalize;       // default: true iff modules.json has a Normalize module
+  std::string dtype = "fp32";          // fp32 | bf16
+  std::string device = "cpu";          // cpu | cuda | cuda:N
+};
+
+// Token ids of a batch, right-padded: ids and mask are int64 [B, T].
+struct TokenBatch {
+  at::Tensor input_ids;
+  at::Tensor attention_mask;
+};
+TokenBatch collate(const std::vector<const std::vector<int64_t>*>& sequences, int64_t pad_id);
+
+struct Encoder {
+  std::string dir;
+  text::Tokenizer tokenizer;
+  BertModel model;
+  Pooling pooling;
+  bool normalize = false;
+  size_t max_length = 512;
+  at::Device device = at::kCPU;
+  at::ScalarType dtype = at::kFloat;
+
+  // Pooled (and optionally normalised) embeddings of one batch, float32 on the model's device.
+  at::Tensor embed(const TokenBatch& batch) const;
+};
+
+Encoder load_encoder(const std::string& dir, const EncoderOptions& options = {});
+
+}  // namespace angle::model
