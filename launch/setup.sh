@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs what is missing (Debian packages, pinned Python packages), lays out models/ and data/,
+# and builds into build/. Idempotent: a second run installs nothing and rebuilds incrementally.
+#   launch/setup.sh                 everything
+#   ANGLE_DATA_MIRROR=DIR           where datasets/fetch-sts.sh copies STS-B/SICK from
+#                                   (default ../shared/data when present, else download)
+#   ANGLE_BUILD_DIR=DIR             build directory (default build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+BUILD_DIR=${ANGLE_BUILD_DIR:-build}
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+apt_packages=(cmake g++ make libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libboost-program-options-dev
+              libboost-test-dev nlohmann-json3-dev libicu-dev)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >&2
+fi
+
+# Only the pins that are not satisfied go to pip (a no-op run costs well under a second).
+need_pip=$("$PYTHON" - launch/requirements.txt <<'PY'
+import sys, importlib.metadata as md
+need = []
+for line in open(sys.argv[1]):
+    line = line.split('#')[0].strip()
+    if not line: continue
+    name, version = line.split('==')
+    try:
+        if md.version(name) != version: need.append(line)
+    except md.PackageNotFoundError:
+        need.append(line)
+print(' '.join(need))
+PY
+)
+if [ -n "$need_pip" ]; then
+  say "installing Python packages: $need_pip"
+  "$PYTHON" -m pip install -q $need_pip >&2
+fi
+
+"$PYTHON" launch/setup-models.py --out models >&2
+mirror=${ANGLE_DATA_MIRROR:-}
+if [ -z "$mirror" ] && [ -d ../shared/data ]; then mirror=../shared/data; fi
+datasets/fetch-sts.sh ${mirror:+--from "$mirror"} --out data >&2
+
+if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+  say "configuring $BUILD_DIR"
+  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE="$(command -v "$PYTHON")" >&2
+fi
+say "building (first build takes a few minutes on 2 cores)"
+cmake --build "$BUILD_DIR" -j"$(nproc)" >&2
+say "ready: $BUILD_DIR/angle"

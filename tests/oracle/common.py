@@ -1,0 +1,41 @@
+"""Shared helpers of the oracle scripts: reading the STS files the way the C++ side does."""
+import pathlib
+import subprocess
+import sys
+
+
+def stsb_pairs(path):
+    rows = [line.rstrip('\r').split('\t') for line in pathlib.Path(path).read_text(encoding='utf-8').split('\n') if line]
+    return [r[5] for r in rows], [r[6] for r in rows], [float(r[4]) for r in rows]
+
+
+def all_sentences(data_dir):
+    """Every distinct sentence of STS-B train/dev/test and SICK (full release + SemEval splits)."""
+    data = pathlib.Path(data_dir)
+    seen, out = set(), []
+    def add(s):
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    for split in ('train', 'dev', 'test'):
+        a, b, _ = stsb_pairs(data / 'STS/STSBenchmark' / f'sts-{split}.csv')
+        for s in a + b:
+            add(s)
+    sick_files = [data / 'SICK/SICK.txt'] + sorted((data / 'SICK/semeval2014_task1_noheader').glob('*.txt'))
+    for f in sick_files:
+        for line in f.read_text(encoding='utf-8').splitlines():
+            fields = line.rstrip('\r').split('\t')
+            if fields[0] == 'pair_ID':
+                continue
+            add(fields[1])
+            add(fields[2])
+    return out
+
+
+def run(cmd):
+    """Runs a command, echoing it; exits with its output on failure."""
+    print('+', ' '.join(map(str, cmd)), flush=True)
+    proc = subprocess.run(list(map(str, cmd)), capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f'command failed ({proc.returncode}):\n{proc.stderr}')
+    return proc.stdout
