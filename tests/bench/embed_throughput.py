@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Sentences/s of `angle embed` and of sentence-transformers `encode` on the STS-B test sentences
+(2,758 texts), on this machine, with the same number of threads and the same batch size, fp32.
+Both are timed over the encoding alone (model loading excluded); best of --repeats runs each.
+
+  python3 tests/bench/embed_throughput.py [--threads 2] [--batch-size 32] [--model models/all-MiniLM-L6-v2]"""
+import argparse
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / 'tests/oracle'))
+from common import stsb_pairs  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--angle', default=str(ROOT / 'build/angle'))
+    ap.add_argument('--model', default=str(ROOT / 'models/all-MiniLM-L6-v2'))
+    ap.add_argument('--stsb', default=str(ROOT / 'data/STS/STSBenchmark/sts-test.csv'))
+    ap.add_argument('--threads', type=int, default=os.cpu_count())
+    ap.add_argument('--batch-size', type=int, default=32)
+    ap.add_argument('--repeats', type=int, default=3)
+    args = ap.parse_args()
+    a, b, _ = stsb_pairs(args.stsb)
+    texts = a + b
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        inp = pathlib.Path(tmp) / 'texts.txt'
+        inp.write_text('\n'.join(texts) + '\n', encoding='utf-8')
+        ours = []
+        for _ in range(args.repeats):
+            proc = subprocess.run([args.angle, 'embed', '--model', args.model, '--input', inp, '--output',
+                                   pathlib.Path(tmp) / 'e.npy', '--batch-size', str(args.batch_size), '--threads',
+                                   str(args.threads), '--quiet'], capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                sys.exit(proc.stderr)
+            ours.append(len(texts) / float(re.search(r'in ([0-9.]+) s', proc.stderr).group(1)))
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+    torch.set_num_threads(args.threads)
+    st = SentenceTransformer(args.model, device='cpu')
+    st.encode(texts[:64], batch_size=args.batch_size)  # warm-up
+    theirs = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        st.encode(texts, batch_size=args.batch_size, convert_to_numpy=True)
+        theirs.append(len(texts) / (time.perf_counter() - start))
+
+    print(f'model {pathlib.Path(args.model).name}, {len(texts)} STS-B test sentences, batch {args.batch_size}, '
+          f'{args.threads} threads, fp32, best of {args.repeats}')
+    print(f'  angle embed            {max(ours):8.1f} sentences/s')
+    print(f'  sentence-transformers  {max(theirs):8.1f} sentences/s  (torch {torch.__version__})')
+    print(f'  ratio                  {max(ours) / max(theirs):8.2f}x')
+
+
+if __name__ == '__main__':
+    main()
