@@ -1,0 +1,52 @@
+// The AnglE objective (reference: angle-emb v0.6.1, ../shared/reference/angle-reference.md §1).
+// Every function is differentiable LibTorch code over pooled embeddings, dtype-generic (fp32 in
+// training, fp64 in the golden tests). τ is a multiplicative scale. "Masked" logits get −1e12
+// added, exactly as the reference does, never −inf.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <string>
+
+namespace angle::loss {
+
+// Format A rows are "zigzag": row 2i = text1 of pair i, row 2i+1 = text2. `labels` is [B].
+
+// CoSENT: log(1 + Σ_{y_i<y_j} exp(τ cos_i − τ cos_j)).
+at::Tensor cosine_loss(const at::Tensor& labels, const at::Tensor& embeddings, double tau);
+// In-batch negatives over all 2B texts; targets from int(label) as the reference builds them
+// (m is a target of k iff y_k≠0, y_m≠0 and m·y_m = partner(k)·y_k); mean over all 2B rows.
+at::Tensor in_batch_negative_loss(const at::Tensor& labels, const at::Tensor& embeddings, double tau);
+// Angle difference in complex space (first half real, second half imaginary), global norms,
+// reduced by sum (default) or mean, ranked like CoSENT.
+at::Tensor angle_loss(const at::Tensor& labels, const at::Tensor& embeddings, double tau, bool mean_reduction = false);
+// One-way InfoNCE of each query against all positives (and hard negatives when defined).
+at::Tensor contrastive_loss(const at::Tensor& query, const at::Tensor& positive, const at::Tensor& negative,
+                            double tau);
+
+enum class Format { A, B, C };  // (text1,text2,label) / (query,positive) / (query,positive,negative)
+enum class LabelMode { float_labels, legacy_int };
+
+struct Weights {
+  double cosine_w = 0.0, ibn_w = 1.0, cln_w = 1.0, angle_w = 0.02;
+  double cosine_tau = 20.0, ibn_tau = 20.0, angle_tau = 20.0;
+  bool angle_mean = false;  // angle_pooling_strategy 'mean' instead of 'sum'
+  LabelMode label_mode = LabelMode::float_labels;
+
+  // "current" (v0.5.5–v0.6.1), "v0.4.6-cli", "paper" (w1=1, w2=35, w3=1, angle τ=1).
+  static Weights preset(const std::string& name);
+};
+
+Format parse_format(const std::string& name);
+LabelMode parse_label_mode(const std::string& name);  // "float" | "legacy-int"
+
+struct LossValue {
+  at::Tensor total;                          // scalar, differentiable
+  std::map<std::string, double> terms;       // each computed term (unweighted), for metrics
+};
+
+// The combination of AngleLoss.__call__ for each format (§1.5). `embeddings` holds the rows in
+// the format's interleaved order ([q,p] or [q,p,n] per example); `labels` is [B] (format A only).
+LossValue angle_objective(Format format, const Weights& w, const at::Tensor& labels, const at::Tensor& embeddings);
+
+}  // namespace angle::loss
