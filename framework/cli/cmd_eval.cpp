@@ -5,9 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
-#include "eval/correlation.h"
-#include "eval/embedder.h"
-#include "eval/sts_data.h"
+#include "eval/sts_eval.h"
 
 namespace angle::cli {
 
@@ -21,26 +19,21 @@ int run_eval(const std::vector<std::string>& args) {
   auto vm = parse("eval", "--model DIR --data stsb:PATH|sick:PATH [--data ...] [--json] [options]", options, args);
   if (!vm) return 0;
   apply_threads(*vm);
-  std::vector<eval::StsPairs> sets;  // read every file first: a typo fails before the model loads
-  for (const std::string& spec : (*vm)["data"].as<std::vector<std::string>>()) sets.push_back(eval::read_sts_spec(spec));
+  std::vector<data::StsPairs> sets;  // read every file first: a typo fails before the model loads
+  for (const std::string& spec : (*vm)["data"].as<std::vector<std::string>>()) sets.push_back(data::read_sts_spec(spec));
   auto encoder = model::load_encoder((*vm)["model"].as<std::string>(), encoder_options(*vm));
   eval::EmbedOptions embed{(*vm)["batch-size"].as<size_t>(), !(*vm)["quiet"].as<bool>()};
   const bool json = (*vm)["json"].as<bool>();
   if (!json) std::printf("%-10s %6s %9s %9s  %s\n", "dataset", "n", "spearman", "pearson", "file");
-  for (const eval::StsPairs& set : sets) {
-    at::Tensor a = eval::embed_texts(encoder, set.text1, embed);
-    at::Tensor b = eval::embed_texts(encoder, set.text2, embed);
-    at::Tensor cosine = at::cosine_similarity(a.to(at::kDouble), b.to(at::kDouble), 1);
-    std::vector<double> predicted(cosine.data_ptr<double>(), cosine.data_ptr<double>() + cosine.numel());
-    double spearman = 100 * eval::spearman(predicted, set.score);
-    double pearson = 100 * eval::pearson(predicted, set.score);
+  for (const data::StsPairs& set : sets) {
+    eval::StsScore score = eval::evaluate_sts(encoder, set, embed);
     if (json) {
-      std::cout << nlohmann::json{{"dataset", set.name}, {"n", set.score.size()}, {"spearman", spearman},
-                                  {"pearson", pearson}, {"path", set.path}, {"model", encoder.dir},
+      std::cout << nlohmann::json{{"dataset", set.name}, {"n", score.n}, {"spearman", score.spearman},
+                                  {"pearson", score.pearson}, {"path", set.path}, {"model", encoder.dir},
                                   {"pooling", encoder.pooling.name()}}.dump()
                 << std::endl;
     } else {
-      std::printf("%-10s %6zu %9.2f %9.2f  %s\n", set.name.c_str(), set.score.size(), spearman, pearson,
+      std::printf("%-10s %6zu %9.2f %9.2f  %s\n", set.name.c_str(), score.n, score.spearman, score.pearson,
                   set.path.c_str());
     }
   }

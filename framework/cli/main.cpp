@@ -13,8 +13,10 @@ namespace angle::cli {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
+      {"train", "fine-tune with the AnglE objective from a job file", run_train},
       {"embed", "embed one text per line into .npy or .h5", run_embed},
       {"eval", "Spearman of cosine similarity on STS-B / SICK", run_eval},
+      {"export", "write a checkpoint as a sentence-transformers model", run_export},
       {"tokenize", "token ids of one text per line, as JSON lines", run_tokenize},
   };
   return list;

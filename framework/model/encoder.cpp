@@ -89,6 +89,7 @@ Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options)
               fs::exists(dir / "pytorch_model.bin") ? " (pytorch_model.bin is pickle and is never loaded; convert it "
                                                       "with launch/setup-models.py)" : "");
   BertConfig config = BertConfig::from_file(config_path.string());
+  if (options.dropout) config.hidden_dropout_prob = config.attention_probs_dropout_prob = *options.dropout;
   text::Tokenizer tokenizer = text::Tokenizer::from_model_dir(dir_name);
   ANGLE_CHECK(tokenizer.vocab_size() <= static_cast<size_t>(config.vocab_size), tokenizer.spec().source, ": ",
               tokenizer.vocab_size(), " tokens but ", config_path.string(), " has vocab_size ", config.vocab_size);
@@ -97,7 +98,7 @@ Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options)
   BertModel model(config);
   model.load_weights(SafetensorsFile(weights_path.string()));
 
-  Encoder encoder{dir_name, std::move(tokenizer), std::move(model)};
+  Encoder encoder{dir_name, std::move(tokenizer), std::move(model), Pooling{}, false, 512, at::kCPU, at::kFloat, {}};
   encoder.pooling = options.pooling ? Pooling::parse(*options.pooling) : default_pooling(dir, modules);
   bool has_normalize = false;
   for (const json& m : modules) has_normalize = has_normalize || m.value("type", "").ends_with("Normalize");
@@ -109,6 +110,7 @@ Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options)
   ANGLE_CHECK(encoder.max_length >= 2, "max length ", encoder.max_length, " leaves no room for [CLS] and [SEP]");
   ANGLE_CHECK(options.dtype == "fp32" || options.dtype == "bf16", "unknown dtype '", options.dtype, "' (fp32 or bf16)");
   encoder.dtype = options.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  encoder.export_spec = {dir_name, encoder.pooling, encoder.normalize, encoder.max_length};
   encoder.device = parse_device(options.device);
   encoder.model.to(encoder.device, encoder.dtype);
   return encoder;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/bert.h"
+#include "model/export.h"
 #include "model/pooling.h"
 #include "text/tokenizer.h"
 
@@ -20,6 +21,7 @@ struct EncoderOptions {
   std::optional<bool> normalize;       // default: true iff modules.json has a Normalize module
   std::string dtype = "fp32";          // fp32 | bf16
   std::string device = "cpu";          // cpu | cuda | cuda:N
+  std::optional<double> dropout;       // overrides hidden and attention dropout (training)
 };
 
 // Token ids of a batch, right-padded: ids and mask are int64 [B, T].
@@ -38,6 +40,7 @@ struct Encoder {
   size_t max_length = 512;
   at::Device device = at::kCPU;
   at::ScalarType dtype = at::kFloat;
+  ExportSpec export_spec;  // how to write this encoder back as a model directory
 
   // Pooled (and optionally normalised) embeddings of one batch, float32 on the model's device.
   at::Tensor embed(const TokenBatch& batch) const;

@@ -152,6 +152,28 @@ std::vector<int64_t> Tokenizer::encode(std::string_view text, size_t max_length)
   return ids;
 }
 
+std::vector<int64_t> Tokenizer::encode_prompted(const std::string& prompt, std::string_view text,
+                                                size_t max_length) const {
+  if (prompt.empty()) return encode(text, max_length);
+  const size_t slot = prompt.find("{text}");
+  ANGLE_CHECK(slot != std::string::npos, "prompt '", prompt, "' has no {text} placeholder");
+  const std::string prefix = prompt.substr(0, slot), suffix = prompt.substr(slot + 6);
+  std::vector<int64_t> whole = tokenize_ids(prefix + std::string(text) + suffix);
+  if (whole.size() + 2 > max_length) {
+    std::vector<int64_t> head = tokenize_ids(prefix), body = tokenize_ids(text), tail = tokenize_ids(suffix);
+    ANGLE_CHECK(head.size() + tail.size() + 2 < max_length, "prompt '", prompt, "' alone needs ",
+                head.size() + tail.size() + 2, " tokens; max length is ", max_length);
+    body.resize(max_length - 2 - head.size() - tail.size());
+    whole = head;
+    whole.insert(whole.end(), body.begin(), body.end());
+    whole.insert(whole.end(), tail.begin(), tail.end());
+  }
+  std::vector<int64_t> ids{cls_id_};
+  ids.insert(ids.end(), whole.begin(), whole.end());
+  ids.push_back(sep_id_);
+  return ids;
+}
+
 std::string Tokenizer::fingerprint() const {
   // FNV-1a over the sorted vocabulary and the options; stable across runs and machines.
   std::map<int64_t, std::string> by_id;

@@ -48,6 +48,10 @@ class Tokenizer {
   std::vector<int64_t> tokenize_ids(std::string_view text) const;
   // [CLS] pieces [SEP], the pieces truncated so that the total is at most max_length.
   std::vector<int64_t> encode(std::string_view text, size_t max_length) const;
+  // `prompt` is a template with "{text}" (empty: no prompt). When the prompted text is too long
+  // the *text* is truncated, never the template's closing tokens (angle-emb <= v0.5 behaviour,
+  // which last-token pooling needs).
+  std::vector<int64_t> encode_prompted(const std::string& prompt, std::string_view text, size_t max_length) const;
   // The normalized, pre-tokenized words (exposed for tests).
   std::vector<std::u32string> pre_tokenize(std::u32string_view text) const;
 

@@ -1,4 +1,4 @@
-#include "eval/sts_data.h"
+#include "data/sts_files.h"
 
 #include <cmath>
 #include <cstdlib>
@@ -6,7 +6,7 @@
 #include "core/error.h"
 #include "core/text_file.h"
 
-namespace angle::eval {
+namespace angle::data {
 namespace {
 
 double parse_score(const std::string& field, const std::string& path, size_t line, const char* column) {
@@ -65,4 +65,4 @@ StsPairs read_sts_spec(const std::string& spec) {
   ANGLE_FAIL("--data '", spec, "': unknown format '", format, "' (stsb or sick)");
 }
 
-}  // namespace angle::eval
+}  // namespace angle::data

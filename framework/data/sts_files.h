@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-namespace angle::eval {
+namespace angle::data {
 
 struct StsPairs {
   std::string name;  // e.g. "stsb", "sick"
@@ -20,4 +20,4 @@ StsPairs read_sick(const std::string& path);
 // "stsb:PATH" or "sick:PATH".
 StsPairs read_sts_spec(const std::string& spec);
 
-}  // namespace angle::eval
+}  // namespace angle::data

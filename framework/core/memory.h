@@ -1,0 +1,7 @@
+#pragma once
+#include <cstdint>
+
+namespace angle {
+// Resident set size of this process in bytes (from /proc/self/statm; 0 where unavailable).
+uint64_t resident_bytes();
+}  // namespace angle

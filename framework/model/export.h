@@ -1,0 +1,24 @@
+// Writes a model directory that HuggingFace transformers and sentence-transformers load as it
+// is: config.json, model.safetensors, the tokenizer files of the source model, and
+// modules.json + 1_Pooling/config.json describing `pooling`. Written to DIR.tmp-<pid> and
+// renamed, so a directory under the final name is always complete.
+#pragma once
+#include <string>
+
+#include "model/bert.h"
+#include "model/pooling.h"
+
+namespace angle::model {
+
+struct ExportSpec {
+  std::string source_dir;  // model directory the weights started from (tokenizer, config)
+  Pooling pooling;
+  bool normalize = false;
+  size_t max_length = 512;
+};
+
+void save_model_dir(const BertModel& model, const ExportSpec& spec, const std::string& out_dir);
+// sentence-transformers can express cls, mean, max and last; the others are an error.
+void check_exportable(const Pooling& pooling);
+
+}  // namespace angle::model

@@ -1,0 +1,181 @@
+#include "train/job_config.h"
+
+#include <boost/program_options.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace angle::train {
+namespace po = boost::program_options;
+namespace {
+
+template <typename T>
+void optional_key(po::options_description& d, const char* name, std::optional<T>& target, const char* help) {
+  d.add_options()(name, po::value<T>()->notifier([&target](const T& v) { target = v; }), help);
+}
+
+po::options_description describe(JobConfig& c) {
+  po::options_description model("[model]"), data("[data]"), loss("[loss]"), optim("[optim]"), train("[train]"),
+      run("[run]");
+  model.add_options()
+      ("model.path", po::value(&c.model_path)->required(), "HF / sentence-transformers model directory")
+      ("model.dtype", po::value(&c.dtype)->default_value(c.dtype), "fp32, or bf16 autocast of the forward pass");
+  optional_key(model, "model.pooling", c.pooling, "cls, cls_avg, cls_max, mean, max, last, index (default: the model's)");
+  optional_key(model, "model.max_length", c.max_length, "tokens per text incl. [CLS]/[SEP] (default: the model's)");
+  optional_key(model, "model.dropout", c.dropout, "hidden and attention dropout (default: config.json; 0 disables)");
+  data.add_options()
+      ("data.train", po::value(&c.train)->required(), "training pairs: stsb:PATH or sick:PATH")
+      ("data.dev", po::value(&c.dev)->default_value(""), "dev set for evaluation during training")
+      ("data.test", po::value(&c.test)->default_value(""), "test set evaluated at the end")
+      ("data.format", po::value(&c.format)->default_value(c.format), "A (text1,text2,label)")
+      ("data.filter_duplicate", po::value(&c.filter_duplicate)->default_value(true),
+       "drop a pair whose text's token ids already occur in its batch (as angle-emb fit())")
+      ("data.text_prompt", po::value(&c.text_prompt)->default_value(""), "template with {text} for both texts");
+  loss.add_options()
+      ("loss.preset", po::value(&c.preset)->default_value(c.preset), "current, v0.4.6-cli or paper (sets the weights)")
+      ("loss.label_mode", po::value(&c.label_mode)->default_value(c.label_mode), "float (v0.6) or legacy-int (<= v0.5.6)")
+      ("loss.angle_reduction", po::value(&c.angle_reduction)->default_value(c.angle_reduction), "sum or mean")
+      ("loss.local_negatives", po::value(&c.local_negatives)->default_value(false),
+       "per-rank in-batch negatives as the reference (multi-rank runs)");
+  optional_key(loss, "loss.cosine_w", c.cosine_w, "weight of the cosine (CoSENT) term");
+  optional_key(loss, "loss.ibn_w", c.ibn_w, "weight of the in-batch negative term");
+  optional_key(loss, "loss.cln_w", c.cln_w, "weight of the hard-negative contrastive term (format C)");
+  optional_key(loss, "loss.angle_w", c.angle_w, "weight of the angle term");
+  optional_key(loss, "loss.cosine_tau", c.cosine_tau, "scale of the cosine term");
+  optional_key(loss, "loss.ibn_tau", c.ibn_tau, "scale of the in-batch negative / contrastive terms");
+  optional_key(loss, "loss.angle_tau", c.angle_tau, "scale of the angle term");
+  optim.add_options()
+      ("optim.lr", po::value(&c.lr)->default_value(c.lr), "peak learning rate (AdamW)")
+      ("optim.weight_decay", po::value(&c.weight_decay)->default_value(c.weight_decay), "decoupled; not on biases/LayerNorm")
+      ("optim.warmup_steps", po::value(&c.warmup_steps)->default_value(c.warmup_steps), "linear warm-up, then linear decay to 0")
+      ("optim.max_grad_norm", po::value(&c.max_grad_norm)->default_value(c.max_grad_norm), "clip by global norm (0: off)")
+      ("optim.adam_beta1", po::value(&c.adam_beta1)->default_value(c.adam_beta1), "")
+      ("optim.adam_beta2", po::value(&c.adam_beta2)->default_value(c.adam_beta2), "")
+      ("optim.adam_eps", po::value(&c.adam_eps)->default_value(c.adam_eps), "");
+  train.add_options()
+      ("train.global_batch", po::value(&c.global_batch)->default_value(c.global_batch), "pairs per optimizer step")
+      ("train.grad_accum", po::value(&c.grad_accum)->default_value(c.grad_accum), "micro-batches per step")
+      ("train.epochs", po::value(&c.epochs)->default_value(c.epochs), "passes over the training set")
+      ("train.max_steps", po::value(&c.max_steps)->default_value(c.max_steps), "stop after N steps (-1: epochs decide)")
+      ("train.seed", po::value(&c.seed)->default_value(c.seed), "seeds data order, initialisation and dropout")
+      ("train.eval_every", po::value(&c.eval_every)->default_value(c.eval_every), "dev evaluation every N steps (0: each epoch)")
+      ("train.log_every", po::value(&c.log_every)->default_value(c.log_every), "metrics.jsonl line every N steps")
+      ("train.device", po::value(&c.device)->default_value(c.device), "cpu, cuda or cuda:N");
+  optional_key(train, "train.threads", c.threads, "intra-op threads (default: all cores)");
+  run.add_options()("run.output_dir", po::value(&c.output_dir)->default_value(""), "default checkpoints/<job name>");
+  po::options_description all("job keys (in the job file, or as --section.key value)");
+  all.add(model).add(data).add(loss).add(optim).add(train).add(run);
+  return all;
+}
+
+// "loss.foo" -> "FILE:LINE" of the line "foo = ..." under "[loss]", for error messages.
+std::string locate(const std::string& file, const std::string& key) {
+  auto dot = key.find('.');
+  if (dot == std::string::npos) return file;
+  const std::string section = key.substr(0, dot), name = key.substr(dot + 1);
+  std::string current, line;
+  std::ifstream in(file);
+  for (int number = 1; std::getline(in, line); ++number) {
+    line.erase(0, line.find_first_not_of(" \t"));
+    if (line.rfind('[', 0) == 0) {
+      current = line.substr(1, line.find(']') - 1);
+    } else if (current == section && line.rfind(name, 0) == 0) {
+      auto rest = line.find_first_not_of(" \t", name.size());
+      if (rest != std::string::npos && line[rest] == '=') return file + ":" + std::to_string(number);
+    }
+  }
+  return file;
+}
+
+void validate(const JobConfig& c) {
+  ANGLE_CHECK(c.global_batch > 0, "train.global_batch must be positive (got ", c.global_batch, ")");
+  ANGLE_CHECK(c.grad_accum > 0 && c.global_batch % c.grad_accum == 0, "train.global_batch ", c.global_batch,
+              " must be divisible by train.grad_accum ", c.grad_accum);
+  ANGLE_CHECK(c.epochs > 0 || c.max_steps > 0, "train.epochs or train.max_steps must be positive");
+  ANGLE_CHECK(c.lr > 0, "optim.lr must be positive (got ", c.lr, ")");
+  ANGLE_CHECK(c.warmup_steps >= 0, "optim.warmup_steps must be >= 0");
+  ANGLE_CHECK(c.log_every > 0, "train.log_every must be positive");
+  ANGLE_CHECK(c.format == "A", "data.format '", c.format, "': only format A (text1, text2, label) can be trained yet");
+  ANGLE_CHECK(c.dtype == "fp32" || c.dtype == "bf16", "model.dtype '", c.dtype, "' (fp32 or bf16)");
+  ANGLE_CHECK(c.angle_reduction == "sum" || c.angle_reduction == "mean", "loss.angle_reduction '", c.angle_reduction,
+              "' (sum or mean)");
+  ANGLE_CHECK(!c.dropout || (*c.dropout >= 0 && *c.dropout < 1), "model.dropout must be in [0, 1)");
+  ANGLE_CHECK(c.text_prompt.empty() || c.text_prompt.find("{text}") != std::string::npos,
+              "data.text_prompt must contain {text}");
+}
+
+}  // namespace
+
+std::string job_help() {
+  JobConfig c;
+  std::ostringstream out;
+  out << describe(c);
+  return out.str();
+}
+
+std::optional<JobConfig> parse_job(const std::string& file, const std::vector<std::string>& overrides) {
+  JobConfig c;
+  po::options_description description = describe(c);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(overrides).options(description).run(), vm);  // first stored value wins
+  } catch (const po::error& e) {
+    ANGLE_FAIL("command line: ", e.what());
+  }
+  std::ifstream in(file);
+  ANGLE_CHECK(in.good(), file, ": cannot open job file");
+  try {
+    po::store(po::parse_config_file(in, description), vm);
+  } catch (const po::error_with_option_name& e) {
+    ANGLE_FAIL(locate(file, e.get_option_name().substr(e.get_option_name().rfind('-') + 1)), ": ", e.what());
+  } catch (const po::error& e) {
+    ANGLE_FAIL(file, ": ", e.what());
+  }
+  try {
+    po::notify(vm);
+  } catch (const po::error& e) {
+    ANGLE_FAIL(file, ": ", e.what());
+  }
+  c.job_file = file;
+  c.job_name = std::filesystem::path(file).stem().string();
+  if (c.output_dir.empty()) c.output_dir = "checkpoints/" + c.job_name;
+  validate(c);
+  return c;
+}
+
+std::string JobConfig::dump() const {
+  std::ostringstream o;
+  o << "# resolved configuration of " << job_file << "\n";
+  auto section = [&](const char* name) { o << "\n[" << name << "]\n"; };
+  auto key = [&](const char* name, const auto& value) { o << name << " = " << value << "\n"; };
+  auto optional = [&](const char* name, const auto& value) {
+    if (value) key(name, *value);
+  };
+  section("model");
+  key("path", model_path), optional("pooling", pooling), optional("max_length", max_length), key("dtype", dtype);
+  optional("dropout", dropout);
+  section("data");
+  key("train", train), key("dev", dev), key("test", test), key("format", format);
+  key("filter_duplicate", filter_duplicate), key("text_prompt", text_prompt);
+  section("loss");
+  key("preset", preset), optional("cosine_w", cosine_w), optional("ibn_w", ibn_w), optional("cln_w", cln_w);
+  optional("angle_w", angle_w), optional("cosine_tau", cosine_tau), optional("ibn_tau", ibn_tau);
+  optional("angle_tau", angle_tau), key("label_mode", label_mode), key("angle_reduction", angle_reduction);
+  key("local_negatives", local_negatives);
+  section("optim");
+  key("lr", lr), key("weight_decay", weight_decay), key("warmup_steps", warmup_steps);
+  key("max_grad_norm", max_grad_norm), key("adam_beta1", adam_beta1), key("adam_beta2", adam_beta2);
+  key("adam_eps", adam_eps);
+  section("train");
+  key("global_batch", global_batch), key("grad_accum", grad_accum), key("epochs", epochs), key("max_steps", max_steps);
+  key("seed", seed), key("eval_every", eval_every), key("log_every", log_every), optional("threads", threads);
+  key("device", device);
+  section("run");
+  key("output_dir", output_dir);
+  return o.str();
+}
+
+}  // namespace angle::train

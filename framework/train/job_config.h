@@ -1,0 +1,50 @@
+// The job file of `angle train`: INI sections and keys as in ../shared/DESIGN.md ("Job files"),
+// parsed with Boost.Program_options. Any key can be overridden on the command line as
+// --section.key value. Unknown keys and values of the wrong type are errors naming the key (and
+// the file and line when they come from the file).
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace angle::train {
+
+struct JobConfig {
+  std::string job_file, job_name;  // job name = job file stem
+  // [model]
+  std::string model_path;
+  std::optional<std::string> pooling;
+  std::optional<size_t> max_length;
+  std::string dtype = "fp32";         // fp32 | bf16 (bf16: autocast of the forward pass)
+  std::optional<double> dropout;      // overrides hidden and attention dropout; 0 disables
+  // [data]
+  std::string train, dev, test;       // FORMAT:PATH (stsb:, sick:)
+  std::string format = "A";
+  bool filter_duplicate = true;
+  std::string text_prompt;            // "{text}" template for both texts (format A)
+  // [loss]
+  std::string preset = "current";
+  std::optional<double> cosine_w, ibn_w, cln_w, angle_w, cosine_tau, ibn_tau, angle_tau;
+  std::string label_mode = "float";
+  std::string angle_reduction = "sum";
+  bool local_negatives = false;
+  // [optim]
+  double lr = 1e-5, weight_decay = 0.0, max_grad_norm = 1.0, adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
+  long warmup_steps = 0;
+  // [train]
+  long global_batch = 32, grad_accum = 1, epochs = 1, max_steps = -1, eval_every = 0, log_every = 10;
+  unsigned long long seed = 42;
+  std::optional<int> threads;
+  std::string device = "cpu";
+  // [run]
+  std::string output_dir;  // default checkpoints/<job name>
+
+  std::string dump() const;  // the resolved configuration, as an INI file
+};
+
+// Parses FILE plus command-line overrides (["--optim.lr", "3e-5", ...]). Returns nullopt after
+// printing help for --help.
+std::optional<JobConfig> parse_job(const std::string& file, const std::vector<std::string>& overrides);
+std::string job_help();
+
+}  // namespace angle::train

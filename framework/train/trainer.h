@@ -1,0 +1,13 @@
+// The training loop of `angle train` (single process): AdamW with decoupled weight decay,
+// linear warm-up and decay, clipping by global norm, gradient accumulation, dev evaluation with
+// the best model kept, per-step metrics in metrics.jsonl and a progress line with ETA.
+#pragma once
+#include "train/job_config.h"
+
+namespace angle::train {
+
+// Writes into c.output_dir: job.ini (resolved), metrics.jsonl, best/ and final/ (model
+// directories that `angle eval`, `angle export` and sentence-transformers read), eval.json.
+void run_training(const JobConfig& c);
+
+}  // namespace angle::train
