@@ -65,29 +65,47 @@ struct BertModel::Impl : nn::Module {
 
   at::Tensor dropout(const at::Tensor& x, double p) const { return is_training() && p > 0 ? at::dropout(x, p, true) : x; }
 
+  // Padding-free execution: every per-token operation (embeddings, the Q/K/V, output and
+  // feed-forward projections, LayerNorm, dropout) runs on the packed real tokens only [N, H];
+  // only attention, which mixes tokens, sees the padded [B, T] layout. Same arithmetic as the
+  // padded model, without the FLOPs spent on padding (often half of a random training batch).
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask) {
     const int64_t batch = ids.size(0), length = ids.size(1), heads = c.num_attention_heads;
-    const int64_t head_dim = c.hidden_size / heads;
+    const int64_t hidden = c.hidden_size, head_dim = hidden / heads;
     ANGLE_CHECK(length <= c.max_position_embeddings, "sequence length ", length, " exceeds max_position_embeddings ",
                 c.max_position_embeddings, " of ", c.source);
-    auto positions = at::arange(length, ids.options());
+    at::Tensor tokens = mask.reshape({-1}).nonzero().squeeze(1);  // flat indices of real tokens
+    // Length-sorted inference batches are nearly dense: there the copies cost more than they save.
+    const bool dense = tokens.numel() * 10 >= batch * length * 9;
+    if (dense) tokens = at::arange(batch * length, tokens.options());
+    auto pack = [&](const at::Tensor& padded) {
+      at::Tensor flat = padded.reshape({batch * length, -1});
+      return dense ? flat : flat.index_select(0, tokens);
+    };
+    auto unpack = [&](const at::Tensor& packed) {
+      if (dense) return packed.view({batch, length, packed.size(1)});
+      return at::zeros({batch * length, packed.size(1)}, packed.options())
+          .index_copy(0, tokens, packed)
+          .view({batch, length, packed.size(1)});
+    };
+    at::Tensor positions = at::arange(length, ids.options()).repeat({batch}).index_select(0, tokens);
     // token_type_ids are all zero for single-sentence encoding, as in sentence-transformers.
-    at::Tensor x = word(ids) + position(positions).unsqueeze(0) + token_type->weight[0];
+    at::Tensor x = word(ids.reshape({-1}).index_select(0, tokens)) + position(positions) + token_type->weight[0];
     x = dropout(embedding_norm(x), c.hidden_dropout_prob);
-    // Keys at padded positions are excluded; padded queries still produce (ignored) rows.
+    // Keys at padded positions are excluded; padded queries produce rows that are dropped.
     at::Tensor key_mask = mask.to(at::kBool).view({batch, 1, 1, length});
     for (Layer& l : layers) {
-      auto split = [&](nn::Linear& proj) {
-        return proj(x).view({batch, length, heads, head_dim}).transpose(1, 2);
+      auto heads_of = [&](nn::Linear& proj) {
+        return unpack(proj(x)).view({batch, length, heads, head_dim}).transpose(1, 2);
       };
-      at::Tensor context = at::scaled_dot_product_attention(split(l.query), split(l.key), split(l.value), key_mask,
-                                                            is_training() ? c.attention_probs_dropout_prob : 0.0);
-      context = context.transpose(1, 2).reshape({batch, length, c.hidden_size});
+      at::Tensor context = at::scaled_dot_product_attention(heads_of(l.query), heads_of(l.key), heads_of(l.value),
+                                                            key_mask, is_training() ? c.attention_probs_dropout_prob : 0.0);
+      context = pack(context.transpose(1, 2).reshape({batch, length, hidden}));
       x = l.attention_norm(dropout(l.attention_out(context), c.hidden_dropout_prob) + x);
       at::Tensor ff = l.out(activation(l.intermediate(x), c.hidden_act));
       x = l.out_norm(dropout(ff, c.hidden_dropout_prob) + x);
     }
-    return x;
+    return unpack(x);  // padded positions are 0 (or, when dense, computed but meaningless)
   }
 };
 

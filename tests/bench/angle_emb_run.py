@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Runs the reference library angle-emb (v0.6.1, AnglE.fit) on STS-B with a recipe given on the
+command line. Used by the side-by-side and throughput benchmarks; not part of the product."""
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / 'tests/oracle'))
+from common import stsb_pairs  # noqa: E402
+
+
+def dataset(path):
+    from datasets import Dataset
+    a, b, y = stsb_pairs(path)
+    return Dataset.from_dict({'text1': a, 'text2': b, 'label': y})
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('--model', required=True)
+    ap.add_argument('--train', required=True)
+    ap.add_argument('--output', required=True)
+    ap.add_argument('--epochs', type=int, default=1)
+    ap.add_argument('--max-steps', type=int, default=-1)
+    ap.add_argument('--batch-size', type=int, default=32)
+    ap.add_argument('--max-length', type=int, default=128)
+    ap.add_argument('--lr', type=float, default=2e-5)
+    ap.add_argument('--seed', type=int, default=42)
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--loss', default='{"cosine_w": 1, "ibn_w": 1, "angle_w": 0.02, "cosine_tau": 20, '
+                                      '"ibn_tau": 20, "angle_tau": 20}')
+    args = ap.parse_args()
+    import torch
+    torch.set_num_threads(args.threads)
+    from angle_emb import AnglE
+    angle = AnglE.from_pretrained(args.model, max_length=args.max_length, pooling_strategy='avg',
+                                  train_mode=True, torch_dtype=torch.float32)
+    start = time.perf_counter()
+    angle.fit(train_ds=dataset(args.train), output_dir=args.output, batch_size=args.batch_size, epochs=args.epochs,
+              learning_rate=args.lr, warmup_steps=0, logging_steps=10, save_strategy='no', eval_strategy='no',
+              loss_kwargs=json.loads(args.loss), filter_duplicate=True,
+              argument_kwargs={'seed': args.seed, 'max_steps': args.max_steps, 'report_to': 'none',
+                               'use_cpu': True, 'dataloader_num_workers': 0})
+    print(json.dumps({'fit_seconds': time.perf_counter() - start}))
+
+
+if __name__ == '__main__':
+    main()
