@@ -13,7 +13,6 @@ double now_seconds() {
 }
 
 void log_info(const std::string& message) { std::fprintf(stderr, "%s\n", message.c_str()); }
-void log_warn(const std::string& message) { std::fprintf(stderr, "warning: %s\n", message.c_str()); }
 
 Progress::Progress(std::string label, long long total, double min_interval_s)
     : label_(std::move(label)), total_(total), min_interval_s_(min_interval_s),
@@ -26,7 +25,7 @@ void Progress::update(long long done, bool final) {
   double elapsed = now - start_s_;
   double rate = elapsed > 0 ? done / elapsed : 0.0;
   double eta = rate > 0 ? (total_ - done) / rate : 0.0;
-  std::fprintf(stderr, "%s%s %lld/%lld (%.0f/s, %.1fs elapsed, ETA %.1fs)%s", tty_ ? "\r" : "",
+  std::fprintf(stderr, "%s%s %lld/%lld (%.1f/s, %.1fs elapsed, ETA %.1fs)%s", tty_ ? "\r" : "",
                label_.c_str(), done, total_, rate, elapsed, eta, (final || !tty_) ? "\n" : "");
   std::fflush(stderr);
 }

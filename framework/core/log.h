@@ -5,7 +5,6 @@
 namespace angle {
 
 void log_info(const std::string& message);
-void log_warn(const std::string& message);
 // A progress line that rewrites itself on a terminal and prints plainly when stderr is a file
 // (Slurm logs), at most every `min_interval_s` seconds unless `final` is set.
 class Progress {

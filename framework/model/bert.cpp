@@ -148,6 +148,5 @@ void BertModel::load_weights(const SafetensorsFile& file) {
 
 void BertModel::to(at::Device device, at::ScalarType dtype) { impl_->to(device, dtype); }
 void BertModel::train(bool on) { impl_->train(on); }
-std::shared_ptr<torch::nn::Module> BertModel::module() const { return impl_; }
 
 }  // namespace angle::model

@@ -11,10 +11,6 @@
 
 #include "model/bert_config.h"
 
-namespace torch::nn {
-class Module;
-}
-
 namespace angle::model {
 
 class SafetensorsFile;
@@ -31,7 +27,6 @@ class BertModel {
   void to(at::Device device, at::ScalarType dtype);
   void train(bool on);
   const BertConfig& config() const { return config_; }
-  std::shared_ptr<torch::nn::Module> module() const;
 
  private:
   struct Impl;

@@ -9,11 +9,10 @@ import os
 import pathlib
 import shutil
 import struct
-import subprocess
 import sys
 
-failures = []
-
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from expect import Expectations  # noqa: E402
 
 def model_variant(base, work, name, edit):
     """A copy of the model directory (files symlinked) in which `edit(dir)` breaks something."""
@@ -31,26 +30,6 @@ def replace(d, name, data):
     (d / name).write_bytes(data) if isinstance(data, bytes) else (d / name).write_text(data)
 
 
-def check(angle, label, args, expect, output=None):
-    proc = subprocess.run([angle] + [str(a) for a in args], capture_output=True, text=True)
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
-    problems = []
-    if proc.returncode == 0:
-        problems.append('exit status 0')
-    if len(lines) != 1:
-        problems.append(f'{len(lines)} stderr lines, expected 1')
-    if not all(e in proc.stderr for e in expect):
-        problems.append(f'message lacks {expect}')
-    if output is not None:
-        leftovers = [p.name for p in output.parent.iterdir() if p.name.startswith(output.name)]
-        if leftovers:
-            problems.append(f'left output files {leftovers}')
-    status = 'FAIL' if problems else 'ok'
-    print(f'[{status}] {label}: rc={proc.returncode} {proc.stderr.strip()[:200]}')
-    if problems:
-        failures.append(f'{label}: {"; ".join(problems)}')
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--angle', required=True)
@@ -58,6 +37,7 @@ def main():
     ap.add_argument('--work', required=True)
     args = ap.parse_args()
     angle, base, work = args.angle, pathlib.Path(args.model), pathlib.Path(args.work)
+    expect = Expectations(angle)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     texts = work / 'texts.txt'
@@ -71,61 +51,60 @@ def main():
     def embed(model, inp=texts, extra=()):
         return ['embed', '--model', model, '--input', inp, '--output', out, '--quiet', *extra]
 
-    check(angle, 'missing model directory', embed(work / 'nope'), ['nope', 'does not exist'], out)
+    expect.failure('missing model directory', embed(work / 'nope'), ['nope', 'does not exist'], out)
     no_config = model_variant(base, work, 'no-config', lambda d: (d / 'config.json').unlink())
-    check(angle, 'missing config.json', embed(no_config), ['config.json', 'missing'], out)
+    expect.failure('missing config.json', embed(no_config), ['config.json', 'missing'], out)
     no_weights = model_variant(base, work, 'no-weights', lambda d: (d / 'model.safetensors').unlink())
-    check(angle, 'missing model.safetensors', embed(no_weights), ['model.safetensors', 'missing'], out)
+    expect.failure('missing model.safetensors', embed(no_weights), ['model.safetensors', 'missing'], out)
     no_tok = model_variant(base, work, 'no-tokenizer',
                            lambda d: [(d / n).unlink() for n in ('tokenizer.json', 'vocab.txt')])
-    check(angle, 'missing tokenizer files', embed(no_tok), ['no-tokenizer', 'no tokenizer.json or vocab.txt'], out)
+    expect.failure('missing tokenizer files', embed(no_tok), ['no-tokenizer', 'no tokenizer.json or vocab.txt'], out)
     truncated = model_variant(base, work, 'truncated', lambda d: replace(d, 'model.safetensors', weights[:len(weights) // 2]))
-    check(angle, 'truncated safetensors', embed(truncated), ['model.safetensors', 'past the end of the data'], out)
+    expect.failure('truncated safetensors', embed(truncated), ['model.safetensors', 'past the end of the data'], out)
     past_eof = model_variant(base, work, 'header-past-eof',
                              lambda d: replace(d, 'model.safetensors', struct.pack('<Q', len(weights)) + weights[8:]))
-    check(angle, 'header offset past end of file', embed(past_eof), ['model.safetensors', 'header length',
+    expect.failure('header offset past end of file', embed(past_eof), ['model.safetensors', 'header length',
                                                                      'runs past the end of the file'], out)
     wrong_shape = model_variant(base, work, 'wrong-shape',
                                 lambda d: replace(d, 'config.json', json.dumps({**config, 'intermediate_size': 1024})))
-    check(angle, 'tensor shape disagrees with config.json', embed(wrong_shape),
+    expect.failure('tensor shape disagrees with config.json', embed(wrong_shape),
           ['model.safetensors', 'intermediate.dense.weight', 'has shape [1536, 384]', 'config.json implies [1024, 384]'], out)
     arch = model_variant(base, work, 'unknown-arch',
                          lambda d: replace(d, 'config.json', json.dumps({**config, 'model_type': 'gpt2',
                                                                          'architectures': ['GPT2Model']})))
-    check(angle, 'unknown architecture', embed(arch), ['config.json', 'unknown architecture', 'gpt2'], out)
+    expect.failure('unknown architecture', embed(arch), ['config.json', 'unknown architecture', 'gpt2'], out)
     bad_json = model_variant(base, work, 'bad-json', lambda d: replace(d, 'config.json', '{"hidden_size": 384,'))
-    check(angle, 'config.json not JSON', embed(bad_json), ['config.json', 'invalid JSON'], out)
+    expect.failure('config.json not JSON', embed(bad_json), ['config.json', 'invalid JSON'], out)
 
     empty = work / 'empty.txt'
     empty.write_text('')
-    check(angle, 'empty input file', embed(base, empty), ['empty.txt', 'file is empty'], out)
+    expect.failure('empty input file', embed(base, empty), ['empty.txt', 'file is empty'], out)
     latin1 = work / 'latin1.txt'
     latin1.write_bytes('fine line\ncaf\xe9 au lait\n'.encode('latin-1'))
-    check(angle, 'non-UTF-8 line', embed(base, latin1), ['latin1.txt:2', 'not valid UTF-8'], out)
-    check(angle, 'missing input file', embed(base, work / 'absent.txt'), ['absent.txt', 'cannot open'], out)
-    check(angle, 'max length over the position limit', embed(base, extra=['--max-length', 1024]),
+    expect.failure('non-UTF-8 line', embed(base, latin1), ['latin1.txt:2', 'not valid UTF-8'], out)
+    expect.failure('missing input file', embed(base, work / 'absent.txt'), ['absent.txt', 'cannot open'], out)
+    expect.failure('max length over the position limit', embed(base, extra=['--max-length', 1024]),
           ['max length 1024', "position limit 512", 'config.json'], out)
-    check(angle, 'unknown pooling', embed(base, extra=['--pooling', 'median']), ["unknown pooling 'median'"], out)
-    check(angle, 'unknown dtype', embed(base, extra=['--dtype', 'fp8']), ["unknown dtype 'fp8'"], out)
-    check(angle, 'unknown output format', ['embed', '--model', base, '--input', texts, '--output', work / 'out.csv'],
+    expect.failure('unknown pooling', embed(base, extra=['--pooling', 'median']), ["unknown pooling 'median'"], out)
+    expect.failure('unknown dtype', embed(base, extra=['--dtype', 'fp8']), ["unknown dtype 'fp8'"], out)
+    expect.failure('unknown output format', ['embed', '--model', base, '--input', texts, '--output', work / 'out.csv'],
           ['out.csv', 'unknown format'])
-    check(angle, 'output directory missing', ['embed', '--model', base, '--input', texts, '--output',
+    expect.failure('output directory missing', ['embed', '--model', base, '--input', texts, '--output',
                                               work / 'nodir' / 'e.npy'], ['nodir', 'does not exist'])
-    check(angle, 'unknown option', ['embed', '--modle', base], ['modle', "angle embed --help"])
+    expect.failure('unknown option', ['embed', '--modle', base], ['modle', "angle embed --help"])
 
     bad_stsb = work / 'bad-sts.csv'
     bad_stsb.write_text('main-captions\tMSRvid\t2012test\t0001\t5.000\tA plane.\tA plane.\n'
                         'main-captions\tMSRvid\t2012test\t0002\tfive\tA man.\tA man.\n')
-    check(angle, 'STS-B score not a number', ['eval', '--model', base, '--data', f'stsb:{bad_stsb}'],
+    expect.failure('STS-B score not a number', ['eval', '--model', base, '--data', f'stsb:{bad_stsb}'],
           ['bad-sts.csv:2', "'five' is not a number"])
     short = work / 'short-sts.csv'
     short.write_text('a\tb\tc\td\t1.0\tonly one sentence\n')
-    check(angle, 'STS-B row with too few columns', ['eval', '--model', base, '--data', f'stsb:{short}'],
+    expect.failure('STS-B row with too few columns', ['eval', '--model', base, '--data', f'stsb:{short}'],
           ['short-sts.csv:1', 'expected at least 7'])
-    check(angle, 'unknown data format', ['eval', '--model', base, '--data', 'msrp:x.tsv'], ["unknown format 'msrp'"])
+    expect.failure('unknown data format', ['eval', '--model', base, '--data', 'msrp:x.tsv'], ["unknown format 'msrp'"])
 
-    if failures:
-        sys.exit('FAILED:\n  ' + '\n  '.join(failures))
+    expect.exit_status()
     print('all error cases behave')
 
 

@@ -13,7 +13,9 @@ import shutil
 import subprocess
 import sys
 
-failures = []
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from expect import Expectations  # noqa: E402
+
 
 
 def run(cmd):
@@ -21,15 +23,6 @@ def run(cmd):
     if proc.returncode != 0:
         sys.exit(f'failed ({proc.returncode}): {" ".join(map(str, cmd))}\n{proc.stderr}')
     return proc
-
-
-def expect_error(angle, label, args, expect):
-    proc = subprocess.run([str(angle)] + [str(a) for a in args], capture_output=True, text=True)
-    error_lines = [l for l in proc.stderr.splitlines() if 'error' in l]
-    ok = proc.returncode != 0 and len(error_lines) == 1 and all(e in error_lines[0] for e in expect)
-    print(f'[{"ok" if ok else "FAIL"}] {label}: rc={proc.returncode} {error_lines[:1]}')
-    if not ok:
-        failures.append(f'{label}: expected {expect}, got rc={proc.returncode} stderr={proc.stderr[-400:]}')
 
 
 def metrics(out):
@@ -44,6 +37,8 @@ def main():
     ap.add_argument('--work', required=True)
     args = ap.parse_args()
     angle, work, data = pathlib.Path(args.angle), pathlib.Path(args.work), pathlib.Path(args.data_dir)
+    expect = Expectations(angle)
+    failures = expect.failures
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     train_file = data / 'STS/STSBenchmark/sts-train.csv'
@@ -109,32 +104,31 @@ seed = 7
         return path
     base_job = job.read_text()
     unknown = bad_job('unknown.ini', base_job.replace('[optim]\n', '[optim]\nlearning_rate = 1\n'))
-    expect_error(angle, 'unknown job key', ['train', '--job', unknown], ['unknown.ini:12', 'optim.learning_rate'])
-    expect_error(angle, 'unknown key on the command line', ['train', '--job', job, '--loss.foo', 1],
+    expect.failure('unknown job key', ['train', '--job', unknown], ['unknown.ini:12', 'optim.learning_rate'])
+    expect.failure('unknown key on the command line', ['train', '--job', job, '--loss.foo', 1],
                  ['command line', 'loss.foo'])
     wrong = bad_job('wrong-type.ini', base_job.replace('lr = 5e-5', 'lr = fast'))
-    expect_error(angle, 'wrong value type', ['train', '--job', wrong], ['wrong-type.ini', 'optim.lr', 'fast'])
-    expect_error(angle, 'missing data file', ['train', '--job', job, '--data.train', f'stsb:{work}/none.csv'],
+    expect.failure('wrong value type', ['train', '--job', wrong], ['wrong-type.ini', 'optim.lr', 'fast'])
+    expect.failure('missing data file', ['train', '--job', job, '--data.train', f'stsb:{work}/none.csv'],
                  ['none.csv', 'cannot open'])
     labels = work / 'labels.csv'
     labels.write_text('g\tf\t2012\t1\t4.0\tA dog runs.\tA dog is running.\ng\tf\t2012\t2\thigh\tA cat.\tA kitten.\n')
-    expect_error(angle, 'label not a number', ['train', '--job', job, '--data.train', f'stsb:{labels}'],
+    expect.failure('label not a number', ['train', '--job', job, '--data.train', f'stsb:{labels}'],
                  ['labels.csv:2', "'high' is not a number"])
     empty = work / 'empty.csv'
     empty.write_text('')
-    expect_error(angle, 'empty training set', ['train', '--job', job, '--data.train', f'stsb:{empty}'],
+    expect.failure('empty training set', ['train', '--job', job, '--data.train', f'stsb:{empty}'],
                  ['empty.csv', 'empty'])
     dups = work / 'dups.csv'
     dups.write_text(''.join(f'g\tf\t2012\t{i}\t{i % 5}.0\tSame text {i}.\tSame text {i}.\n' for i in range(20)))
-    expect_error(angle, 'batch empty after duplicate filtering', ['train', '--job', job, '--data.train', f'stsb:{dups}'],
+    expect.failure('batch empty after duplicate filtering', ['train', '--job', job, '--data.train', f'stsb:{dups}'],
                  ['step 1', 'duplicate'])
-    expect_error(angle, 'NaN loss', ['train', '--job', job, '--optim.lr', '1e30', '--optim.warmup_steps', 0,
+    expect.failure('NaN loss', ['train', '--job', job, '--optim.lr', '1e30', '--optim.warmup_steps', 0,
                                      '--optim.max_grad_norm', 0, '--run.output_dir', work / 'nan'],
                  ['step ', 'loss is', 'not finite'])
-    expect_error(angle, 'batch not divisible by accumulation', ['train', '--job', job, '--train.grad_accum', 3],
+    expect.failure('batch not divisible by accumulation', ['train', '--job', job, '--train.grad_accum', 3],
                  ['global_batch 8', 'grad_accum 3'])
-    if failures:
-        sys.exit('FAILED:\n  ' + '\n  '.join(failures))
+    expect.exit_status()
     print('train/export checks passed')
 
 

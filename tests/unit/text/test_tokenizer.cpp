@@ -117,3 +117,26 @@ BOOST_AUTO_TEST_CASE(fingerprint_changes_with_vocabulary_and_options) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(prompts)
+
+BOOST_AUTO_TEST_CASE(prompt_wraps_the_text) {
+  text::Tokenizer t(tiny_spec());
+  // "hello {text} !" around "the cat": [CLS] hello the cat ! [SEP]
+  BOOST_TEST(t.encode_prompted("hello {text} !", "the cat", 16) == (Ids{2, 18, 5, 6, 16, 3}),
+             boost::test_tools::per_element());
+  BOOST_TEST(t.encode_prompted("", "the cat", 16) == t.encode("the cat", 16), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(truncation_cuts_the_text_not_the_prompt_tail) {
+  text::Tokenizer t(tiny_spec());
+  // max 6: [CLS] hello <2 text tokens> ! [SEP]; plain truncation would have cut the "!".
+  BOOST_TEST(t.encode_prompted("hello {text} !", "the cat sat on the mat", 6) == (Ids{2, 18, 5, 6, 16, 3}),
+             boost::test_tools::per_element());
+  BOOST_TEST(error_of([&] { t.encode_prompted("hello world {text} !", "the", 4); }).find("alone needs 5 tokens") !=
+             std::string::npos);
+  BOOST_TEST(error_of([&] { t.encode_prompted("no placeholder", "the", 8); }).find("no {text} placeholder") !=
+             std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
