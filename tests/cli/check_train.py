@@ -79,6 +79,19 @@ seed = 7
         failures.append(f'lr schedule {[m["lr"] for m in first]} != {expected_lr}')
     print('losses', [round(m['loss'], 6) for m in first], 'lr', [m['lr'] for m in first])
 
+    # bf16 autocast: same first-step loss as fp32 within bf16 precision (dropout off for both).
+    first_losses = {}
+    for dtype in ('fp32', 'bf16'):
+        out = work / f'dtype-{dtype}'
+        run([angle, 'train', '--job', job, '--run.output_dir', out, '--model.dtype', dtype, '--model.dropout', 0,
+             '--train.max_steps', 1, *common])
+        first_losses[dtype] = metrics(out)[0]['loss']
+    print('first-step loss fp32 / bf16:', first_losses)
+    if abs(first_losses['bf16'] - first_losses['fp32']) > 0.03 * abs(first_losses['fp32']):
+        failures.append(f'bf16 autocast loss {first_losses["bf16"]} far from fp32 {first_losses["fp32"]}')
+    if first_losses['bf16'] == first_losses['fp32']:
+        failures.append('bf16 autocast gave exactly the fp32 loss: autocast is not active')
+
     exported = work / 'exported'
     run([angle, 'export', '--checkpoint', work / 'run0/final', '--output', exported])
     texts = work / 'texts.txt'
