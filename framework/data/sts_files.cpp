@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
+
+#include <algorithm>
 
 #include "core/error.h"
 #include "core/text_file.h"
@@ -12,6 +15,7 @@ namespace {
 double parse_score(const std::string& field, const std::string& path, size_t line, const char* column) {
   char* end = nullptr;
   double value = std::strtod(field.c_str(), &end);
+  while (end && (*end == ' ' || *end == '\t')) ++end;
   ANGLE_CHECK(!field.empty() && end && *end == '\0' && std::isfinite(value), path, ":", line, ": ", column,
               " '", field, "' is not a number");
   return value;
@@ -53,6 +57,41 @@ StsPairs read_sick(const std::string& path) {
     pairs.text2.push_back(fields[2]);
   }
   ANGLE_CHECK(!pairs.score.empty(), path, ": no pairs (only a header)");
+  return pairs;
+}
+
+StsPairs read_senteval_sts(const std::string& dir) {
+  namespace fs = std::filesystem;
+  ANGLE_CHECK(fs::is_directory(dir), dir, ": not a directory");
+  std::vector<fs::path> inputs;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    std::string name = entry.path().filename().string();
+    if ((name.rfind("STS.input.", 0) == 0 || name.rfind("STS2016.input.", 0) == 0) && name.ends_with(".txt"))
+      inputs.push_back(entry.path());
+  }
+  ANGLE_CHECK(!inputs.empty(), dir, ": no STS.input.<subset>.txt files");
+  std::sort(inputs.begin(), inputs.end());
+  StsPairs pairs{fs::path(dir).filename().string(), dir, {}, {}, {}};
+  for (const fs::path& input : inputs) {
+    std::string gold_name = input.filename().string();
+    gold_name.replace(gold_name.find(".input."), 7, ".gs.");
+    const std::string gold_path = (input.parent_path() / gold_name).string();
+    ANGLE_CHECK(fs::exists(gold_path), input.string(), ": gold file ", gold_path, " is missing");
+    auto lines = read_utf8_lines(input.string());
+    auto gold = read_utf8_lines(gold_path);
+    ANGLE_CHECK(lines.size() == gold.size(), input.string(), " has ", lines.size(), " lines but ", gold_path, " has ",
+                gold.size());
+    for (size_t i = 0; i < lines.size(); ++i) {
+      if (gold[i].find_first_not_of(" \t") == std::string::npos) continue;  // no gold score: not evaluated
+      auto fields = split(lines[i], '\t');
+      ANGLE_CHECK(fields.size() >= 2, input.string(), ":", i + 1, ": expected two tab-separated sentences");
+      double score = parse_score(gold[i], gold_path, i + 1, "gold score");
+      ANGLE_CHECK(score >= 0 && score <= 5, gold_path, ":", i + 1, ": score ", score, " outside [0, 5]");
+      pairs.text1.push_back(fields[0]);
+      pairs.text2.push_back(fields[1]);
+      pairs.score.push_back(score);
+    }
+  }
   return pairs;
 }
 

@@ -19,5 +19,9 @@ StsPairs read_stsb(const std::string& path);
 StsPairs read_sick(const std::string& path);
 // "stsb:PATH" or "sick:PATH".
 StsPairs read_sts_spec(const std::string& spec);
+// A SemEval STS12–16 test directory as SentEval lays it out: STS.input.<subset>.txt with
+// STS.gs.<subset>.txt (STS16: STS2016.input/gs.*), every subset concatenated in name order (the
+// paper's "all" setting). An empty gold line means the pair is skipped.
+StsPairs read_senteval_sts(const std::string& dir);
 
 }  // namespace angle::data

@@ -27,7 +27,9 @@ po::options_description describe(JobConfig& c) {
   optional_key(model, "model.max_length", c.max_length, "tokens per text incl. [CLS]/[SEP] (default: the model's)");
   optional_key(model, "model.dropout", c.dropout, "hidden and attention dropout (default: config.json; 0 disables)");
   data.add_options()
-      ("data.train", po::value(&c.train)->required(), "training pairs: stsb:PATH or sick:PATH")
+      ("data.train", po::value(&c.train)->required(), "training sets, comma-separated: PATH.h5 (angle prepare) or "
+                                                      "FORMAT:PATH (stsb, sick, snli-senteval, ...)")
+      ("data.mix_weights", po::value(&c.mix_weights)->default_value(""), "sampling weight of each training set")
       ("data.dev", po::value(&c.dev)->default_value(""), "dev set for evaluation during training")
       ("data.test", po::value(&c.test)->default_value(""), "test set evaluated at the end")
       ("data.format", po::value(&c.format)->default_value(c.format), "A (text1,text2,label)")
@@ -158,7 +160,7 @@ std::string JobConfig::dump() const {
   key("path", model_path), optional("pooling", pooling), optional("max_length", max_length), key("dtype", dtype);
   optional("dropout", dropout);
   section("data");
-  key("train", train), key("dev", dev), key("test", test), key("format", format);
+  key("train", train), key("mix_weights", mix_weights), key("dev", dev), key("test", test), key("format", format);
   key("filter_duplicate", filter_duplicate), key("text_prompt", text_prompt);
   section("loss");
   key("preset", preset), optional("cosine_w", cosine_w), optional("ibn_w", ibn_w), optional("cln_w", cln_w);

@@ -18,7 +18,9 @@ struct JobConfig {
   std::string dtype = "fp32";         // fp32 | bf16 (bf16: autocast of the forward pass)
   std::optional<double> dropout;      // overrides hidden and attention dropout; 0 disables
   // [data]
-  std::string train, dev, test;       // FORMAT:PATH (stsb:, sick:)
+  std::string train;                  // comma-separated PATH.h5 or FORMAT:PATH specs
+  std::string dev, test;              // stsb:PATH or sick:PATH
+  std::string mix_weights;            // comma-separated, one per training set (empty: by size)
   std::string format = "A";
   bool filter_duplicate = true;
   std::string text_prompt;            // "{text}" template for both texts (format A)

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -18,6 +19,8 @@
 #include "data/sampler.h"
 #include "eval/sts_eval.h"
 #include "loss/angle_loss.h"
+#include "core/text_file.h"
+#include "data/example_source.h"
 #include "train/pair_batches.h"
 #include "train/schedule.h"
 
@@ -79,8 +82,7 @@ void run_training(const JobConfig& c) {
   if (c.threads) at::set_num_threads(*c.threads);
   at::manual_seed(c.seed);
   const loss::Weights weights = loss_weights(c);
-  // Read every data file before the model: a typo fails in a second, not after loading.
-  data::StsPairs train_set = data::read_sts_spec(c.train);
+  // Evaluation files are read before the model: a typo fails in a second, not after loading.
   std::optional<data::StsPairs> dev_set, test_set;
   if (!c.dev.empty()) dev_set = data::read_sts_spec(c.dev);
   if (!c.test.empty()) test_set = data::read_sts_spec(c.test);
@@ -92,18 +94,49 @@ void run_training(const JobConfig& c) {
   options.device = c.device;
   model::Encoder encoder = model::load_encoder(c.model_path, options);
   model::check_exportable(encoder.pooling);
-  auto pairs = tokenize_pairs(train_set, encoder.tokenizer, encoder.max_length, c.text_prompt);
+
+  std::vector<std::unique_ptr<data::ExampleSource>> sources;
+  std::vector<uint64_t> sizes;
+  for (const std::string& spec : split(c.train, ',')) {
+    sources.push_back(data::open_source(spec, encoder.tokenizer, c.model_path, encoder.max_length, c.text_prompt));
+    ANGLE_CHECK(sources.back()->format() == "A", spec, ": format ", sources.back()->format(),
+                " cannot be trained yet (format A: text1, text2, label)");
+    sizes.push_back(sources.back()->size());
+  }
+  std::vector<double> mix;
+  if (!c.mix_weights.empty())
+    for (const std::string& w : split(c.mix_weights, ',')) {
+      char* end = nullptr;
+      mix.push_back(std::strtod(w.c_str(), &end));
+      ANGLE_CHECK(!w.empty() && *end == '\0', "data.mix_weights: '", w, "' is not a number");
+    }
+  const data::GlobalSampler sampler(sizes, mix, c.seed, static_cast<uint64_t>(c.global_batch));
+  // Reads the examples of one global batch (run on a background thread, one batch ahead).
+  auto fetch = [&](long step) {
+    std::vector<data::ExampleRef> refs = sampler.global_batch(static_cast<uint64_t>(step - 1));
+    std::vector<data::Example> examples(refs.size());
+    for (size_t d = 0; d < sources.size(); ++d) {
+      std::vector<uint64_t> indices;
+      std::vector<size_t> slots;
+      for (size_t i = 0; i < refs.size(); ++i)
+        if (refs[i].dataset == d) indices.push_back(refs[i].index), slots.push_back(i);
+      if (indices.empty()) continue;
+      auto rows = sources[d]->fetch(indices);
+      for (size_t k = 0; k < rows.size(); ++k) examples[slots[k]] = std::move(rows[k]);
+    }
+    return examples;
+  };
 
   fs::create_directories(c.output_dir);
   std::ofstream(fs::path(c.output_dir) / "job.ini") << c.dump();
   std::ofstream metrics(fs::path(c.output_dir) / "metrics.jsonl", std::ios::trunc);
   ANGLE_CHECK(metrics.good(), c.output_dir, "/metrics.jsonl: cannot open for writing");
 
-  const long batches_per_epoch = static_cast<long>((pairs.size() + c.global_batch - 1) / c.global_batch);
+  const long batches_per_epoch = static_cast<long>(sampler.steps_per_epoch());
   const long total_steps = c.max_steps > 0 ? c.max_steps : c.epochs * batches_per_epoch;
   const long micro = c.global_batch / c.grad_accum;
   const long eval_every = c.eval_every > 0 ? c.eval_every : batches_per_epoch;
-  log_info("train: " + std::to_string(pairs.size()) + " pairs, " + std::to_string(total_steps) + " steps of " +
+ log_info("train: " + std::to_string(sampler.epoch_length()) + " pairs, " + std::to_string(total_steps) + " steps of " +
            std::to_string(c.global_batch) + " pairs, pooling " + encoder.pooling.name() + ", max length " +
            std::to_string(encoder.max_length) + ", output " + c.output_dir);
 
@@ -116,26 +149,27 @@ void run_training(const JobConfig& c) {
   eval::EmbedOptions eval_options{64, false};
   double best_dev = -1e9;
   long best_step = 0;
-  std::vector<uint64_t> order;
-  long order_epoch = -1;
+  std::future<std::vector<data::Example>> next_batch = std::async(std::launch::async, fetch, 1L);
   Progress progress("step", total_steps, 5.0);
   double window_start = now_seconds();
   long window_pairs = 0;
   model.train(true);
 
   for (long step = 1; step <= total_steps; ++step) {
-    const long epoch = (step - 1) / batches_per_epoch, position = (step - 1) % batches_per_epoch;
-    if (epoch != order_epoch) order = data::epoch_permutation(pairs.size(), c.seed, order_epoch = epoch);
+    const long epoch = (step - 1) / batches_per_epoch;
     const double lr = c.lr * linear_schedule(step - 1, c.warmup_steps, total_steps);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 
-    const size_t begin = position * c.global_batch, end = std::min(pairs.size(), begin + c.global_batch);
+    std::vector<data::Example> examples = next_batch.get();
+    if (step < total_steps) next_batch = std::async(std::launch::async, fetch, step + 1);
     std::map<std::string, double> terms;
     double step_loss = 0;
     size_t dropped = 0;
-    for (size_t start = begin; start < end; start += micro) {
-      std::vector<uint64_t> indices(order.begin() + start, order.begin() + std::min(end, start + micro));
-      PairBatch batch = make_pair_batch(pairs, indices, c.filter_duplicate, encoder.tokenizer.pad_id(), step);
+    for (size_t start = 0; start < examples.size(); start += static_cast<size_t>(micro)) {
+      std::vector<data::Example> chunk(examples.begin() + static_cast<std::ptrdiff_t>(start),
+                                       examples.begin() + static_cast<std::ptrdiff_t>(
+                                                              std::min(examples.size(), start + static_cast<size_t>(micro))));
+      PairBatch batch = make_pair_batch(chunk, c.filter_duplicate, encoder.tokenizer.pad_id(), step);
       dropped += batch.dropped;
       at::Tensor ids = batch.tokens.input_ids.to(encoder.device), mask = batch.tokens.attention_mask.to(encoder.device);
       at::Tensor embeddings;
@@ -151,7 +185,7 @@ void run_training(const JobConfig& c) {
       (value.total / static_cast<double>(c.grad_accum)).backward();
       step_loss += loss_value / c.grad_accum;
       for (const auto& [k, v] : value.terms) terms[k] += v / c.grad_accum;
-      window_pairs += static_cast<long>(indices.size());
+      window_pairs += static_cast<long>(chunk.size());
     }
     const double grad_norm = c.max_grad_norm > 0 ? torch::nn::utils::clip_grad_norm_(params, c.max_grad_norm)
                                                  : torch::nn::utils::clip_grad_norm_(params, 1e30);

@@ -1,0 +1,34 @@
+// Raw training/evaluation data in the three AnglE formats, read from the public file layouts
+// (`angle prepare --format ...`). Every reader names file and line on malformed input.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+namespace angle::data {
+
+struct RawDataset {
+  std::string format;                          // "A" (text1,text2,label), "B" (query,positive), "C" (+negative)
+  std::vector<std::string> columns;            // text column names in row order
+  std::vector<std::vector<std::string>> texts; // texts[column][example]
+  std::vector<float> labels;                   // format A (empty otherwise)
+  std::vector<float> weights;                  // optional per-example weights (LLM confidence)
+  std::vector<std::string> sources;            // input files, for checksums
+  std::map<std::string, std::string> attributes;  // extra file attributes (annotator, ...)
+  size_t size() const { return texts.empty() ? 0 : texts[0].size(); }
+};
+
+struct RawOptions {
+  std::string format;        // stsb, sick, senteval-sts, snli-senteval, jsonl, tsv
+  std::string input;         // file or directory
+  std::string split;         // snli-senteval: dev | test | train
+  bool triplets = false;     // snli-senteval: premise-grouped (query, positive, negative)
+  std::string columns;       // jsonl/tsv: "text1=col,text2=col,label=col[,weight=col]" or query/positive/negative
+  bool header = true;        // tsv: first line names the columns
+  double label_min = -1e300, label_max = 1e300;  // declared label range (checked)
+  std::string llm_model, llm_prompt;             // annotator of LLM labels (recorded as attributes)
+};
+
+RawDataset read_raw(const RawOptions& options);
+
+}  // namespace angle::data
