@@ -2,7 +2,7 @@
 # Installs what is missing (Debian packages, pinned Python packages), lays out models/ and data/,
 # and builds into build/. Idempotent: a second run installs nothing and rebuilds incrementally.
 #   launch/setup.sh                 everything
-#   ANGLE_DATA_MIRROR=DIR           where datasets/fetch-sts.sh copies STS-B/SICK from
+#   ANGLE_DATA_MIRROR=DIR           where datasets/fetch.sh copies STS-B/SICK from
 #                                   (default ../shared/data when present, else download)
 #   ANGLE_BUILD_DIR=DIR             build directory (default build)
 set -euo pipefail
@@ -47,7 +47,7 @@ fi
 "$PYTHON" launch/setup-models.py --out models >&2
 mirror=${ANGLE_DATA_MIRROR:-}
 if [ -z "$mirror" ] && [ -d ../shared/data ]; then mirror=../shared/data; fi
-datasets/fetch-sts.sh ${mirror:+--from "$mirror"} --out data >&2
+datasets/fetch.sh ${mirror:+--from "$mirror"} --out data >&2
 
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
   say "configuring $BUILD_DIR"
