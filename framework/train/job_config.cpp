@@ -65,7 +65,11 @@ po::options_description describe(JobConfig& c) {
       ("train.seed", po::value(&c.seed)->default_value(c.seed), "seeds data order, initialisation and dropout")
       ("train.eval_every", po::value(&c.eval_every)->default_value(c.eval_every), "dev evaluation every N steps (0: each epoch)")
       ("train.log_every", po::value(&c.log_every)->default_value(c.log_every), "metrics.jsonl line every N steps")
-      ("train.device", po::value(&c.device)->default_value(c.device), "cpu, cuda or cuda:N");
+      ("train.device", po::value(&c.device)->default_value(c.device), "cpu, cuda or cuda:N")
+      ("train.backend", po::value(&c.backend)->default_value(c.backend),
+       "auto (mpi under mpirun/srun, else single), single, mpi or nccl")
+      ("train.comm_timeout", po::value(&c.comm_timeout)->default_value(c.comm_timeout),
+       "seconds a collective may wait before every rank aborts (watchdog)");
   optional_key(train, "train.threads", c.threads, "intra-op threads (default: all cores)");
   run.add_options()("run.output_dir", po::value(&c.output_dir)->default_value(""), "default checkpoints/<job name>");
   po::options_description all("job keys (in the job file, or as --section.key value)");
@@ -174,7 +178,7 @@ std::string JobConfig::dump() const {
   section("train");
   key("global_batch", global_batch), key("grad_accum", grad_accum), key("epochs", epochs), key("max_steps", max_steps);
   key("seed", seed), key("eval_every", eval_every), key("log_every", log_every), optional("threads", threads);
-  key("device", device);
+  key("device", device), key("backend", backend), key("comm_timeout", comm_timeout);
   section("run");
   key("output_dir", output_dir);
   return o.str();

@@ -38,6 +38,8 @@ struct JobConfig {
   unsigned long long seed = 42;
   std::optional<int> threads;
   std::string device = "cpu";
+  std::string backend = "auto";       // auto | single | mpi | nccl
+  double comm_timeout = 300;          // seconds a collective may wait before all ranks abort
   // [run]
   std::string output_dir;  // default checkpoints/<job name>
 

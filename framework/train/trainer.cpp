@@ -3,24 +3,26 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
-#include <torch/nn/module.h>
-#include <torch/nn/utils/clip_grad.h>
-#include <torch/optim/adamw.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <nlohmann/json.hpp>
 
+#include "comm/comm.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "core/text_file.h"
+#include "data/example_source.h"
 #include "data/sampler.h"
 #include "eval/sts_eval.h"
 #include "loss/angle_loss.h"
-#include "core/text_file.h"
-#include "data/example_source.h"
+#include "loss/gather.h"
+#include "shard/sharded_adamw.h"
 #include "train/pair_batches.h"
 #include "train/schedule.h"
 
@@ -41,23 +43,6 @@ loss::Weights loss_weights(const JobConfig& c) {
   return w;
 }
 
-// HF Trainer's grouping: no weight decay on biases and LayerNorm weights.
-std::vector<torch::optim::OptimizerParamGroup> param_groups(const model::BertModel& model, const JobConfig& c) {
-  std::vector<at::Tensor> decay, no_decay;
-  for (const auto& [name, param] : model.named_parameters())
-    (name.ends_with("bias") || name.find("LayerNorm") != std::string::npos ? no_decay : decay).push_back(param);
-  auto options = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(c.lr)
-                                                            .betas({c.adam_beta1, c.adam_beta2})
-                                                            .eps(c.adam_eps)
-                                                            .weight_decay(wd));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, options(c.weight_decay));
-  groups.emplace_back(no_decay, options(0.0));
-  return groups;
-}
-
 // bf16 autocast of the forward pass on the model's device, off again at scope exit.
 struct Autocast {
   at::DeviceType device;
@@ -76,11 +61,40 @@ struct Autocast {
 
 json score_json(const eval::StsScore& s) { return {{"spearman", s.spearman}, {"pearson", s.pearson}, {"n", s.n}}; }
 
+// Every rank must run the same job: compare a hash of the resolved configuration.
+void check_same_job(comm::Comm& comm, const JobConfig& c) {
+  const auto hash = static_cast<int64_t>(std::hash<std::string>{}(c.dump()) >> 1);
+  at::Tensor all = comm.all_gather_rows(at::full({1}, hash, at::kLong));
+  for (int r = 0; r < comm.size(); ++r)
+    ANGLE_CHECK(all[r].item<int64_t>() == all[0].item<int64_t>(), "rank ", r, " runs a different job configuration "
+                "than rank 0 (job file or overrides differ across ranks; hash ", all[r].item<int64_t>(), " vs ",
+                all[0].item<int64_t>(), ")");
+}
+
+void preflight(comm::Comm& comm, const JobConfig& c) {
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  for (int r = 0; r < comm.size(); ++r) {
+    if (r == comm.rank())
+      std::fprintf(stderr, "[rank %d/%d] host %s, local rank %d, %d threads, backend %s, device %s\n", comm.rank(),
+                   comm.size(), host, comm.local_rank(), at::get_num_threads(), comm.backend().c_str(), c.device.c_str());
+    if (comm.size() > 1) comm.barrier();
+  }
+}
+
 }  // namespace
 
 void run_training(const JobConfig& c) {
+  std::unique_ptr<comm::Comm> comm = comm::make_comm(c.backend);
+  comm->set_timeout(c.comm_timeout);
+  const int rank = comm->rank(), world = comm->size();
+  ANGLE_CHECK(c.global_batch % (static_cast<long>(world) * c.grad_accum) == 0, "train.global_batch ", c.global_batch,
+              " must be divisible by ranks x train.grad_accum = ", world, " x ", c.grad_accum);
+  check_same_job(*comm, c);
   if (c.threads) at::set_num_threads(*c.threads);
-  at::manual_seed(c.seed);
+  else if (world > 1 && !std::getenv("OMP_NUM_THREADS")) at::set_num_threads(1);  // ranks x threads <= cores
+  preflight(*comm, c);
+  at::manual_seed(c.seed + 1000003ULL * static_cast<uint64_t>(rank));  // dropout masks differ across ranks
   const loss::Weights weights = loss_weights(c);
   // Evaluation files are read before the model: a typo fails in a second, not after loading.
   std::optional<data::StsPairs> dev_set, test_set;
@@ -111,126 +125,176 @@ void run_training(const JobConfig& c) {
       ANGLE_CHECK(!w.empty() && *end == '\0', "data.mix_weights: '", w, "' is not a number");
     }
   const data::GlobalSampler sampler(sizes, mix, c.seed, static_cast<uint64_t>(c.global_batch));
-  // Reads the examples of one global batch (run on a background thread, one batch ahead).
+  const size_t micro = static_cast<size_t>(c.global_batch / c.grad_accum);
+  // This rank's examples of each micro-batch of a step (read on a background thread, one step
+  // ahead): its contiguous slice of every micro-batch of the global batch.
   auto fetch = [&](long step) {
     std::vector<data::ExampleRef> refs = sampler.global_batch(static_cast<uint64_t>(step - 1));
-    std::vector<data::Example> examples(refs.size());
-    for (size_t d = 0; d < sources.size(); ++d) {
-      std::vector<uint64_t> indices;
-      std::vector<size_t> slots;
-      for (size_t i = 0; i < refs.size(); ++i)
-        if (refs[i].dataset == d) indices.push_back(refs[i].index), slots.push_back(i);
-      if (indices.empty()) continue;
-      auto rows = sources[d]->fetch(indices);
-      for (size_t k = 0; k < rows.size(); ++k) examples[slots[k]] = std::move(rows[k]);
+    std::vector<std::vector<data::Example>> micro_batches;
+    for (size_t start = 0; start < refs.size(); start += micro) {
+      const size_t size = std::min(micro, refs.size() - start);
+      auto [begin, end] = data::GlobalSampler::rank_slice(size, rank, world);
+      std::vector<data::Example> examples(end - begin);
+      for (size_t d = 0; d < sources.size(); ++d) {
+        std::vector<uint64_t> indices;
+        std::vector<size_t> slots;
+        for (size_t i = begin; i < end; ++i)
+          if (refs[start + i].dataset == d) indices.push_back(refs[start + i].index), slots.push_back(i - begin);
+        if (indices.empty()) continue;
+        auto rows = sources[d]->fetch(indices);
+        for (size_t k = 0; k < rows.size(); ++k) examples[slots[k]] = std::move(rows[k]);
+      }
+      micro_batches.push_back(std::move(examples));
     }
-    return examples;
+    return micro_batches;
   };
 
-  fs::create_directories(c.output_dir);
-  std::ofstream(fs::path(c.output_dir) / "job.ini") << c.dump();
-  std::ofstream metrics(fs::path(c.output_dir) / "metrics.jsonl", std::ios::trunc);
-  ANGLE_CHECK(metrics.good(), c.output_dir, "/metrics.jsonl: cannot open for writing");
-
+  std::ofstream metrics;
+  if (rank == 0) {
+    fs::create_directories(c.output_dir);
+    std::ofstream(fs::path(c.output_dir) / "job.ini") << c.dump();
+    metrics.open(fs::path(c.output_dir) / "metrics.jsonl", std::ios::trunc);
+    ANGLE_CHECK(metrics.good(), c.output_dir, "/metrics.jsonl: cannot open for writing");
+  }
   const long batches_per_epoch = static_cast<long>(sampler.steps_per_epoch());
   const long total_steps = c.max_steps > 0 ? c.max_steps : c.epochs * batches_per_epoch;
-  const long micro = c.global_batch / c.grad_accum;
   const long eval_every = c.eval_every > 0 ? c.eval_every : batches_per_epoch;
- log_info("train: " + std::to_string(sampler.epoch_length()) + " pairs, " + std::to_string(total_steps) + " steps of " +
-           std::to_string(c.global_batch) + " pairs, pooling " + encoder.pooling.name() + ", max length " +
-           std::to_string(encoder.max_length) + ", output " + c.output_dir);
 
   model::BertModel& model = encoder.model;
-  auto groups = param_groups(model, c);
-  torch::optim::AdamW optimizer(groups);
-  std::vector<at::Tensor> params;
-  for (const auto& [name, p] : model.named_parameters()) params.push_back(p);
+  shard::ShardedAdamW optimizer(model.named_parameters(), *comm,
+                                {c.adam_beta1, c.adam_beta2, c.adam_eps, c.weight_decay}, [](const std::string& name) {
+                                  return !(name.ends_with("bias") || name.find("LayerNorm") != std::string::npos);
+                                });
+  if (rank == 0)
+    log_info("train: " + std::to_string(sampler.epoch_length()) + " pairs, " + std::to_string(total_steps) +
+             " steps of " + std::to_string(c.global_batch) + " pairs on " + std::to_string(world) + " rank(s), pooling " +
+             encoder.pooling.name() + ", max length " + std::to_string(encoder.max_length) + ", output " +
+             c.output_dir + "\noptimizer state per rank: " + std::to_string(optimizer.state_bytes()) + " bytes (" +
+             std::to_string(world) + " ranks, " + std::to_string(optimizer.numel()) + " parameters)");
 
   eval::EmbedOptions eval_options{64, false};
   double best_dev = -1e9;
   long best_step = 0;
-  std::future<std::vector<data::Example>> next_batch = std::async(std::launch::async, fetch, 1L);
+  auto next_batch = std::async(std::launch::async, fetch, 1L);
   Progress progress("step", total_steps, 5.0);
-  double window_start = now_seconds();
+  double window_start = now_seconds(), comm_seconds = 0;
   long window_pairs = 0;
   model.train(true);
 
   for (long step = 1; step <= total_steps; ++step) {
     const long epoch = (step - 1) / batches_per_epoch;
     const double lr = c.lr * linear_schedule(step - 1, c.warmup_steps, total_steps);
-    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-
-    std::vector<data::Example> examples = next_batch.get();
+    auto micro_batches = next_batch.get();
     if (step < total_steps) next_batch = std::async(std::launch::async, fetch, step + 1);
     std::map<std::string, double> terms;
     double step_loss = 0;
-    size_t dropped = 0;
-    for (size_t start = 0; start < examples.size(); start += static_cast<size_t>(micro)) {
-      std::vector<data::Example> chunk(examples.begin() + static_cast<std::ptrdiff_t>(start),
-                                       examples.begin() + static_cast<std::ptrdiff_t>(
-                                                              std::min(examples.size(), start + static_cast<size_t>(micro))));
-      PairBatch batch = make_pair_batch(chunk, c.filter_duplicate, encoder.tokenizer.pad_id(), step);
-      dropped += batch.dropped;
-      at::Tensor ids = batch.tokens.input_ids.to(encoder.device), mask = batch.tokens.attention_mask.to(encoder.device);
+    long dropped = 0;
+    for (const auto& examples : micro_batches) {
+      // The duplicate filter runs on the global micro-batch: ranks exchange text hashes.
+      std::vector<int64_t> local_hashes;
+      for (const auto& e : examples)
+        for (const auto& ids : e.ids) local_hashes.push_back(static_cast<int64_t>(hash_ids(ids)));
+      double t0 = now_seconds();
+      at::Tensor all_hashes = comm->all_gather_rows(at::tensor(local_hashes, at::kLong));
+      at::Tensor counts = comm->all_gather_rows(at::full({1}, static_cast<int64_t>(examples.size()), at::kLong));
+      comm_seconds += now_seconds() - t0;
+      std::vector<uint64_t> hashes(all_hashes.numel());
+      for (int64_t i = 0; i < all_hashes.numel(); ++i) hashes[i] = static_cast<uint64_t>(all_hashes[i].item<int64_t>());
+      std::vector<bool> keep_all = c.filter_duplicate ? duplicate_filter(hashes, 2) : std::vector<bool>(hashes.size() / 2, true);
+      const long kept = std::count(keep_all.begin(), keep_all.end(), true);
+      dropped += static_cast<long>(keep_all.size()) - kept;
+      ANGLE_CHECK(kept > 0, "step ", step, ": every pair of the batch is a duplicate of another; set "
+                  "data.filter_duplicate = false or deduplicate the data");
+      const int64_t my_begin = counts.narrow(0, 0, rank).sum().item<int64_t>();
+      std::vector<bool> keep(keep_all.begin() + my_begin, keep_all.begin() + my_begin + static_cast<int64_t>(examples.size()));
+      PairBatch batch = make_pair_batch(examples, keep, encoder.tokenizer.pad_id());
+
       at::Tensor embeddings;
-      {
+      if (batch.labels.numel() > 0) {
+        at::Tensor ids = batch.tokens.input_ids.to(encoder.device), mask = batch.tokens.attention_mask.to(encoder.device);
         Autocast autocast(encoder.device.type(), c.dtype == "bf16");
         embeddings = model::pool(model.forward(ids, mask), mask, encoder.pooling);
+      } else {  // this rank kept nothing of this micro-batch
+        embeddings = at::zeros({0, model.config().hidden_size}, at::TensorOptions().device(encoder.device)).requires_grad_();
       }
-      auto value = loss::angle_objective(loss::Format::A, weights, batch.labels.to(encoder.device),
-                                         embeddings.to(at::kFloat));
-      const double loss_value = value.total.item<double>();
+      embeddings = embeddings.to(at::kFloat);
+      at::Tensor labels = batch.labels.to(encoder.device);
+      loss::LossValue value;
+      double scale = 1.0 / static_cast<double>(c.grad_accum);
+      if (c.local_negatives && world > 1) {
+        // The reference's per-device negatives: each rank's own loss, gradients averaged.
+        value = labels.numel() > 0 ? loss::angle_objective(loss::Format::A, weights, labels, embeddings)
+                                   : loss::LossValue{embeddings.sum() * 0, {}};
+        scale /= world;
+      } else {
+        t0 = now_seconds();
+        at::Tensor all_embeddings = loss::gather_rows_with_grad(embeddings, *comm);
+        at::Tensor all_labels = comm->all_gather_rows(labels);
+        comm_seconds += now_seconds() - t0;
+        value = loss::angle_objective(loss::Format::A, weights, all_labels, all_embeddings);
+      }
+      double loss_value = value.total.item<double>();
+      if (c.local_negatives && world > 1) {
+        at::Tensor mean = at::full({1}, loss_value / world, at::kDouble);
+        comm->all_reduce_sum(mean);
+        loss_value = mean.item<double>();
+      }
       ANGLE_CHECK(std::isfinite(loss_value), "step ", step, ": loss is ", loss_value,
                   " (not finite); lower optim.lr or check the data");
-      (value.total / static_cast<double>(c.grad_accum)).backward();
+      (value.total * scale).backward();
       step_loss += loss_value / c.grad_accum;
       for (const auto& [k, v] : value.terms) terms[k] += v / c.grad_accum;
-      window_pairs += static_cast<long>(chunk.size());
+      window_pairs += kept;
     }
-    const double grad_norm = c.max_grad_norm > 0 ? torch::nn::utils::clip_grad_norm_(params, c.max_grad_norm)
-                                                 : torch::nn::utils::clip_grad_norm_(params, 1e30);
-    optimizer.step();
+    double t0 = now_seconds();
+    const double grad_norm = optimizer.step(lr, c.max_grad_norm);
+    comm_seconds += world > 1 ? now_seconds() - t0 : 0;  // (the update itself is included here)
     optimizer.zero_grad();
 
-    if (step % c.log_every == 0 || step == total_steps) {
+    if (rank == 0 && (step % c.log_every == 0 || step == total_steps)) {
       double now = now_seconds();
       json line = {{"step", step}, {"epoch", epoch}, {"loss", step_loss}, {"lr", lr}, {"grad_norm", grad_norm},
                    {"pairs_per_s", window_pairs / std::max(1e-9, now - window_start)},
-                   {"rss_bytes", resident_bytes()}, {"dropped_duplicates", dropped}};
+                   {"rss_bytes", resident_bytes()}, {"dropped_duplicates", dropped}, {"comm_s", comm_seconds}};
       for (const auto& [k, v] : terms) line[k] = v;
       metrics << line.dump() << std::endl;
-      window_start = now, window_pairs = 0;
+      window_start = now, window_pairs = 0, comm_seconds = 0;
     }
-    progress.update(step, step == total_steps);
+    if (rank == 0) progress.update(step, step == total_steps);
 
     if (dev_set && (step % eval_every == 0 || step == total_steps)) {
-      model.train(false);
-      eval::StsScore dev = eval::evaluate_sts(encoder, *dev_set, eval_options);
-      model.train(true);
-      metrics << json{{"step", step}, {"dev", score_json(dev)}}.dump() << std::endl;
-      log_info("step " + std::to_string(step) + ": dev spearman " + std::to_string(dev.spearman));
-      if (dev.spearman > best_dev) {
-        best_dev = dev.spearman, best_step = step;
-        model::save_model_dir(model, encoder.export_spec, (fs::path(c.output_dir) / "best").string());
+      if (rank == 0) {  // the other ranks wait at the barrier (within the watchdog timeout)
+        model.train(false);
+        eval::StsScore dev = eval::evaluate_sts(encoder, *dev_set, eval_options);
+        model.train(true);
+        metrics << json{{"step", step}, {"dev", score_json(dev)}}.dump() << std::endl;
+        log_info("step " + std::to_string(step) + ": dev spearman " + std::to_string(dev.spearman));
+        if (dev.spearman > best_dev) {
+          best_dev = dev.spearman, best_step = step;
+          model::save_model_dir(model, encoder.export_spec, (fs::path(c.output_dir) / "best").string());
+        }
       }
+      comm->barrier();
     }
   }
   model.train(false);
-  model::save_model_dir(model, encoder.export_spec, (fs::path(c.output_dir) / "final").string());
-
-  json result = {{"job", c.job_file}, {"steps", total_steps}};
-  if (dev_set) result["best"] = {{"step", best_step}, {"dev", {{"spearman", best_dev}}}};
-  if (test_set) {
-    result["final"] = {{"test", score_json(eval::evaluate_sts(encoder, *test_set, eval_options))}};
-    if (dev_set) {
-      model::EncoderOptions best_options;
-      best_options.device = c.device;
-      model::Encoder best = model::load_encoder((fs::path(c.output_dir) / "best").string(), best_options);
-      result["best"]["test"] = score_json(eval::evaluate_sts(best, *test_set, eval_options));
+  if (rank == 0) {
+    model::save_model_dir(model, encoder.export_spec, (fs::path(c.output_dir) / "final").string());
+    json result = {{"job", c.job_file}, {"steps", total_steps}, {"ranks", world}};
+    if (dev_set) result["best"] = {{"step", best_step}, {"dev", {{"spearman", best_dev}}}};
+    if (test_set) {
+      result["final"] = {{"test", score_json(eval::evaluate_sts(encoder, *test_set, eval_options))}};
+      if (dev_set) {
+        model::EncoderOptions best_options;
+        best_options.device = c.device;
+        model::Encoder best = model::load_encoder((fs::path(c.output_dir) / "best").string(), best_options);
+        result["best"]["test"] = score_json(eval::evaluate_sts(best, *test_set, eval_options));
+      }
     }
+    std::ofstream(fs::path(c.output_dir) / "eval.json") << result.dump(2) << "\n";
+    log_info("eval: " + result.dump());
   }
-  std::ofstream(fs::path(c.output_dir) / "eval.json") << result.dump(2) << "\n";
-  log_info("eval: " + result.dump());
+  comm->barrier();
 }
 
 }  // namespace angle::train

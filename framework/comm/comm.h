@@ -1,0 +1,75 @@
+// Collectives over tensors, one interface for every backend (marian's communicator pattern):
+//   single  one process (the default without mpirun),
+//   mpi     CPU tensors over MPI (fp32, fp64, bf16, int32, int64),
+//   nccl    CUDA tensors over NCCL, its unique id sent with MPI_Bcast (CUDA builds only).
+// Every collective is recorded (sequence number, op, shape, dtype) in a ring buffer; one that
+// waits longer than the timeout aborts all ranks with that record, so a dead or stuck rank never
+// leaves the others hanging.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace angle::comm {
+
+struct CollectiveRecord {
+  uint64_t sequence = 0;
+  std::string op, shape, dtype;
+};
+
+class Comm {
+ public:
+  virtual ~Comm() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual int local_rank() const = 0;
+  virtual std::string backend() const = 0;
+
+  // In place, element-wise sum over ranks.
+  void all_reduce_sum(at::Tensor& tensor);
+  // Rows of every rank concatenated in rank order; ranks may contribute different row counts.
+  at::Tensor all_gather_rows(const at::Tensor& local);
+  // `flat` (1-D, numel divisible by size()) summed over ranks; this rank's chunk is returned.
+  at::Tensor reduce_scatter_sum(const at::Tensor& flat);
+  // Every rank's `chunk` (equal sizes) concatenated into `flat_out` (1-D), in rank order.
+  void all_gather_into(const at::Tensor& chunk, at::Tensor& flat_out);
+  void broadcast(at::Tensor& tensor, int root);
+  void barrier();
+
+  void set_timeout(double seconds) { timeout_s_ = seconds; }
+  double timeout() const { return timeout_s_; }
+  // The last collectives (oldest first), for diagnostics.
+  std::vector<CollectiveRecord> history() const;
+
+ protected:
+  // Backends implement the raw operations; `wait` is called with the in-flight record so that
+  // a timeout can name it.
+  virtual void do_all_reduce_sum(at::Tensor& tensor) = 0;
+  virtual at::Tensor do_all_gather_rows(const at::Tensor& local) = 0;
+  virtual at::Tensor do_reduce_scatter_sum(const at::Tensor& flat) = 0;
+  virtual void do_all_gather_into(const at::Tensor& chunk, at::Tensor& flat_out) = 0;
+  virtual void do_broadcast(at::Tensor& tensor, int root) = 0;
+  virtual void do_barrier() = 0;
+
+  const CollectiveRecord& begin(const char* op, const at::Tensor& tensor);
+  const CollectiveRecord* in_flight_ = nullptr;  // the collective being waited for
+  // Prints the stuck collective and the history, then aborts every rank.
+  [[noreturn]] void timed_out(const CollectiveRecord& record) const;
+  virtual void abort_all(int code) const = 0;
+
+ private:
+  double timeout_s_ = 300.0;
+  uint64_t sequence_ = 0;
+  std::array<CollectiveRecord, 16> ring_;
+};
+
+// backend: "auto" (mpi when launched by mpirun/srun with more than one rank, else single),
+// "single", "mpi" or "nccl". MPI is initialised on first use and finalised at exit.
+std::unique_ptr<Comm> make_comm(const std::string& backend);
+// True when this process was started by mpirun/mpiexec/srun (environment variables).
+bool launched_by_mpi();
+
+}  // namespace angle::comm
