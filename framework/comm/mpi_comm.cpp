@@ -77,7 +77,8 @@ void MpiComm::do_all_reduce_sum(at::Tensor& tensor) {
 
 at::Tensor MpiComm::do_all_gather_rows(const at::Tensor& local) {
   at::Tensor buffer = wire(local);
-  const int64_t row = buffer.dim() > 1 ? buffer.numel() / std::max<int64_t>(1, buffer.size(0)) : 1;
+  int64_t row = 1;  // elements per row (known even when this rank sends no rows)
+  for (int64_t d = 1; d < buffer.dim(); ++d) row *= buffer.size(d);
   int64_t rows = buffer.dim() > 0 ? buffer.size(0) : 1;
   std::vector<int64_t> all_rows(size_);
   MPI_Request request;

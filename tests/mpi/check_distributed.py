@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""`mpirun -np N angle train` is the single-process run, only sharded:
+  - world-size invariance: a tiny BERT (5 steps, global batch 8, dropout 0) at N = 1, 2, 4 gives
+    per-step losses and final parameters equal within 1e-5 relative; the default MiniLM job the
+    same losses within 1e-4;
+  - local_negatives at N = 2 differs from N = 1 and equals the mean of the two half-batch losses;
+  - optimizer-state bytes per rank at N = 2 are <= 0.55 x those at N = 1 (printed and asserted);
+  - a global batch not divisible by N x grad_accum and job files that differ across ranks are
+    errors before any work;
+  - a rank that stops responding makes the others exit non-zero within the watchdog timeout,
+    naming the stuck collective; a rank killed with -9 ends the job non-zero."""
+import argparse
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'cli'))
+from expect import Expectations  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def mpirun(n, angle, args, check=True):
+    cmd = ['mpirun', '--oversubscribe', '-np', str(n), str(angle)] + [str(a) for a in args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if check and proc.returncode != 0:
+        sys.exit(f'failed: {" ".join(cmd)}\n{proc.stderr[-2000:]}')
+    return proc
+
+
+def losses(out):
+    return [json.loads(l)['loss'] for l in (out / 'metrics.jsonl').read_text().splitlines() if '"loss"' in l]
+
+
+def rel(a, b):
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('--angle', required=True)
+    ap.add_argument('--tiny', required=True)
+    ap.add_argument('--model', required=True)
+    ap.add_argument('--data-dir', required=True)
+    ap.add_argument('--work', required=True)
+    args = ap.parse_args()
+    os.environ.update(OMPI_ALLOW_RUN_AS_ROOT='1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM='1', OMP_NUM_THREADS='1')
+    angle, work = pathlib.Path(args.angle), pathlib.Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    expect = Expectations(angle)
+    failures = expect.failures
+    train_csv = f'stsb:{args.data_dir}/STS/STSBenchmark/sts-train.csv'
+    common = ['train', '--job', 'jobs/stsb.ini', '--data.train', train_csv, '--data.dev', '', '--data.test', '',
+              '--train.log_every', 1, '--model.dropout', 0]
+    base = common + ['--train.max_steps', 5, '--train.global_batch', 8]
+
+    from safetensors.numpy import load_file
+    runs, params = {}, {}
+    for n in (1, 2, 4):
+        out = work / f'tiny-{n}'
+        mpirun(n, angle, base + ['--model.path', args.tiny, '--model.pooling', 'cls', '--model.max_length', 64,
+                                 '--run.output_dir', out])
+        runs[n], params[n] = losses(out), load_file(str(out / 'final/model.safetensors'))
+    print('tiny BERT losses by world size:', runs)
+    for n in (2, 4):
+        worst = max(rel(a, b) for a, b in zip(runs[n], runs[1]))
+        # Relative to the norm of all parameters: the attention key biases have an exactly zero
+        # true gradient (softmax ignores a per-row shift), so Adam turns their rounding noise into
+        # +-lr steps; per-tensor ratios of those are meaningless.
+        import numpy as np
+        delta = sum(float(np.sum((params[n][k] - params[1][k]).astype(np.float64) ** 2)) for k in params[1])
+        norm = sum(float(np.sum(params[1][k].astype(np.float64) ** 2)) for k in params[1])
+        worst_param = (delta / norm) ** 0.5
+        print(f'N={n}: worst relative loss difference {worst:.2e}, parameters {worst_param:.2e}')
+        if worst > 1e-5 or worst_param > 1e-5:
+            failures.append(f'tiny N={n} differs from N=1: losses {worst:.2e}, parameters {worst_param:.2e}')
+
+    # local negatives: the step-1 loss is the mean of the losses of the two half batches, i.e.
+    # of steps 1 and 2 of a single-process run with global batch 4 (same data order, lr ~ 0).
+    frozen = common + ['--optim.lr', '1e-30', '--train.max_steps', 2, '--model.path', args.tiny, '--model.pooling', 'cls',
+                       '--model.max_length', 64]
+    out = work / 'local-2'
+    mpirun(2, angle, frozen + ['--loss.local_negatives', 'true', '--train.global_batch', 8, '--run.output_dir', out])
+    local = losses(out)[0]
+    out = work / 'halves'
+    mpirun(1, angle, frozen + ['--train.global_batch', 4, '--run.output_dir', out])
+    halves = losses(out)
+    print(f'local negatives N=2: {local:.7f}; halves {halves}; global N=1: {runs[1][0]:.7f}')
+    if rel(local, (halves[0] + halves[1]) / 2) > 1e-5 or rel(local, runs[1][0]) < 1e-4:
+        failures.append(f'local negatives: {local} vs mean of halves {(halves[0] + halves[1]) / 2}, global {runs[1][0]}')
+
+    state = {}
+    minilm = {}
+    for n in (1, 2, 4):
+        out = work / f'minilm-{n}'
+        proc = mpirun(n, angle, base + ['--model.path', args.model, '--model.max_length', 32, '--run.output_dir', out])
+        state[n] = int(re.search(r'optimizer state per rank: (\d+) bytes', proc.stderr).group(1))
+        minilm[n] = losses(out)
+    print('MiniLM losses by world size:', minilm)
+    for n in (2, 4):
+        worst = max(rel(a, b) for a, b in zip(minilm[n], minilm[1]))
+        if worst > 1e-4:
+            failures.append(f'MiniLM N={n} differs from N=1 by {worst:.2e}')
+    print(f'optimizer state per rank: N=1 {state[1]} bytes, N=2 {state[2]} ({state[2] / state[1]:.3f}x), '
+          f'N=4 {state[4]} ({state[4] / state[1]:.3f}x)')
+    if state[2] > 0.55 * state[1]:
+        failures.append(f'optimizer state at N=2 is {state[2] / state[1]:.3f}x of N=1 (> 0.55)')
+
+    # --- errors before any work ---
+    def mpi_failure(label, n, extra, expected):
+        proc = mpirun(n, angle, extra, check=False)
+        errors = [l for l in proc.stderr.splitlines() if ': error: ' in l]
+        ok = proc.returncode != 0 and errors and all(e in errors[0] for e in expected)
+        print(f'[{"ok" if ok else "FAIL"}] {label}: rc={proc.returncode} {errors[:1]}')
+        if not ok:
+            failures.append(f'{label}: {proc.stderr[-500:]}')
+    tiny = ['--model.path', args.tiny, '--model.pooling', 'cls']
+    mpi_failure('global batch not divisible by N x grad_accum', 4, common + tiny + ['--train.global_batch', 6],
+                ['global_batch 6', 'ranks x train.grad_accum = 4 x 1'])
+    other = work / 'other.ini'
+    other.write_text((ROOT / 'jobs/stsb.ini').read_text().replace('lr = 2e-5', 'lr = 3e-5'))
+    cmd = ['mpirun', '-np', '1', str(angle), *map(str, base + tiny), ':', '-np', '1', str(angle), 'train', '--job',
+           str(other), *map(str, base[3:] + tiny)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    ok = proc.returncode != 0 and 'runs a different job configuration than rank 0' in proc.stderr
+    print(f'[{"ok" if ok else "FAIL"}] job files differ across ranks: rc={proc.returncode}')
+    if not ok:
+        failures.append(f'mismatched job files: {proc.stderr[-500:]}')
+
+    # --- hang safety: stop rank 1; rank 0 must give up within the watchdog timeout ---
+    for how in ('SIGSTOP', 'SIGKILL'):
+        out = work / f'hang-{how}'
+        cmd = ['mpirun', '-np', '2', str(angle), *map(str, common + tiny + ['--train.max_steps', 100000,
+               '--train.global_batch', 8, '--train.comm_timeout', 5, '--run.output_dir', out])]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        deadline = time.time() + 60
+        while not (out / 'metrics.jsonl').exists() or len(losses(out)) < 3:
+            if time.time() > deadline or proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        ranks = subprocess.run(['pgrep', '-f', '--', f'--run.output_dir {out}'], capture_output=True, text=True).stdout.split()
+        workers = [int(p) for p in ranks if int(p) != proc.pid]
+        victim = None
+        for pid in workers:  # the rank-1 process: its environment says so
+            env = pathlib.Path(f'/proc/{pid}/environ').read_bytes().split(b'\0')
+            if b'OMPI_COMM_WORLD_RANK=1' in env:
+                victim = pid
+        if victim is None:
+            proc.kill()
+            failures.append(f'{how}: could not find rank 1 ({workers})')
+            continue
+        start = time.time()
+        os.kill(victim, getattr(signal, how))
+        try:
+            _, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+            failures.append(f'{how}: the job still ran 60 s after rank 1 was stopped')
+            continue
+        finally:
+            if how == 'SIGSTOP':
+                subprocess.run(['kill', '-9', str(victim)], capture_output=True)
+        elapsed = time.time() - start
+        named = re.search(r'rank 0: collective #\d+ \S+ .* did not complete within 5 s', stderr)
+        print(f'{how} rank 1: job exited {proc.returncode} after {elapsed:.1f} s; watchdog message: {bool(named)}')
+        if proc.returncode == 0 or elapsed > 30 or (how == 'SIGSTOP' and not named):
+            failures.append(f'{how}: rc={proc.returncode}, {elapsed:.1f} s, stderr tail: {stderr[-600:]}')
+    expect.exit_status()
+    print('distributed checks passed')
+
+
+if __name__ == '__main__':
+    main()
