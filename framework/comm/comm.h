@@ -27,6 +27,8 @@ class Comm {
   virtual int size() const = 0;
   virtual int local_rank() const = 0;
   virtual std::string backend() const = 0;
+  // Where tensors handed to this communicator must live (CPU for mpi/single, the rank's GPU for nccl).
+  virtual at::Device device() const { return at::kCPU; }
 
   // In place, element-wise sum over ranks.
   void all_reduce_sum(at::Tensor& tensor);

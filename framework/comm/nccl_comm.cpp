@@ -52,6 +52,7 @@ class NcclComm : public Comm {
   int size() const override { return mpi_.size(); }
   int local_rank() const override { return mpi_.local_rank(); }
   std::string backend() const override { return "nccl (cuda:" + std::to_string(device_) + ")"; }
+  at::Device device() const override { return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device_)); }
 
  protected:
   cudaStream_t stream() const { return c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_)).stream(); }

@@ -9,7 +9,7 @@ namespace {
 struct GatherRows : torch::autograd::Function<GatherRows> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& local, int64_t comm_address) {
     auto& comm = *reinterpret_cast<comm::Comm*>(comm_address);
-    at::Tensor counts = comm.all_gather_rows(at::full({1}, local.size(0), at::kLong));
+    at::Tensor counts = comm.all_gather_rows(at::full({1}, local.size(0), local.options().dtype(at::kLong))).cpu();
     ctx->saved_data["begin"] = counts.narrow(0, 0, comm.rank()).sum().item<int64_t>();
     ctx->saved_data["rows"] = local.size(0);
     return comm.all_gather_rows(local.detach().contiguous());

@@ -49,7 +49,7 @@ double ShardedAdamW::step(double lr, double max_grad_norm) {
     if (params_[i].grad().defined())
       flat_grads_.narrow(0, offsets_[i], params_[i].numel()).copy_(params_[i].grad().reshape(-1));
   at::Tensor grad = comm_.reduce_scatter_sum(flat_grads_);  // this shard, summed over ranks (fp32)
-  at::Tensor norm_sq = grad.to(at::kDouble).pow(2).sum().reshape({1});
+  at::Tensor norm_sq = grad.to(at::kDouble).pow(2).sum().reshape({1});  // on the comm's device
   comm_.all_reduce_sum(norm_sq);
   const double norm = std::sqrt(norm_sq.item<double>());
   if (max_grad_norm > 0) {

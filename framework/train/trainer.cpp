@@ -64,7 +64,7 @@ json score_json(const eval::StsScore& s) { return {{"spearman", s.spearman}, {"p
 // Every rank must run the same job: compare a hash of the resolved configuration.
 void check_same_job(comm::Comm& comm, const JobConfig& c) {
   const auto hash = static_cast<int64_t>(std::hash<std::string>{}(c.dump()) >> 1);
-  at::Tensor all = comm.all_gather_rows(at::full({1}, hash, at::kLong));
+  at::Tensor all = comm.all_gather_rows(at::full({1}, hash, at::kLong).to(comm.device())).cpu();
   for (int r = 0; r < comm.size(); ++r)
     ANGLE_CHECK(all[r].item<int64_t>() == all[0].item<int64_t>(), "rank ", r, " runs a different job configuration "
                 "than rank 0 (job file or overrides differ across ranks; hash ", all[r].item<int64_t>(), " vs ",
@@ -195,11 +195,13 @@ void run_training(const JobConfig& c) {
       for (const auto& e : examples)
         for (const auto& ids : e.ids) local_hashes.push_back(static_cast<int64_t>(hash_ids(ids)));
       double t0 = now_seconds();
-      at::Tensor all_hashes = comm->all_gather_rows(at::tensor(local_hashes, at::kLong));
-      at::Tensor counts = comm->all_gather_rows(at::full({1}, static_cast<int64_t>(examples.size()), at::kLong));
+      at::Tensor all_hashes = comm->all_gather_rows(at::tensor(local_hashes, at::kLong).to(comm->device())).cpu();
+      at::Tensor counts =
+          comm->all_gather_rows(at::full({1}, static_cast<int64_t>(examples.size()), at::kLong).to(comm->device())).cpu();
       comm_seconds += now_seconds() - t0;
       std::vector<uint64_t> hashes(all_hashes.numel());
-      for (int64_t i = 0; i < all_hashes.numel(); ++i) hashes[i] = static_cast<uint64_t>(all_hashes[i].item<int64_t>());
+      const int64_t* hash_data = all_hashes.data_ptr<int64_t>();
+      for (int64_t i = 0; i < all_hashes.numel(); ++i) hashes[i] = static_cast<uint64_t>(hash_data[i]);
       std::vector<bool> keep_all = c.filter_duplicate ? duplicate_filter(hashes, 2) : std::vector<bool>(hashes.size() / 2, true);
       const long kept = std::count(keep_all.begin(), keep_all.end(), true);
       dropped += static_cast<long>(keep_all.size()) - kept;
@@ -235,7 +237,7 @@ void run_training(const JobConfig& c) {
       }
       double loss_value = value.total.item<double>();
       if (c.local_negatives && world > 1) {
-        at::Tensor mean = at::full({1}, loss_value / world, at::kDouble);
+        at::Tensor mean = at::full({1}, loss_value / world, at::kDouble).to(comm->device());
         comm->all_reduce_sum(mean);
         loss_value = mean.item<double>();
       }

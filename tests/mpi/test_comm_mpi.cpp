@@ -13,17 +13,20 @@
 using namespace angle;
 
 namespace {
+// ANGLE_TEST_BACKEND=nccl runs the same tests on CUDA tensors (launch/gpu-check.sh).
 comm::Comm& world() {
-  static std::unique_ptr<comm::Comm> c = comm::make_comm("mpi");
+  static std::unique_ptr<comm::Comm> c =
+      comm::make_comm(std::getenv("ANGLE_TEST_BACKEND") ? std::getenv("ANGLE_TEST_BACKEND") : "mpi");
   return *c;
 }
+at::TensorOptions on(at::ScalarType type) { return at::TensorOptions().dtype(type).device(world().device()); }
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(all_reduce_in_every_dtype) {
   auto& c = world();
   const int r = c.rank(), n = c.size();
   for (auto type : {at::kFloat, at::kDouble, at::kBFloat16, at::kInt, at::kLong}) {
-    at::Tensor t = at::full({3}, r + 1, at::TensorOptions().dtype(type));
+    at::Tensor t = at::full({3}, r + 1, on(type));
     c.all_reduce_sum(t);
     BOOST_TEST(t.scalar_type() == type);
     BOOST_TEST(t[2].item<double>() == n * (n + 1) / 2.0, "dtype " << type);
@@ -33,27 +36,27 @@ BOOST_AUTO_TEST_CASE(all_reduce_in_every_dtype) {
 BOOST_AUTO_TEST_CASE(all_gather_rows_of_different_counts) {
   auto& c = world();
   const int r = c.rank(), n = c.size();
-  at::Tensor local = at::full({r + 1, 2}, r, at::kFloat);  // rank r sends r+1 rows of value r
+  at::Tensor local = at::full({r + 1, 2}, r, on(at::kFloat));  // rank r sends r+1 rows of value r
   at::Tensor all = c.all_gather_rows(local);
   BOOST_TEST_REQUIRE(all.size(0) == n * (n + 1) / 2);
   int64_t row = 0;
   for (int k = 0; k < n; ++k)
     for (int j = 0; j <= k; ++j, ++row) BOOST_TEST(all[row][1].item<float>() == k);
-  at::Tensor none = c.all_gather_rows(at::zeros({r == 0 ? 0 : 1, 2}));  // a rank with no rows
+  at::Tensor none = c.all_gather_rows(at::zeros({r == 0 ? 0 : 1, 2}, on(at::kFloat)));  // a rank with no rows
   BOOST_TEST(none.size(0) == n - 1);
 }
 
 BOOST_AUTO_TEST_CASE(reduce_scatter_all_gather_and_broadcast) {
   auto& c = world();
   const int r = c.rank(), n = c.size();
-  at::Tensor flat = at::arange(4 * n, at::kFloat) * (r + 1);
+  at::Tensor flat = at::arange(4 * n, on(at::kFloat)) * (r + 1);
   at::Tensor mine = c.reduce_scatter_sum(flat);  // chunk r of sum_k (k+1) * arange
-  BOOST_TEST(at::allclose(mine, at::arange(4 * r, 4 * r + 4, at::kFloat) * (n * (n + 1) / 2.0)));
-  at::Tensor gathered = at::empty({4 * n}, at::kFloat);
-  c.all_gather_into(at::full({4}, r, at::kFloat), gathered);
+  BOOST_TEST(at::allclose(mine.cpu(), at::arange(4 * r, 4 * r + 4, at::kFloat) * (n * (n + 1) / 2.0)));
+  at::Tensor gathered = at::empty({4 * n}, on(at::kFloat));
+  c.all_gather_into(at::full({4}, r, on(at::kFloat)), gathered);
   BOOST_TEST(gathered[4 * n - 1].item<float>() == n - 1);
-  at::Tensor value = at::full({2}, r == 1 ? 7 : 0, at::kLong);
-  c.broadcast(value, 1);
+  at::Tensor value = at::full({2}, r == n - 1 ? 7 : 0, on(at::kLong));
+  c.broadcast(value, n - 1);
   BOOST_TEST(value[0].item<int64_t>() == 7);
   c.barrier();
   BOOST_TEST(c.history().back().op == "barrier");
@@ -65,8 +68,8 @@ BOOST_AUTO_TEST_CASE(gathered_loss_gradient_equals_single_process_gradient) {
   // A global batch of pairs split unevenly: rank k holds k+1 pairs (2(k+1) zigzag rows).
   const int64_t pairs = n * (n + 1) / 2, dim = 16;
   at::manual_seed(5);  // the same global batch on every rank
-  at::Tensor all = at::randn({2 * pairs, dim});
-  at::Tensor labels = at::randint(0, 6, {pairs}).to(at::kFloat);
+  at::Tensor all = at::randn({2 * pairs, dim}).to(c.device());
+  at::Tensor labels = at::randint(0, 6, {pairs}).to(at::kFloat).to(c.device());
   loss::Weights w;
   w.cosine_w = 1, w.ibn_w = 1, w.angle_w = 0.02;
   const int64_t begin = r * (r + 1);  // rows before rank r: 2 * (0 + 1 + ... + r)
