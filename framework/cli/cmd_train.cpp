@@ -15,8 +15,7 @@ int run_train(const std::vector<std::string>& args) {
   }
   ANGLE_CHECK(args.size() >= 2 && args[0] == "--job", "expected --job FILE.ini first (see 'angle train --help')");
   auto job = train::parse_job(args[1], std::vector<std::string>(args.begin() + 2, args.end()));
-  train::run_training(*job);
-  return 0;
+  return train::run_training(*job);
 }
 
 }  // namespace angle::cli

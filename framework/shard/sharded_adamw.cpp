@@ -71,6 +71,22 @@ double ShardedAdamW::step(double lr, double max_grad_norm) {
   return norm;
 }
 
+void ShardedAdamW::restore(const std::function<at::Tensor(const std::string&, int64_t, int64_t)>& read,
+                           int64_t steps) {
+  c10::NoGradGuard no_grad;
+  const int64_t end = std::min(numel_, shard_begin_ + shard_size_), real = std::max<int64_t>(0, end - shard_begin_);
+  auto fill = [&](const std::string& name, at::Tensor destination) {
+    destination.zero_();  // the padding past numel stays 0
+    if (real > 0) destination.narrow(0, 0, real).copy_(read(name, shard_begin_, end));
+  };
+  at::Tensor shard = at::empty({shard_size_}, flat_params_.options());
+  fill("params", shard);
+  fill("exp_avg", exp_avg_);
+  fill("exp_avg_sq", exp_avg_sq_);
+  comm_.all_gather_into(shard, flat_params_);
+  step_ = steps;
+}
+
 uint64_t ShardedAdamW::state_bytes() const {
   return static_cast<uint64_t>(exp_avg_.nbytes() + exp_avg_sq_.nbytes());
 }

@@ -36,10 +36,16 @@ class ShardedAdamW {
   int64_t shard_size() const { return shard_size_; }
   int64_t numel() const { return numel_; }
 
-  // Flat views for checkpointing (issue: sharded checkpoints): this rank's slice of the state.
+  // Checkpointing: this rank's slice [shard_begin, shard_begin + shard_size) of the padded flat
+  // space of parameters and moments, and the layout needed to read it back on any world size.
+  at::Tensor param_shard() const { return flat_params_.narrow(0, shard_begin_, shard_size_); }
   at::Tensor exp_avg() const { return exp_avg_; }
   at::Tensor exp_avg_sq() const { return exp_avg_sq_; }
   int64_t steps_taken() const { return step_; }
+  // `read(name, begin, end)` returns elements [begin, end) of the saved flat tensor `name`
+  // ("params", "exp_avg", "exp_avg_sq"), end <= numel(). Fills this rank's slices and gathers
+  // the full parameters.
+  void restore(const std::function<at::Tensor(const std::string&, int64_t, int64_t)>& read, int64_t steps);
 
  private:
   comm::Comm& comm_;

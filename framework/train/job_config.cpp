@@ -3,6 +3,7 @@
 #include <boost/program_options.hpp>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <iostream>
 #include <sstream>
 
@@ -71,7 +72,16 @@ po::options_description describe(JobConfig& c) {
       ("train.comm_timeout", po::value(&c.comm_timeout)->default_value(c.comm_timeout),
        "seconds a collective may wait before every rank aborts (watchdog)");
   optional_key(train, "train.threads", c.threads, "intra-op threads (default: all cores)");
-  run.add_options()("run.output_dir", po::value(&c.output_dir)->default_value(""), "default checkpoints/<job name>");
+  run.add_options()
+      ("run.output_dir", po::value(&c.output_dir)->default_value(""), "default checkpoints/<job name>")
+      ("run.checkpoint_every", po::value(&c.checkpoint_every)->default_value(0),
+       "steps between sharded checkpoints (0: none); with > 0 also one at the end and on SIGTERM/SIGUSR1")
+      ("run.keep_last", po::value(&c.keep_last)->default_value(2), "complete checkpoints kept")
+      ("run.resume", po::value(&c.resume)->default_value("none"), "none, auto (newest complete checkpoint) or DIR")
+      ("run.allow_job_change", po::value(&c.allow_job_change)->default_value(false),
+       "resume a checkpoint written by a different job configuration")
+      ("run.debug_skip_restore", po::value(&c.debug_skip_restore)->default_value(""),
+       "tests only: skip restoring 'rng' or 'cursor' on resume");
   po::options_description all("job keys (in the job file, or as --section.key value)");
   all.add(model).add(data).add(loss).add(optim).add(train).add(run);
   return all;
@@ -104,6 +114,9 @@ void validate(const JobConfig& c) {
   ANGLE_CHECK(c.lr > 0, "optim.lr must be positive (got ", c.lr, ")");
   ANGLE_CHECK(c.warmup_steps >= 0, "optim.warmup_steps must be >= 0");
   ANGLE_CHECK(c.log_every > 0, "train.log_every must be positive");
+  ANGLE_CHECK(c.checkpoint_every >= 0 && c.keep_last >= 1, "run.checkpoint_every must be >= 0 and run.keep_last >= 1");
+  ANGLE_CHECK(c.debug_skip_restore.empty() || c.debug_skip_restore == "rng" || c.debug_skip_restore == "cursor",
+              "run.debug_skip_restore must be empty, rng or cursor");
   ANGLE_CHECK(c.format == "A", "data.format '", c.format, "': only format A (text1, text2, label) can be trained yet");
   ANGLE_CHECK(c.dtype == "fp32" || c.dtype == "bf16", "model.dtype '", c.dtype, "' (fp32 or bf16)");
   ANGLE_CHECK(c.angle_reduction == "sum" || c.angle_reduction == "mean", "loss.angle_reduction '", c.angle_reduction,
@@ -126,8 +139,28 @@ std::optional<JobConfig> parse_job(const std::string& file, const std::vector<st
   JobConfig c;
   po::options_description description = describe(c);
   po::variables_map vm;
+  // A key given twice on the command line takes its last value (sweep scripts append overrides).
+  std::vector<std::string> last_wins;
+  std::map<std::string, size_t> position;
+  for (size_t i = 0; i < overrides.size(); ++i) {
+    std::string key = overrides[i], value;
+    if (auto eq = key.find('='); key.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = key.substr(eq + 1), key = key.substr(0, eq);
+    } else {
+      ANGLE_CHECK(key.rfind("--", 0) == 0 && i + 1 < overrides.size(), "command line: expected --section.key value, got '",
+                  key, "'");
+      value = overrides[++i];
+    }
+    if (auto it = position.find(key); it != position.end()) {
+      last_wins[it->second + 1] = value;
+    } else {
+      position[key] = last_wins.size();
+      last_wins.push_back(key);
+      last_wins.push_back(value);
+    }
+  }
   try {
-    po::store(po::command_line_parser(overrides).options(description).run(), vm);  // first stored value wins
+    po::store(po::command_line_parser(last_wins).options(description).run(), vm);  // first stored value wins
   } catch (const po::error& e) {
     ANGLE_FAIL("command line: ", e.what());
   }
@@ -180,8 +213,23 @@ std::string JobConfig::dump() const {
   key("seed", seed), key("eval_every", eval_every), key("log_every", log_every), optional("threads", threads);
   key("device", device), key("backend", backend), key("comm_timeout", comm_timeout);
   section("run");
-  key("output_dir", output_dir);
+  key("output_dir", output_dir), key("checkpoint_every", checkpoint_every), key("keep_last", keep_last);
+  key("resume", resume), key("allow_job_change", allow_job_change), key("debug_skip_restore", debug_skip_restore);
   return o.str();
+}
+
+uint64_t JobConfig::identity_hash() const {
+  std::string text = dump();
+  text = text.substr(0, text.find("\n[run]"));  // drop the [run] section
+  for (const char* volatile_key : {"threads = ", "backend = ", "comm_timeout = ", "device = "}) {
+    for (size_t at = text.find(volatile_key); at != std::string::npos; at = text.find(volatile_key)) {
+      size_t end = text.find('\n', at);
+      text.erase(at, end == std::string::npos ? std::string::npos : end - at + 1);
+    }
+  }
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ULL;
+  return h;
 }
 
 }  // namespace angle::train

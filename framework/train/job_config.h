@@ -42,8 +42,16 @@ struct JobConfig {
   double comm_timeout = 300;          // seconds a collective may wait before all ranks abort
   // [run]
   std::string output_dir;  // default checkpoints/<job name>
+  long checkpoint_every = 0;          // steps between sharded checkpoints (0: none; one at the end if > 0)
+  int keep_last = 2;                  // complete checkpoints kept
+  std::string resume = "none";        // none | auto | a checkpoint directory
+  bool allow_job_change = false;      // resume a checkpoint written by a different job configuration
+  std::string debug_skip_restore;     // tests only: "rng" or "cursor" (proves the resume test can fail)
 
   std::string dump() const;  // the resolved configuration, as an INI file
+  // What must not change across a resume: the model, data, loss, optimizer and schedule keys
+  // (not [run], threads, backend or device).
+  uint64_t identity_hash() const;
 };
 
 // Parses FILE plus command-line overrides (["--optim.lr", "3e-5", ...]). Returns nullopt after

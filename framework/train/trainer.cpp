@@ -5,6 +5,8 @@
 #include <ATen/autocast_mode.h>
 #include <unistd.h>
 
+#include <csignal>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +14,7 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
+#include "ckpt/checkpoint.h"
 #include "comm/comm.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -59,6 +62,10 @@ struct Autocast {
   }
 };
 
+// SIGTERM / SIGUSR1 (Slurm before a time limit or preemption): finish the step, checkpoint, exit.
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void request_stop(int signal) { g_stop_signal = signal; }
+
 json score_json(const eval::StsScore& s) { return {{"spearman", s.spearman}, {"pearson", s.pearson}, {"n", s.n}}; }
 
 // Every rank must run the same job: compare a hash of the resolved configuration.
@@ -84,7 +91,7 @@ void preflight(comm::Comm& comm, const JobConfig& c) {
 
 }  // namespace
 
-void run_training(const JobConfig& c) {
+int run_training(const JobConfig& c) {
   std::unique_ptr<comm::Comm> comm = comm::make_comm(c.backend);
   comm->set_timeout(c.comm_timeout);
   const int rank = comm->rank(), world = comm->size();
@@ -128,8 +135,9 @@ void run_training(const JobConfig& c) {
   const size_t micro = static_cast<size_t>(c.global_batch / c.grad_accum);
   // This rank's examples of each micro-batch of a step (read on a background thread, one step
   // ahead): its contiguous slice of every micro-batch of the global batch.
+  long sampler_shift = 0;  // only the negative-control test shifts the data order
   auto fetch = [&](long step) {
-    std::vector<data::ExampleRef> refs = sampler.global_batch(static_cast<uint64_t>(step - 1));
+    std::vector<data::ExampleRef> refs = sampler.global_batch(static_cast<uint64_t>(step - 1 - sampler_shift));
     std::vector<std::vector<data::Example>> micro_batches;
     for (size_t start = 0; start < refs.size(); start += micro) {
       const size_t size = std::min(micro, refs.size() - start);
@@ -149,13 +157,6 @@ void run_training(const JobConfig& c) {
     return micro_batches;
   };
 
-  std::ofstream metrics;
-  if (rank == 0) {
-    fs::create_directories(c.output_dir);
-    std::ofstream(fs::path(c.output_dir) / "job.ini") << c.dump();
-    metrics.open(fs::path(c.output_dir) / "metrics.jsonl", std::ios::trunc);
-    ANGLE_CHECK(metrics.good(), c.output_dir, "/metrics.jsonl: cannot open for writing");
-  }
   const long batches_per_epoch = static_cast<long>(sampler.steps_per_epoch());
   const long total_steps = c.max_steps > 0 ? c.max_steps : c.epochs * batches_per_epoch;
   const long eval_every = c.eval_every > 0 ? c.eval_every : batches_per_epoch;
@@ -172,16 +173,44 @@ void run_training(const JobConfig& c) {
              c.output_dir + "\noptimizer state per rank: " + std::to_string(optimizer.state_bytes()) + " bytes (" +
              std::to_string(world) + " ranks, " + std::to_string(optimizer.numel()) + " parameters)");
 
+  long start_step = 1;
+  if (c.resume != "none") {
+    auto state = ckpt::resume(c.output_dir, {c.resume, c.allow_job_change, c.debug_skip_restore != "rng"},
+                              c.identity_hash(), optimizer, *comm);
+    if (state) {
+      start_step = state->step + 1;
+      ANGLE_CHECK(state->cursor == sampler.cursor_after(static_cast<uint64_t>(state->step - 1)), "checkpoint cursor ",
+                  state->cursor, " does not match step ", state->step, " of this data (",
+                  sampler.cursor_after(static_cast<uint64_t>(state->step - 1)), "): the training data changed");
+      if (c.debug_skip_restore == "cursor") sampler_shift = state->step;
+    } else if (rank == 0) {
+      log_info("no complete checkpoint in " + c.output_dir + ": starting from step 1");
+    }
+  }
+  std::ofstream metrics;
+  if (rank == 0) {
+    fs::create_directories(c.output_dir);
+    std::ofstream(fs::path(c.output_dir) / "job.ini") << c.dump();
+    metrics.open(fs::path(c.output_dir) / "metrics.jsonl", start_step > 1 ? std::ios::app : std::ios::trunc);
+    ANGLE_CHECK(metrics.good(), c.output_dir, "/metrics.jsonl: cannot open for writing");
+  }
+  auto checkpoint = [&](long step) {
+    ckpt::save(c.output_dir, {step, sampler.cursor_after(static_cast<uint64_t>(step - 1)), c.dump(), c.identity_hash()},
+               optimizer, *comm, c.keep_last);
+  };
+  std::signal(SIGTERM, request_stop);
+  std::signal(SIGUSR1, request_stop);
+
   eval::EmbedOptions eval_options{64, false};
   double best_dev = -1e9;
   long best_step = 0;
-  auto next_batch = std::async(std::launch::async, fetch, 1L);
+  auto next_batch = std::async(std::launch::async, fetch, start_step);
   Progress progress("step", total_steps, 5.0);
   double window_start = now_seconds(), comm_seconds = 0;
   long window_pairs = 0;
   model.train(true);
 
-  for (long step = 1; step <= total_steps; ++step) {
+  for (long step = start_step; step <= total_steps; ++step) {
     const long epoch = (step - 1) / batches_per_epoch;
     const double lr = c.lr * linear_schedule(step - 1, c.warmup_steps, total_steps);
     auto micro_batches = next_batch.get();
@@ -264,6 +293,19 @@ void run_training(const JobConfig& c) {
     }
     if (rank == 0) progress.update(step, step == total_steps);
 
+    // A stop signal on any rank stops every rank after this step, with a checkpoint.
+    at::Tensor stop = at::full({1}, static_cast<int64_t>(g_stop_signal), at::kLong).to(comm->device());
+    if (world > 1) comm->all_reduce_sum(stop);
+    if (stop.cpu()[0].item<int64_t>() != 0) {
+      if (next_batch.valid()) next_batch.wait();
+      checkpoint(step);
+      const int signal = g_stop_signal ? static_cast<int>(g_stop_signal) : SIGTERM;
+      if (rank == 0) log_info("stopped by signal " + std::to_string(signal) + " after step " + std::to_string(step) +
+                              "; checkpoint written; resume with --run.resume auto");
+      return 128 + signal;
+    }
+    if (c.checkpoint_every > 0 && (step % c.checkpoint_every == 0 || step == total_steps)) checkpoint(step);
+
     if (dev_set && (step % eval_every == 0 || step == total_steps)) {
       if (rank == 0) {  // the other ranks wait at the barrier (within the watchdog timeout)
         model.train(false);
@@ -297,6 +339,7 @@ void run_training(const JobConfig& c) {
     log_info("eval: " + result.dump());
   }
   comm->barrier();
+  return 0;
 }
 
 }  // namespace angle::train

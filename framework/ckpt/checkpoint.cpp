@@ -1,0 +1,226 @@
+#include "ckpt/checkpoint.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "core/checksum.h"
+#include "core/error.h"
+#include "core/json_file.h"
+#include "core/log.h"
+#include "model/safetensors.h"
+
+namespace angle::ckpt {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+void fsync_path(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  ANGLE_CHECK(fd >= 0, path.string(), ": cannot open to sync");
+  int rc = ::fsync(fd);
+  ::close(fd);
+  ANGLE_CHECK(rc == 0, path.string(), ": fsync failed (disk full or I/O error)");
+}
+
+void write_synced(const fs::path& path, const std::string& text) {
+  {
+    std::ofstream out(path, std::ios::trunc);
+    out << text;
+    out.flush();
+    ANGLE_CHECK(out.good(), path.string(), ": write failed (disk full?)");
+  }
+  fsync_path(path);
+}
+
+std::string shard_name(int rank, int world) {
+  return "shard-" + std::to_string(rank) + "-of-" + std::to_string(world) + ".safetensors";
+}
+
+// sha256 hex (64 chars) <-> 4 int64 words, so that ranks can exchange checksums as a tensor.
+at::Tensor hex_to_words(const std::string& hex) {
+  at::Tensor words = at::zeros({1, 4}, at::kLong);
+  for (int w = 0; w < 4; ++w) words[0][w] = static_cast<int64_t>(std::stoull(hex.substr(16 * w, 16), nullptr, 16));
+  return words;
+}
+std::string words_to_hex(const at::Tensor& words) {
+  std::string hex;
+  char buffer[17];
+  for (int w = 0; w < 4; ++w) {
+    std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(words[w].item<int64_t>()));
+    hex += buffer;
+  }
+  return hex;
+}
+
+long step_of(const fs::path& dir) {
+  const std::string name = dir.filename().string();
+  if (name.rfind("step-", 0) != 0 || name.find('.') != std::string::npos) return -1;
+  try {
+    return std::stol(name.substr(5));
+  } catch (...) {
+    return -1;
+  }
+}
+
+// Why `dir` is not a usable checkpoint ("" when it is): COMPLETE marker, manifest, shard files
+// and their checksums.
+std::string problem_with(const fs::path& dir) {
+  if (!fs::exists(dir / "COMPLETE")) return "no COMPLETE marker (interrupted while writing)";
+  if (!fs::exists(dir / "manifest.json")) return "manifest.json is missing";
+  json manifest;
+  try {
+    manifest = read_json_file((dir / "manifest.json").string());
+  } catch (const Error& e) {
+    return e.what();
+  }
+  if (manifest.value("format_version", 0) > kFormatVersion) return "";  // reported as an error by resume()
+  for (const json& shard : manifest.value("shards", json::array())) {
+    fs::path file = dir / shard.value("file", "");
+    if (!fs::exists(file)) return "shard " + file.filename().string() + " is missing";
+    if (sha256_file(file.string()) != shard.value("sha256", "")) return "shard " + file.filename().string() + " fails its checksum";
+  }
+  return "";
+}
+
+}  // namespace
+
+void save(const std::string& output_dir, const TrainingState& state, shard::ShardedAdamW& optimizer, comm::Comm& comm,
+          int keep_last) {
+  const int rank = comm.rank(), world = comm.size();
+  const fs::path root(output_dir), final_dir = root / ("step-" + std::to_string(state.step));
+  const fs::path tmp = root / ("step-" + std::to_string(state.step) + ".tmp");
+  if (rank == 0) {
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+  }
+  comm.barrier();
+  const fs::path shard_file = tmp / shard_name(rank, world);
+  at::Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
+  model::write_safetensors(shard_file.string(),
+                           {{"params", optimizer.param_shard().cpu()}, {"exp_avg", optimizer.exp_avg().cpu()},
+                            {"exp_avg_sq", optimizer.exp_avg_sq().cpu()}, {"rng", rng}},
+                           {{"rank", std::to_string(rank)}, {"world_size", std::to_string(world)}});
+  fsync_path(shard_file);
+  at::Tensor sums = comm.all_gather_rows(hex_to_words(sha256_file(shard_file.string())).to(comm.device())).cpu();
+  if (rank == 0) {
+    json shards = json::array();
+    for (int r = 0; r < world; ++r)
+      shards.push_back({{"file", shard_name(r, world)}, {"rank", r}, {"begin", optimizer.shard_size() * r},
+                        {"size", optimizer.shard_size()}, {"sha256", words_to_hex(sums[r])}});
+    json manifest = {{"format_version", kFormatVersion}, {"step", state.step}, {"cursor", state.cursor},
+                     {"optimizer_steps", optimizer.steps_taken()}, {"world_size", world},
+                     {"numel", optimizer.numel()}, {"shard_size", optimizer.shard_size()},
+                     {"tensors", {"params", "exp_avg", "exp_avg_sq"}}, {"shards", shards},
+                     {"job_hash", std::to_string(state.job_hash)}, {"job", state.job}};
+    write_synced(tmp / "manifest.json", manifest.dump(2) + "\n");
+    write_synced(tmp / "COMPLETE", "step " + std::to_string(state.step) + "\n");
+    fsync_path(tmp);
+    fs::remove_all(final_dir);
+    fs::rename(tmp, final_dir);
+    const fs::path link_tmp = root / "latest.tmp";
+    fs::remove(link_tmp);
+    fs::create_directory_symlink(final_dir.filename(), link_tmp);
+    fs::rename(link_tmp, root / "latest");
+    fsync_path(root);
+    std::vector<std::pair<long, fs::path>> complete;
+    for (const auto& entry : fs::directory_iterator(root))
+      if (long s = step_of(entry.path()); s >= 0 && fs::exists(entry.path() / "COMPLETE")) complete.emplace_back(s, entry.path());
+    std::sort(complete.begin(), complete.end());
+    for (size_t i = 0; keep_last > 0 && i + static_cast<size_t>(keep_last) < complete.size(); ++i)
+      fs::remove_all(complete[i].second);
+  }
+  comm.barrier();
+}
+
+std::optional<TrainingState> resume(const std::string& output_dir, const ResumeOptions& options, uint64_t job_hash,
+                                    shard::ShardedAdamW& optimizer, comm::Comm& comm) {
+  std::vector<fs::path> candidates;
+  if (options.spec == "auto") {
+    if (fs::is_directory(output_dir))
+      for (const auto& entry : fs::directory_iterator(output_dir))
+        if (step_of(entry.path()) >= 0) candidates.push_back(entry.path());
+    std::sort(candidates.begin(), candidates.end(), [](auto& a, auto& b) { return step_of(a) > step_of(b); });
+  } else {
+    ANGLE_CHECK(fs::is_directory(options.spec), options.spec, ": no such checkpoint directory");
+    candidates.push_back(options.spec);
+  }
+  // Rank 0 validates (checksums) and tells the others which checkpoint to use.
+  at::Tensor choice = at::full({1}, -1, at::kLong);
+  if (comm.rank() == 0)
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      std::string problem = problem_with(candidates[i]);
+      if (problem.empty()) {
+        choice[0] = static_cast<int64_t>(i);
+        break;
+      }
+      ANGLE_CHECK(options.spec == "auto", candidates[i].string(), ": not a usable checkpoint: ", problem);
+      log_info("warning: skipping checkpoint " + candidates[i].string() + ": " + problem);
+    }
+  at::Tensor on_device = choice.to(comm.device());
+  comm.broadcast(on_device, 0);
+  const int64_t chosen = on_device.cpu()[0].item<int64_t>();
+  if (chosen < 0) return std::nullopt;
+  const fs::path dir = candidates[static_cast<size_t>(chosen)];
+  json manifest = read_json_file((dir / "manifest.json").string());
+  const std::string where = (dir / "manifest.json").string();
+  ANGLE_CHECK(manifest.value("format_version", 0) <= kFormatVersion, where, ": format version ",
+              manifest.value("format_version", 0), " is newer than this build of angle supports (", kFormatVersion, ")");
+  ANGLE_CHECK(manifest.value("numel", int64_t{0}) == optimizer.numel(), where, ": checkpoint has ",
+              manifest.value("numel", int64_t{0}), " parameters but the model has ", optimizer.numel(),
+              " (a checkpoint of a different model)");
+  ANGLE_CHECK(options.allow_job_change || manifest.value("job_hash", "") == std::to_string(job_hash), where,
+              ": written by a different job configuration (hash ", manifest.value("job_hash", ""), " vs ", job_hash,
+              "); pass --run.allow_job_change true to resume anyway");
+
+  const int64_t old_shard = manifest["shard_size"].get<int64_t>();
+  const int old_world = manifest["world_size"].get<int>();
+  std::map<int, std::unique_ptr<model::SafetensorsFile>> files;
+  std::map<std::pair<int, std::string>, at::Tensor> loaded;
+  auto tensor_of = [&](int r, const std::string& name) -> const at::Tensor& {
+    auto key = std::make_pair(r, name);
+    if (!loaded.count(key)) {
+      if (!files.count(r)) files[r] = std::make_unique<model::SafetensorsFile>((dir / shard_name(r, old_world)).string());
+      loaded[key] = files[r]->load(name);
+      ANGLE_CHECK(loaded[key].numel() == old_shard, files[r]->path(), ": tensor '", name, "' has ", loaded[key].numel(),
+                  " elements, the manifest says ", old_shard);
+    }
+    return loaded[key];
+  };
+  // [begin, end) of a saved flat tensor, stitched from the old shards that overlap it.
+  auto read = [&](const std::string& name, int64_t begin, int64_t end) {
+    std::vector<at::Tensor> parts;
+    for (int64_t pos = begin; pos < end;) {
+      const int r = static_cast<int>(pos / old_shard);
+      const int64_t take = std::min(end, (r + 1) * old_shard) - pos;
+      parts.push_back(tensor_of(r, name).narrow(0, pos - r * old_shard, take));
+      pos += take;
+    }
+    return at::cat(parts).to(optimizer.param_shard().device());
+  };
+  optimizer.restore(read, manifest.value("optimizer_steps", int64_t{0}));
+  if (options.restore_rng && old_world == comm.size()) {
+    model::SafetensorsFile own((dir / shard_name(comm.rank(), old_world)).string());
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    generator.set_state(own.load("rng"));
+  }
+  TrainingState state;
+  state.step = manifest["step"].get<long>();
+  state.cursor = manifest["cursor"].get<uint64_t>();
+  state.job = manifest.value("job", "");
+  state.job_hash = job_hash;
+  if (comm.rank() == 0)
+    log_info("resumed from " + dir.string() + " (step " + std::to_string(state.step) + ", written by " +
+             std::to_string(old_world) + " rank(s), now " + std::to_string(comm.size()) + ")");
+  return state;
+}
+
+}  // namespace angle::ckpt

@@ -1,0 +1,41 @@
+// Sharded checkpoints (format in checkpoints/README.md). Every rank writes only its own shard of
+// the flat fp32 parameters and AdamW moments (no rank gathers the model) into
+// <output_dir>/step-<N>.tmp/, then rank 0 writes the manifest (step, cursor, job, tensor layout,
+// shard ranges and checksums) and a COMPLETE marker, fsyncs, renames the directory to step-<N>
+// and repoints `latest`. A crash at any moment leaves the previous complete checkpoint usable.
+// Resuming reads, on any number of ranks, the slices each rank now owns.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "comm/comm.h"
+#include "shard/sharded_adamw.h"
+
+namespace angle::ckpt {
+
+constexpr int64_t kFormatVersion = 1;
+
+struct TrainingState {
+  long step = 0;           // optimizer steps completed
+  uint64_t cursor = 0;     // global examples consumed
+  std::string job;         // the resolved job configuration that wrote it
+  uint64_t job_hash = 0;   // hash of the parts that must not change across a resume
+};
+
+// Collective: every rank calls it. Keeps the newest `keep_last` complete checkpoints.
+void save(const std::string& output_dir, const TrainingState& state, shard::ShardedAdamW& optimizer,
+          comm::Comm& comm, int keep_last);
+
+struct ResumeOptions {
+  std::string spec;              // "auto" (newest complete checkpoint in output_dir) or a directory
+  bool allow_job_change = false;
+  bool restore_rng = true;       // false only for the negative-control test
+};
+
+// Collective. Returns the state of the checkpoint restored into `optimizer` (and the RNG), or
+// nullopt when `auto` finds none. Incomplete or corrupt checkpoints are skipped with a warning.
+std::optional<TrainingState> resume(const std::string& output_dir, const ResumeOptions& options,
+                                    uint64_t job_hash, shard::ShardedAdamW& optimizer, comm::Comm& comm);
+
+}  // namespace angle::ckpt
