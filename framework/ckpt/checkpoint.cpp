@@ -61,6 +61,16 @@ std::string words_to_hex(const at::Tensor& words) {
   return hex;
 }
 
+// Deletes a directory without ever leaving a half-deleted one under a checkpoint's name: it is
+// renamed out of the way first (rename is atomic), then removed.
+void remove_checkpoint_dir(const fs::path& dir) {
+  if (!fs::exists(dir)) return;
+  const fs::path doomed = dir.string() + ".deleting";
+  fs::remove_all(doomed);
+  fs::rename(dir, doomed);
+  fs::remove_all(doomed);
+}
+
 long step_of(const fs::path& dir) {
   const std::string name = dir.filename().string();
   if (name.rfind("step-", 0) != 0 || name.find('.') != std::string::npos) return -1;
@@ -124,7 +134,7 @@ void save(const std::string& output_dir, const TrainingState& state, shard::Shar
     write_synced(tmp / "manifest.json", manifest.dump(2) + "\n");
     write_synced(tmp / "COMPLETE", "step " + std::to_string(state.step) + "\n");
     fsync_path(tmp);
-    fs::remove_all(final_dir);
+    remove_checkpoint_dir(final_dir);
     fs::rename(tmp, final_dir);
     const fs::path link_tmp = root / "latest.tmp";
     fs::remove(link_tmp);
@@ -136,7 +146,7 @@ void save(const std::string& output_dir, const TrainingState& state, shard::Shar
       if (long s = step_of(entry.path()); s >= 0 && fs::exists(entry.path() / "COMPLETE")) complete.emplace_back(s, entry.path());
     std::sort(complete.begin(), complete.end());
     for (size_t i = 0; keep_last > 0 && i + static_cast<size_t>(keep_last) < complete.size(); ++i)
-      fs::remove_all(complete[i].second);
+      remove_checkpoint_dir(complete[i].second);
   }
   comm.barrier();
 }
