@@ -233,4 +233,21 @@ std::optional<TrainingState> resume(const std::string& output_dir, const ResumeO
   return state;
 }
 
+FullCheckpoint read_full(const std::string& dir_name) {
+  const fs::path dir(dir_name);
+  std::string problem = problem_with(dir);
+  ANGLE_CHECK(problem.empty(), dir_name, ": not a usable checkpoint: ", problem);
+  json manifest = read_json_file((dir / "manifest.json").string());
+  ANGLE_CHECK(manifest.value("format_version", 0) <= kFormatVersion, dir_name, "/manifest.json: format version ",
+              manifest.value("format_version", 0), " is newer than this build of angle supports (", kFormatVersion, ")");
+  const int world = manifest["world_size"].get<int>();
+  std::vector<at::Tensor> parts;
+  for (int r = 0; r < world; ++r) parts.push_back(model::SafetensorsFile((dir / shard_name(r, world)).string()).load("params"));
+  FullCheckpoint full;
+  full.parameters = at::cat(parts).narrow(0, 0, manifest["numel"].get<int64_t>());
+  full.job = manifest.value("job", "");
+  full.step = manifest["step"].get<long>();
+  return full;
+}
+
 }  // namespace angle::ckpt

@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 
+#include <ATen/core/Tensor.h>
+
 #include "comm/comm.h"
 #include "shard/sharded_adamw.h"
 
@@ -37,5 +39,14 @@ struct ResumeOptions {
 // nullopt when `auto` finds none. Incomplete or corrupt checkpoints are skipped with a warning.
 std::optional<TrainingState> resume(const std::string& output_dir, const ResumeOptions& options,
                                     uint64_t job_hash, shard::ShardedAdamW& optimizer, comm::Comm& comm);
+
+// Not collective: the full flat fp32 parameter vector of a checkpoint written on any number of
+// ranks (stitched from every shard, checksums verified), and the job configuration that wrote it.
+struct FullCheckpoint {
+  at::Tensor parameters;  // [numel], in BertModel::named_parameters() order
+  std::string job;
+  long step = 0;
+};
+FullCheckpoint read_full(const std::string& dir);
 
 }  // namespace angle::ckpt

@@ -78,7 +78,8 @@ def valid(step_dir):
 
 def params(out):
     from safetensors.numpy import load_file
-    return load_file(str(out / 'final/model.safetensors'))
+    path = out / 'model.safetensors' if (out / 'model.safetensors').exists() else out / 'final/model.safetensors'
+    return load_file(str(path))
 
 
 def same_params(a, b):
@@ -142,6 +143,14 @@ def main():
                 print(f'[{"ok" if differs else "FAIL"}] negative control (skip {skip}): resume differs = {differs}')
                 if not differs:
                     failures.append(f'skipping the {skip} on resume still matched: the exact-resume test cannot fail')
+
+    # --- angle export from a sharded checkpoint written by 2 ranks = the run's final model ---
+    exported = work / 'exported-from-2-ranks'
+    run(angle, 0, ['export', '--checkpoint', work / 'killed-2/step-10', '--output', exported])
+    ok = (exported / 'model.safetensors').exists() and same_params(params(work / 'killed-2'), params(exported))
+    print(f'[{"ok" if ok else "FAIL"}] export of step-10 (2 shards) equals final/ bitwise')
+    if not ok:
+        failures.append('angle export from a 2-rank checkpoint differs from the final model')
 
     # --- reshard: save at N=2, resume at N=1 and N=4 (dropout 0) ---
     for name, model_args, tolerance in (('tiny', [], 1e-5),
