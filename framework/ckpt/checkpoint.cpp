@@ -126,10 +126,13 @@ void save(const std::string& output_dir, const TrainingState& state, shard::Shar
     for (int r = 0; r < world; ++r)
       shards.push_back({{"file", shard_name(r, world)}, {"rank", r}, {"begin", optimizer.shard_size() * r},
                         {"size", optimizer.shard_size()}, {"sha256", words_to_hex(sums[r])}});
+    json layout = json::array();
+    for (const auto& entry : optimizer.layout())
+      layout.push_back({{"name", entry.name}, {"shape", entry.shape}, {"offset", entry.offset}});
     json manifest = {{"format_version", kFormatVersion}, {"step", state.step}, {"cursor", state.cursor},
                      {"optimizer_steps", optimizer.steps_taken()}, {"world_size", world},
                      {"numel", optimizer.numel()}, {"shard_size", optimizer.shard_size()},
-                     {"tensors", {"params", "exp_avg", "exp_avg_sq"}}, {"shards", shards},
+                     {"tensors", {"params", "exp_avg", "exp_avg_sq"}}, {"layout", layout}, {"shards", shards},
                      {"job_hash", std::to_string(state.job_hash)}, {"job", state.job}};
     write_synced(tmp / "manifest.json", manifest.dump(2) + "\n");
     write_synced(tmp / "COMPLETE", "step " + std::to_string(state.step) + "\n");
@@ -247,6 +250,9 @@ FullCheckpoint read_full(const std::string& dir_name) {
   full.parameters = at::cat(parts).narrow(0, 0, manifest["numel"].get<int64_t>());
   full.job = manifest.value("job", "");
   full.step = manifest["step"].get<long>();
+  for (const json& entry : manifest.value("layout", json::array()))
+    full.layout[entry["name"].get<std::string>()] = {entry["offset"].get<int64_t>(),
+                                                      entry["shape"].get<std::vector<int64_t>>()};
   return full;
 }
 

@@ -6,7 +6,9 @@
 // Resuming reads, on any number of ranks, the slices each rank now owns.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <vector>
 #include <string>
 
 #include <ATen/core/Tensor.h>
@@ -44,6 +46,7 @@ std::optional<TrainingState> resume(const std::string& output_dir, const ResumeO
 // ranks (stitched from every shard, checksums verified), and the job configuration that wrote it.
 struct FullCheckpoint {
   at::Tensor parameters;  // [numel], in BertModel::named_parameters() order
+  std::map<std::string, std::pair<int64_t, std::vector<int64_t>>> layout;  // name -> (offset, shape)
   std::string job;
   long step = 0;
 };

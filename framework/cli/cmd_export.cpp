@@ -26,16 +26,15 @@ model::Encoder load_sharded(const std::string& dir, model::EncoderOptions option
   if (!options.pooling) options.pooling = job->pooling;
   options.max_length = job->max_length;
   model::Encoder encoder = model::load_encoder(job->model_path, options);
-  int64_t offset = 0;
   c10::NoGradGuard no_grad;
   for (auto& [name, param] : encoder.model.named_parameters()) {
-    ANGLE_CHECK(offset + param.numel() <= full.parameters.numel(), dir, ": checkpoint has fewer parameters than ",
-                job->model_path);
+    auto it = full.layout.find(name);
+    ANGLE_CHECK(it != full.layout.end(), dir, ": checkpoint has no tensor '", name, "' of ", job->model_path);
+    const auto& [offset, shape] = it->second;
+    ANGLE_CHECK(shape == param.sizes().vec(), dir, ": tensor '", name, "' has shape ", at::IntArrayRef(shape),
+                " in the checkpoint but ", param.sizes(), " in ", job->model_path);
     param.copy_(full.parameters.narrow(0, offset, param.numel()).view(param.sizes()));
-    offset += param.numel();
   }
-  ANGLE_CHECK(offset == full.parameters.numel(), dir, ": checkpoint has ", full.parameters.numel(),
-              " parameters but ", job->model_path, " has ", offset);
   return encoder;
 }
 

@@ -16,6 +16,7 @@ ShardedAdamW::ShardedAdamW(const std::vector<std::pair<std::string, at::Tensor>>
   for (const auto& [name, p] : params) {
     ANGLE_CHECK(p.scalar_type() == at::kFloat, "sharded AdamW keeps fp32 parameters; '", name, "' is ", p.scalar_type());
     offsets_.push_back(numel_);
+    layout_.push_back({name, p.sizes().vec(), numel_});
     numel_ += p.numel();
     params_.push_back(p);
   }

@@ -42,6 +42,12 @@ class ShardedAdamW {
   at::Tensor exp_avg() const { return exp_avg_; }
   at::Tensor exp_avg_sq() const { return exp_avg_sq_; }
   int64_t steps_taken() const { return step_; }
+  struct Entry {
+    std::string name;
+    std::vector<int64_t> shape;
+    int64_t offset;
+  };
+  const std::vector<Entry>& layout() const { return layout_; }  // each parameter's place in the flat buffers
   // `read(name, begin, end)` returns elements [begin, end) of the saved flat tensor `name`
   // ("params", "exp_avg", "exp_avg_sq"), end <= numel(). Fills this rank's slices and gathers
   // the full parameters.
@@ -52,6 +58,7 @@ class ShardedAdamW {
   AdamWOptions options_;
   std::vector<at::Tensor> params_;
   std::vector<int64_t> offsets_;
+  std::vector<Entry> layout_;
   at::Tensor flat_params_, flat_grads_, decay_mask_;  // decay mask: this shard only
   at::Tensor exp_avg_, exp_avg_sq_;
   int64_t numel_ = 0, padded_ = 0, shard_begin_ = 0, shard_size_ = 0, step_ = 0;
