@@ -24,6 +24,15 @@ TempDir::TempDir() {
 }
 TempDir::~TempDir() { std::filesystem::remove_all(path); }
 
+text::TokenizerSpec tiny_tokenizer_spec(bool lowercase) {
+  text::TokenizerSpec spec;
+  for (size_t i = 0; i < kTinyVocab.size(); ++i) spec.vocab[kTinyVocab[i]] = static_cast<int64_t>(i);
+  spec.normalizer.lowercase = spec.normalizer.strip_accents = lowercase;
+  spec.added_tokens = {{"[CLS]", 2}, {"[SEP]", 3}, {"[MASK]", 4}};
+  spec.source = "tiny";
+  return spec;
+}
+
 nlohmann::json tiny_config_json() {
   return {{"architectures", {"BertModel"}}, {"model_type", "bert"}, {"vocab_size", kTinyVocab.size()},
           {"hidden_size", 16}, {"num_hidden_layers", 2}, {"num_attention_heads", 2}, {"intermediate_size", 32},

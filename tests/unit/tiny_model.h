@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/bert_config.h"
+#include "text/tokenizer.h"
 
 namespace angle::testing {
 
@@ -19,6 +20,8 @@ struct TempDir {
 
 nlohmann::json tiny_config_json();  // hidden 16, 2 layers, 2 heads, 32 positions
 extern const std::vector<std::string> kTinyVocab;
+// The tiny vocabulary as a BERT tokenizer spec (uncased unless `lowercase` is false).
+text::TokenizerSpec tiny_tokenizer_spec(bool lowercase = true);
 
 // Writes the three files into dir; `config` lets a test break the config on purpose.
 void write_tiny_model(const std::filesystem::path& dir, const nlohmann::json& config = tiny_config_json(),

@@ -14,12 +14,7 @@ using angle::testing::error_of;
 
 namespace {
 
-text::Tokenizer tiny_tokenizer(bool lowercase = true) {
-  text::TokenizerSpec spec;
-  for (size_t i = 0; i < testing::kTinyVocab.size(); ++i) spec.vocab[testing::kTinyVocab[i]] = static_cast<int64_t>(i);
-  spec.normalizer.lowercase = spec.normalizer.strip_accents = lowercase;
-  return text::Tokenizer(spec);
-}
+text::Tokenizer tiny_tokenizer(bool lowercase = true) { return text::Tokenizer(testing::tiny_tokenizer_spec(lowercase)); }
 
 data::RawDataset sample(const std::string& source) {
   return {"A", {"text1", "text2"}, {{"the cat", "hello world", "a mat"}, {"the mat", "hello", "un"}}, {5.f, 2.5f, 0.f},

@@ -11,15 +11,7 @@ using angle::testing::error_of;
 
 namespace {
 
-text::TokenizerSpec tiny_spec(bool lowercase = true) {
-  text::TokenizerSpec spec;
-  for (size_t i = 0; i < testing::kTinyVocab.size(); ++i) spec.vocab[testing::kTinyVocab[i]] = static_cast<int64_t>(i);
-  spec.normalizer.lowercase = lowercase;
-  spec.normalizer.strip_accents = lowercase;
-  spec.added_tokens = {{"[CLS]", 2}, {"[SEP]", 3}, {"[MASK]", 4}};
-  spec.source = "tiny";
-  return spec;
-}
+text::TokenizerSpec tiny_spec(bool lowercase = true) { return testing::tiny_tokenizer_spec(lowercase); }
 
 std::vector<std::string> words(const text::Tokenizer& t, const std::string& s) {
   std::vector<std::string> out;
