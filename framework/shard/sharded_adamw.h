@@ -32,7 +32,6 @@ class ShardedAdamW {
   double step(double lr, double max_grad_norm);
 
   uint64_t state_bytes() const;  // AdamW moments held by this rank
-  int64_t shard_begin() const { return shard_begin_; }
   int64_t shard_size() const { return shard_size_; }
   int64_t numel() const { return numel_; }
 
