@@ -133,7 +133,8 @@ void save(const std::string& output_dir, const TrainingState& state, shard::Shar
                      {"optimizer_steps", optimizer.steps_taken()}, {"world_size", world},
                      {"numel", optimizer.numel()}, {"shard_size", optimizer.shard_size()},
                      {"tensors", {"params", "exp_avg", "exp_avg_sq"}}, {"layout", layout}, {"shards", shards},
-                     {"job_hash", std::to_string(state.job_hash)}, {"job", state.job}};
+                     {"job_hash", std::to_string(state.job_hash)}, {"job", state.job},
+                     {"best_dev", state.best_dev}, {"best_step", state.best_step}};
     write_synced(tmp / "manifest.json", manifest.dump(2) + "\n");
     write_synced(tmp / "COMPLETE", "step " + std::to_string(state.step) + "\n");
     fsync_path(tmp);
@@ -230,6 +231,8 @@ std::optional<TrainingState> resume(const std::string& output_dir, const ResumeO
   state.cursor = manifest["cursor"].get<uint64_t>();
   state.job = manifest.value("job", "");
   state.job_hash = job_hash;
+  state.best_dev = manifest.value("best_dev", -1e9);
+  state.best_step = manifest.value("best_step", 0L);
   if (comm.rank() == 0)
     log_info("resumed from " + dir.string() + " (step " + std::to_string(state.step) + ", written by " +
              std::to_string(old_world) + " rank(s), now " + std::to_string(comm.size()) + ")");

@@ -25,6 +25,8 @@ struct TrainingState {
   uint64_t cursor = 0;     // global examples consumed
   std::string job;         // the resolved job configuration that wrote it
   uint64_t job_hash = 0;   // hash of the parts that must not change across a resume
+  double best_dev = -1e9;  // best dev Spearman so far, so that best/ survives a resume
+  long best_step = 0;
 };
 
 // Collective: every rank calls it. Keeps the newest `keep_last` complete checkpoints.

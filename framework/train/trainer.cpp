@@ -174,9 +174,11 @@ int run_training(const JobConfig& c) {
              std::to_string(world) + " ranks, " + std::to_string(optimizer.numel()) + " parameters)");
 
   long start_step = 1;
+  std::optional<ckpt::TrainingState> resumed;
   if (c.resume != "none") {
-    auto state = ckpt::resume(c.output_dir, {c.resume, c.allow_job_change, c.debug_skip_restore != "rng"},
-                              c.identity_hash(), optimizer, *comm);
+    auto& state = resumed;
+    state = ckpt::resume(c.output_dir, {c.resume, c.allow_job_change, c.debug_skip_restore != "rng"},
+                         c.identity_hash(), optimizer, *comm);
     if (state) {
       start_step = state->step + 1;
       ANGLE_CHECK(state->cursor == sampler.cursor_after(static_cast<uint64_t>(state->step - 1)), "checkpoint cursor ",
@@ -194,16 +196,18 @@ int run_training(const JobConfig& c) {
     metrics.open(fs::path(c.output_dir) / "metrics.jsonl", start_step > 1 ? std::ios::app : std::ios::trunc);
     ANGLE_CHECK(metrics.good(), c.output_dir, "/metrics.jsonl: cannot open for writing");
   }
+  double best_dev = -1e9;
+  long best_step = 0;
+  if (resumed) best_dev = resumed->best_dev, best_step = resumed->best_step;
   auto checkpoint = [&](long step) {
-    ckpt::save(c.output_dir, {step, sampler.cursor_after(static_cast<uint64_t>(step - 1)), c.dump(), c.identity_hash()},
+    ckpt::save(c.output_dir, {step, sampler.cursor_after(static_cast<uint64_t>(step - 1)), c.dump(), c.identity_hash(),
+                              best_dev, best_step},
                optimizer, *comm, c.keep_last);
   };
   std::signal(SIGTERM, request_stop);
   std::signal(SIGUSR1, request_stop);
 
   eval::EmbedOptions eval_options{64, false};
-  double best_dev = -1e9;
-  long best_step = 0;
   auto next_batch = std::async(std::launch::async, fetch, start_step);
   Progress progress("step", total_steps, 5.0);
   double window_start = now_seconds(), comm_seconds = 0;
@@ -304,7 +308,6 @@ int run_training(const JobConfig& c) {
                               "; checkpoint written; resume with --run.resume auto");
       return 128 + signal;
     }
-    if (c.checkpoint_every > 0 && (step % c.checkpoint_every == 0 || step == total_steps)) checkpoint(step);
 
     if (dev_set && (step % eval_every == 0 || step == total_steps)) {
       if (rank == 0) {  // the other ranks wait at the barrier (within the watchdog timeout)
@@ -320,6 +323,8 @@ int run_training(const JobConfig& c) {
       }
       comm->barrier();
     }
+    // After the evaluation, so that the checkpoint knows this step's dev score.
+    if (c.checkpoint_every > 0 && (step % c.checkpoint_every == 0 || step == total_steps)) checkpoint(step);
   }
   model.train(false);
   if (rank == 0) {
