@@ -11,7 +11,6 @@
     every directory named step-N is complete and passes its checksums, and resume always works;
   - bad input: manifest from a newer format, shard missing, shard truncated, a different job
     (unless --run.allow_job_change true), a full disk (tiny tmpfs): previous checkpoint usable."""
-import argparse
 import hashlib
 import json
 import os
@@ -24,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'cli'))
-from expect import Expectations  # noqa: E402
+from expect import setup  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 failures = []
@@ -88,18 +87,7 @@ def same_params(a, b):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--angle', required=True)
-    ap.add_argument('--tiny', required=True)
-    ap.add_argument('--model', required=True)
-    ap.add_argument('--data-dir', required=True)
-    ap.add_argument('--work', required=True)
-    args = ap.parse_args()
-    os.environ.update(OMPI_ALLOW_RUN_AS_ROOT='1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM='1', OMP_NUM_THREADS='1')
-    angle, work = pathlib.Path(args.angle), pathlib.Path(args.work)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    expect = Expectations(angle)
+    args, angle, work, expect = setup(__doc__, '--tiny', '--model', '--data-dir')
     train_csv = f'stsb:{args.data_dir}/STS/STSBenchmark/sts-train.csv'
     tiny = ['train', '--job', ROOT / 'jobs/stsb.ini', '--model.path', args.tiny, '--model.pooling', 'cls',
             '--model.max_length', 64, '--data.train', train_csv, '--data.dev', '', '--data.test', '',
@@ -215,7 +203,6 @@ def main():
         failures.append('after the crashes, --run.resume auto did not resume')
 
     # --- bad input ---
-    base = work / 'straight-0'
     good = work / 'bad-base'
     run(angle, 0, tiny + ['--run.output_dir', good, '--run.checkpoint_every', 5, '--run.keep_last', 2])
     def variant(name, edit):

@@ -5,7 +5,6 @@ a temporary one). Model variants are built from the real model by symlinking its
 corrupting one of them."""
 import argparse
 import json
-import os
 import pathlib
 import shutil
 import struct

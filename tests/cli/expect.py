@@ -31,3 +31,22 @@ class Expectations:
     def exit_status(self):
         if self.failures:
             raise SystemExit('FAILED:\n  ' + '\n  '.join(self.failures))
+
+
+def setup(doc, *options):
+    """The common start of a test script: parse --angle, --work and `options` (required flags),
+    allow mpirun as root with one thread per rank, recreate the work directory.
+    Returns (args, angle path, work path, Expectations)."""
+    import argparse
+    import os
+    import pathlib
+    import shutil
+    parser = argparse.ArgumentParser(description=doc)
+    for flag in ('--angle', '--work') + options:
+        parser.add_argument(flag, required=True)
+    args = parser.parse_args()
+    os.environ.update(OMPI_ALLOW_RUN_AS_ROOT='1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM='1', OMP_NUM_THREADS='1')
+    angle, work = pathlib.Path(args.angle), pathlib.Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    return args, angle, work, Expectations(angle)

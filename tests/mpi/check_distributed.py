@@ -9,19 +9,17 @@
     errors before any work;
   - a rank that stops responding makes the others exit non-zero within the watchdog timeout,
     naming the stuck collective; a rank killed with -9 ends the job non-zero."""
-import argparse
 import json
 import os
 import pathlib
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'cli'))
-from expect import Expectations  # noqa: E402
+from expect import setup  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -43,18 +41,7 @@ def rel(a, b):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--angle', required=True)
-    ap.add_argument('--tiny', required=True)
-    ap.add_argument('--model', required=True)
-    ap.add_argument('--data-dir', required=True)
-    ap.add_argument('--work', required=True)
-    args = ap.parse_args()
-    os.environ.update(OMPI_ALLOW_RUN_AS_ROOT='1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM='1', OMP_NUM_THREADS='1')
-    angle, work = pathlib.Path(args.angle), pathlib.Path(args.work)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    expect = Expectations(angle)
+    args, angle, work, expect = setup(__doc__, '--tiny', '--model', '--data-dir')
     failures = expect.failures
     train_csv = f'stsb:{args.data_dir}/STS/STSBenchmark/sts-train.csv'
     common = ['train', '--job', 'jobs/stsb.ini', '--data.train', train_csv, '--data.dev', '', '--data.test', '',
