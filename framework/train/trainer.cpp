@@ -176,15 +176,14 @@ int run_training(const JobConfig& c) {
   long start_step = 1;
   std::optional<ckpt::TrainingState> resumed;
   if (c.resume != "none") {
-    auto& state = resumed;
-    state = ckpt::resume(c.output_dir, {c.resume, c.allow_job_change, c.debug_skip_restore != "rng"},
-                         c.identity_hash(), optimizer, *comm);
-    if (state) {
-      start_step = state->step + 1;
-      ANGLE_CHECK(state->cursor == sampler.cursor_after(static_cast<uint64_t>(state->step - 1)), "checkpoint cursor ",
-                  state->cursor, " does not match step ", state->step, " of this data (",
-                  sampler.cursor_after(static_cast<uint64_t>(state->step - 1)), "): the training data changed");
-      if (c.debug_skip_restore == "cursor") sampler_shift = state->step;
+    resumed = ckpt::resume(c.output_dir, {c.resume, c.allow_job_change, c.debug_skip_restore != "rng"},
+                           c.identity_hash(), optimizer, *comm);
+    if (resumed) {
+      start_step = resumed->step + 1;
+      const uint64_t expected = sampler.cursor_after(static_cast<uint64_t>(resumed->step - 1));
+      ANGLE_CHECK(resumed->cursor == expected, "checkpoint cursor ", resumed->cursor, " does not match step ",
+                  resumed->step, " of this data (", expected, "): the training data changed");
+      if (c.debug_skip_restore == "cursor") sampler_shift = resumed->step;
     } else if (rank == 0) {
       log_info("no complete checkpoint in " + c.output_dir + ": starting from step 1");
     }

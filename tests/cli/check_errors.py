@@ -3,7 +3,6 @@
 names the file (or option) and the problem, a non-zero exit status, and no output file (not even
 a temporary one). Model variants are built from the real model by symlinking its files and
 corrupting one of them."""
-import argparse
 import json
 import pathlib
 import shutil
@@ -12,6 +11,8 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from expect import Expectations  # noqa: E402
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'oracle'))
+from common import fresh_dir, script_args  # noqa: E402
 
 def model_variant(base, work, name, edit):
     """A copy of the model directory (files symlinked) in which `edit(dir)` breaks something."""
@@ -30,15 +31,9 @@ def replace(d, name, data):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--angle', required=True)
-    ap.add_argument('--model', required=True)
-    ap.add_argument('--work', required=True)
-    args = ap.parse_args()
-    angle, base, work = args.angle, pathlib.Path(args.model), pathlib.Path(args.work)
+    args = script_args(__doc__, '--angle', '--model', '--work')
+    angle, base, work = args.angle, pathlib.Path(args.model), fresh_dir(args.work)
     expect = Expectations(angle)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     texts = work / 'texts.txt'
     texts.write_text('A man is playing a guitar.\nA woman is slicing an onion.\n')
     out = work / 'out' / 'emb.npy'

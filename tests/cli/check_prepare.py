@@ -9,7 +9,6 @@
   - training from the .h5 gives the same losses as from the raw file;
   - the suite table on SentEval-layout fixtures, STS12 equal to `angle eval` of the same pairs;
   - every bad input: one error line naming file and line/row, non-zero exit, no output file."""
-import argparse
 import hashlib
 import json
 import pathlib
@@ -21,7 +20,7 @@ from collections import defaultdict
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'oracle'))
-from common import stsb_pairs  # noqa: E402
+from common import fresh_dir, script_args, stsb_pairs  # noqa: E402
 from expect import Expectations  # noqa: E402
 
 
@@ -45,17 +44,9 @@ def snli_expected(directory, split):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--angle', required=True)
-    ap.add_argument('--model', required=True)
-    ap.add_argument('--other-model', required=True, help='a model with a different tokenizer')
-    ap.add_argument('--data-dir', required=True)
-    ap.add_argument('--snli-dir', required=True)
-    ap.add_argument('--work', required=True)
-    args = ap.parse_args()
-    angle, data, work = pathlib.Path(args.angle), pathlib.Path(args.data_dir), pathlib.Path(args.work)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    # --other-model: a model with a different tokenizer
+    args = script_args(__doc__, '--angle', '--model', '--other-model', '--data-dir', '--snli-dir', '--work')
+    angle, data, work = pathlib.Path(args.angle), pathlib.Path(args.data_dir), fresh_dir(args.work)
     expect = Expectations(angle)
     failures = expect.failures
 

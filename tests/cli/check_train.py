@@ -6,15 +6,15 @@
   - the exported directory loads in sentence-transformers and embeds within 1e-5 cosine
     distance of `angle embed` on the checkpoint;
   - every bad input ends with one error line naming the key/file/step and a non-zero exit."""
-import argparse
 import json
 import pathlib
-import shutil
 import subprocess
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from expect import Expectations  # noqa: E402
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'oracle'))
+from common import fresh_dir, script_args  # noqa: E402
 
 
 
@@ -30,17 +30,10 @@ def metrics(out):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--angle', required=True)
-    ap.add_argument('--model', required=True)
-    ap.add_argument('--data-dir', required=True)
-    ap.add_argument('--work', required=True)
-    args = ap.parse_args()
-    angle, work, data = pathlib.Path(args.angle), pathlib.Path(args.work), pathlib.Path(args.data_dir)
+    args = script_args(__doc__, '--angle', '--model', '--data-dir', '--work')
+    angle, work, data = pathlib.Path(args.angle), fresh_dir(args.work), pathlib.Path(args.data_dir)
     expect = Expectations(angle)
     failures = expect.failures
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     train_file = data / 'STS/STSBenchmark/sts-train.csv'
     job = work / 'tiny.ini'
     job.write_text(f"""[model]

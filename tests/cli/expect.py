@@ -34,19 +34,15 @@ class Expectations:
 
 
 def setup(doc, *options):
-    """The common start of a test script: parse --angle, --work and `options` (required flags),
-    allow mpirun as root with one thread per rank, recreate the work directory.
+    """The common start of a multi-rank test script: --angle, --work and `options` (required
+    flags), mpirun allowed as root with one thread per rank, an empty work directory.
     Returns (args, angle path, work path, Expectations)."""
-    import argparse
     import os
     import pathlib
-    import shutil
-    parser = argparse.ArgumentParser(description=doc)
-    for flag in ('--angle', '--work') + options:
-        parser.add_argument(flag, required=True)
-    args = parser.parse_args()
+    import sys
+    sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'oracle'))
+    from common import fresh_dir, script_args
+    args = script_args(doc, '--angle', '--work', *options)
     os.environ.update(OMPI_ALLOW_RUN_AS_ROOT='1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM='1', OMP_NUM_THREADS='1')
-    angle, work = pathlib.Path(args.angle), pathlib.Path(args.work)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    return args, angle, work, Expectations(angle)
+    angle = pathlib.Path(args.angle)
+    return args, angle, fresh_dir(args.work), Expectations(angle)

@@ -2,27 +2,20 @@
 """`angle embed` end to end (sorting, batching, pooling, normalisation, .npy and .h5 writers)
 against sentence-transformers `encode` on 300 STS-B dev sentences: every row within 1e-5 cosine
 distance, the same norms when the model normalises, and the .h5 output equal to the .npy one."""
-import argparse
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from common import run, stsb_pairs  # noqa: E402
+from common import fresh_dir, run, script_args, stsb_pairs  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--angle', required=True)
-    ap.add_argument('--model', required=True)
-    ap.add_argument('--data-dir', required=True)
-    ap.add_argument('--work', required=True)
-    args = ap.parse_args()
+    args = script_args(__doc__, '--angle', '--model', '--data-dir', '--work')
     import h5py
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
-    work = pathlib.Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
+    work = fresh_dir(args.work)
     a, b, _ = stsb_pairs(pathlib.Path(args.data_dir) / 'STS/STSBenchmark/sts-dev.csv')
     texts = (a + b)[:300]
     (work / 'texts.txt').write_text('\n'.join(texts) + '\n', encoding='utf-8')

@@ -1,21 +1,16 @@
 #!/usr/bin/env python3
 """`angle eval --json` on STS-B test against sentence-transformers: the same model and pooling in
 fp32, cosine similarity, scipy's Spearman x 100. They must agree within 0.01."""
-import argparse
 import json
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from common import run, stsb_pairs  # noqa: E402
+from common import run, script_args, stsb_pairs  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--angle', required=True)
-    ap.add_argument('--model', required=True)
-    ap.add_argument('--stsb', required=True)
-    args = ap.parse_args()
+    args = script_args(__doc__, '--angle', '--model', '--stsb')
     import numpy as np
     from scipy.stats import pearsonr, spearmanr
     from sentence_transformers import SentenceTransformer

@@ -3,14 +3,13 @@
 transformers.AutoTokenizer) for every distinct sentence of STS-B train/dev/test and SICK, both from
 the model's tokenizer.json and from a copy holding only vocab.txt + tokenizer_config.json.
 Fails on the first mismatch and prints it."""
-import argparse
 import json
 import pathlib
 import shutil
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from common import all_sentences, run  # noqa: E402
+from common import all_sentences, fresh_dir, run, script_args  # noqa: E402
 
 MAX_LENGTH = 512
 
@@ -27,16 +26,10 @@ def compare(angle, model_dir, input_file, expected, label):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--angle', required=True)
-    ap.add_argument('--model', required=True)
-    ap.add_argument('--data-dir', required=True)
-    ap.add_argument('--work', required=True)
-    args = ap.parse_args()
+    args = script_args(__doc__, '--angle', '--model', '--data-dir', '--work')
     from transformers import AutoTokenizer
 
-    work = pathlib.Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
+    work = fresh_dir(args.work)
     sentences = all_sentences(args.data_dir)
     # STS-B 8,628 pairs + SICK 9,840 (+ 87 SemEval-only) pairs: 21,563 distinct sentences.
     if len(sentences) < 21000:

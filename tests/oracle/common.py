@@ -1,5 +1,7 @@
 """Shared helpers of the oracle scripts: reading the STS files the way the C++ side does."""
+import argparse
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -39,3 +41,19 @@ def run(cmd):
     if proc.returncode != 0:
         sys.exit(f'command failed ({proc.returncode}):\n{proc.stderr}')
     return proc.stdout
+
+
+def script_args(doc, *flags):
+    """The command line of a test script: every flag required, the docstring as help."""
+    parser = argparse.ArgumentParser(description=doc)
+    for flag in flags:
+        parser.add_argument(flag, required=True)
+    return parser.parse_args()
+
+
+def fresh_dir(path):
+    """An empty directory at `path` (what an earlier run left is removed)."""
+    path = pathlib.Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path

@@ -4,8 +4,12 @@ random embeddings and labels: every format (A, B, C) x preset x label mode, with
 texts (identical rows), all-zero labels, 0/1 labels, graded labels and odd batch sizes. Computed
 in float64 so that the comparison tests the formulas, not rounding. Written as safetensors with
 the case list in the metadata; tests/oracle/test_loss_reference.cpp compares ours."""
-import argparse
 import json
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from common import script_args  # noqa: E402
 
 PRESETS = {  # the weight presets of ../shared/reference/angle-reference.md §1.6
     'current': dict(cosine_w=0.0, ibn_w=1.0, cln_w=1.0, angle_w=0.02, cosine_tau=20.0, ibn_tau=20.0, angle_tau=20.0),
@@ -27,9 +31,7 @@ def label_sets(torch, g):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--out', required=True)
-    args = ap.parse_args()
+    args = script_args(__doc__, '--out')
     import torch
     from angle_emb.angle import AngleLoss
     from safetensors.torch import save_file

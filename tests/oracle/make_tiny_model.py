@@ -3,20 +3,16 @@
 no accent stripping) trained with HF `tokenizers` on STS-B train, and a randomly initialised
 2-layer BERT saved by `transformers` as safetensors, wrapped for sentence-transformers with CLS
 pooling. Deterministic (seeded); skipped when already present."""
-import argparse
 import json
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from common import stsb_pairs  # noqa: E402
+from common import script_args, stsb_pairs  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--data-dir', required=True)
-    ap.add_argument('--out', required=True)
-    args = ap.parse_args()
+    args = script_args(__doc__, '--data-dir', '--out')
     out = pathlib.Path(args.out)
     if (out / 'DONE').exists():
         return
