@@ -14,21 +14,13 @@ import json
 import pathlib
 import re
 import shutil
-import subprocess
 import sys
 from collections import defaultdict
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'oracle'))
-from common import fresh_dir, script_args, stsb_pairs  # noqa: E402
+from common import fresh_dir, run, script_args, stsb_pairs  # noqa: E402
 from expect import Expectations  # noqa: E402
-
-
-def run(cmd):
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f'failed ({proc.returncode}): {" ".join(map(str, cmd))}\n{proc.stderr}')
-    return proc.stdout
 
 
 def snli_expected(directory, split):

@@ -8,21 +8,12 @@
   - every bad input ends with one error line naming the key/file/step and a non-zero exit."""
 import json
 import pathlib
-import subprocess
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from expect import Expectations  # noqa: E402
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'oracle'))
-from common import fresh_dir, script_args  # noqa: E402
-
-
-
-def run(cmd):
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f'failed ({proc.returncode}): {" ".join(map(str, cmd))}\n{proc.stderr}')
-    return proc
+from common import fresh_dir, run, script_args  # noqa: E402
 
 
 def metrics(out):
