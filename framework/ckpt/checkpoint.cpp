@@ -101,9 +101,37 @@ std::string problem_with(const fs::path& dir) {
   return "";
 }
 
+// Where each element of the global flat space sits in the saved shards.
+struct Segment {
+  int rank;
+  int64_t begin, size, local;  // global [begin, begin + size) = the rank's tensors at [local, local + size)
+};
+std::vector<Segment> segments_of(const json& manifest, const std::string& where) {
+  std::vector<Segment> out;
+  const int64_t numel = manifest.value("numel", int64_t{0});
+  for (const json& shard : manifest.value("shards", json::array())) {
+    const int rank = shard.value("rank", -1);
+    int64_t local = 0;
+    if (shard.contains("ranges")) {
+      for (const json& range : shard["ranges"]) {
+        ANGLE_CHECK(range.is_array() && range.size() == 2, where, ": shard ", rank, ": a range is not [begin, size]");
+        const int64_t begin = range[0].get<int64_t>(), size = range[1].get<int64_t>();
+        ANGLE_CHECK(begin >= 0 && size >= 0 && begin + size <= numel, where, ": shard ", rank, ": range [", begin, ", ",
+                    begin + size, ") outside the ", numel, " parameters");
+        out.push_back({rank, begin, size, local});
+        local += size;
+      }
+    } else {  // format 1: equal slices of the padded space
+      const int64_t size = manifest.value("shard_size", int64_t{0});
+      out.push_back({rank, size * rank, size, 0});
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
-void save(const std::string& output_dir, const TrainingState& state, shard::ShardedAdamW& optimizer, comm::Comm& comm,
+void save(const std::string& output_dir, const TrainingState& state, shard::ShardedModel& sharded, comm::Comm& comm,
           int keep_last) {
   const int rank = comm.rank(), world = comm.size();
   const fs::path root(output_dir), final_dir = root / ("step-" + std::to_string(state.step));
@@ -116,22 +144,30 @@ void save(const std::string& output_dir, const TrainingState& state, shard::Shar
   const fs::path shard_file = tmp / shard_name(rank, world);
   at::Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
   model::write_safetensors(shard_file.string(),
-                           {{"params", optimizer.param_shard().cpu()}, {"exp_avg", optimizer.exp_avg().cpu()},
-                            {"exp_avg_sq", optimizer.exp_avg_sq().cpu()}, {"rng", rng}},
+                           {{"params", sharded.owned("params").cpu()}, {"exp_avg", sharded.owned("exp_avg").cpu()},
+                            {"exp_avg_sq", sharded.owned("exp_avg_sq").cpu()}, {"rng", rng}},
                            {{"rank", std::to_string(rank)}, {"world_size", std::to_string(world)}});
   fsync_path(shard_file);
   at::Tensor sums = comm.all_gather_rows(hex_to_words(sha256_file(shard_file.string())).to(comm.device())).cpu();
+  // Every rank's ranges of the global flat space, as rows of (begin, size).
+  std::vector<int64_t> mine;
+  for (const auto& range : sharded.owned_ranges()) mine.push_back(range.begin), mine.push_back(range.size);
+  std::vector<int64_t> counts;
+  at::Tensor ranges = comm.all_gather_rows(at::tensor(mine, at::kLong).view({-1, 2}).to(comm.device()), &counts).cpu();
   if (rank == 0) {
     json shards = json::array();
-    for (int r = 0; r < world; ++r)
-      shards.push_back({{"file", shard_name(r, world)}, {"rank", r}, {"begin", optimizer.shard_size() * r},
-                        {"size", optimizer.shard_size()}, {"sha256", words_to_hex(sums[r])}});
+    for (int r = 0, row = 0; r < world; ++r) {
+      json own = json::array();
+      for (int64_t k = 0; k < counts[r]; ++k, ++row)
+        own.push_back({ranges[row][0].item<int64_t>(), ranges[row][1].item<int64_t>()});
+      shards.push_back({{"file", shard_name(r, world)}, {"rank", r}, {"ranges", own}, {"sha256", words_to_hex(sums[r])}});
+    }
     json layout = json::array();
-    for (const auto& entry : optimizer.layout())
+    for (const auto& entry : sharded.layout())
       layout.push_back({{"name", entry.name}, {"shape", entry.shape}, {"offset", entry.offset}});
     json manifest = {{"format_version", kFormatVersion}, {"step", state.step}, {"cursor", state.cursor},
-                     {"optimizer_steps", optimizer.steps_taken()}, {"world_size", world},
-                     {"numel", optimizer.numel()}, {"shard_size", optimizer.shard_size()},
+                     {"optimizer_steps", sharded.steps_taken()}, {"world_size", world},
+                     {"numel", sharded.numel()},
                      {"tensors", {"params", "exp_avg", "exp_avg_sq"}}, {"layout", layout}, {"shards", shards},
                      {"job_hash", std::to_string(state.job_hash)}, {"job", state.job},
                      {"best_dev", state.best_dev}, {"best_step", state.best_step}};
@@ -156,7 +192,7 @@ void save(const std::string& output_dir, const TrainingState& state, shard::Shar
 }
 
 std::optional<TrainingState> resume(const std::string& output_dir, const ResumeOptions& options, uint64_t job_hash,
-                                    shard::ShardedAdamW& optimizer, comm::Comm& comm) {
+                                    shard::ShardedModel& sharded, comm::Comm& comm) {
   std::vector<fs::path> candidates;
   if (options.spec == "auto") {
     if (fs::is_directory(output_dir))
@@ -188,15 +224,15 @@ std::optional<TrainingState> resume(const std::string& output_dir, const ResumeO
   const std::string where = (dir / "manifest.json").string();
   ANGLE_CHECK(manifest.value("format_version", 0) <= kFormatVersion, where, ": format version ",
               manifest.value("format_version", 0), " is newer than this build of angle supports (", kFormatVersion, ")");
-  ANGLE_CHECK(manifest.value("numel", int64_t{0}) == optimizer.numel(), where, ": checkpoint has ",
-              manifest.value("numel", int64_t{0}), " parameters but the model has ", optimizer.numel(),
+  ANGLE_CHECK(manifest.value("numel", int64_t{0}) == sharded.numel(), where, ": checkpoint has ",
+              manifest.value("numel", int64_t{0}), " parameters but the model has ", sharded.numel(),
               " (a checkpoint of a different model)");
   ANGLE_CHECK(options.allow_job_change || manifest.value("job_hash", "") == std::to_string(job_hash), where,
               ": written by a different job configuration (hash ", manifest.value("job_hash", ""), " vs ", job_hash,
               "); pass --run.allow_job_change true to resume anyway");
 
-  const int64_t old_shard = manifest["shard_size"].get<int64_t>();
   const int old_world = manifest["world_size"].get<int>();
+  const std::vector<Segment> segments = segments_of(manifest, where);
   std::map<int, std::unique_ptr<model::SafetensorsFile>> files;
   std::map<std::pair<int, std::string>, at::Tensor> loaded;
   auto tensor_of = [&](int r, const std::string& name) -> const at::Tensor& {
@@ -204,23 +240,25 @@ std::optional<TrainingState> resume(const std::string& output_dir, const ResumeO
     if (!loaded.count(key)) {
       if (!files.count(r)) files[r] = std::make_unique<model::SafetensorsFile>((dir / shard_name(r, old_world)).string());
       loaded[key] = files[r]->load(name);
-      ANGLE_CHECK(loaded[key].numel() == old_shard, files[r]->path(), ": tensor '", name, "' has ", loaded[key].numel(),
-                  " elements, the manifest says ", old_shard);
+      int64_t expected = 0;
+      for (const Segment& s : segments) expected += s.rank == r ? s.size : 0;
+      ANGLE_CHECK(loaded[key].numel() == expected, files[r]->path(), ": tensor '", name, "' has ", loaded[key].numel(),
+                  " elements, the manifest's ranges say ", expected);
     }
     return loaded[key];
   };
-  // [begin, end) of a saved flat tensor, stitched from the old shards that overlap it.
+  // [begin, end) of a saved flat tensor, stitched from the saved ranges that overlap it.
   auto read = [&](const std::string& name, int64_t begin, int64_t end) {
     std::vector<at::Tensor> parts;
-    for (int64_t pos = begin; pos < end;) {
-      const int r = static_cast<int>(pos / old_shard);
-      const int64_t take = std::min(end, (r + 1) * old_shard) - pos;
-      parts.push_back(tensor_of(r, name).narrow(0, pos - r * old_shard, take));
-      pos += take;
+    for (const Segment& s : segments) {
+      const int64_t from = std::max(begin, s.begin), to = std::min(end, s.begin + s.size);
+      if (from < to) parts.push_back(tensor_of(s.rank, name).narrow(0, s.local + from - s.begin, to - from));
     }
-    return at::cat(parts).to(optimizer.param_shard().device());
+    at::Tensor out = at::cat(parts);
+    ANGLE_CHECK(out.numel() == end - begin, where, ": the shards' ranges do not cover [", begin, ", ", end, ")");
+    return out.to(sharded.device());
   };
-  optimizer.restore(read, manifest.value("optimizer_steps", int64_t{0}));
+  sharded.restore(read, manifest.value("optimizer_steps", int64_t{0}));
   if (options.restore_rng && old_world == comm.size()) {
     model::SafetensorsFile own((dir / shard_name(comm.rank(), old_world)).string());
     at::Generator generator = at::detail::getDefaultCPUGenerator();
@@ -247,10 +285,18 @@ FullCheckpoint read_full(const std::string& dir_name) {
   ANGLE_CHECK(manifest.value("format_version", 0) <= kFormatVersion, dir_name, "/manifest.json: format version ",
               manifest.value("format_version", 0), " is newer than this build of angle supports (", kFormatVersion, ")");
   const int world = manifest["world_size"].get<int>();
-  std::vector<at::Tensor> parts;
-  for (int r = 0; r < world; ++r) parts.push_back(model::SafetensorsFile((dir / shard_name(r, world)).string()).load("params"));
+  const int64_t numel = manifest["numel"].get<int64_t>();
   FullCheckpoint full;
-  full.parameters = at::cat(parts).narrow(0, 0, manifest["numel"].get<int64_t>());
+  full.parameters = at::zeros({numel}, at::kFloat);
+  int64_t total = 0;
+  std::map<int, at::Tensor> params;
+  for (const Segment& s : segments_of(manifest, dir_name + "/manifest.json")) {
+    if (!params.count(s.rank)) params[s.rank] = model::SafetensorsFile((dir / shard_name(s.rank, world)).string()).load("params");
+    const int64_t size = std::min(s.size, numel - s.begin);
+    ANGLE_CHECK(s.local + size <= params[s.rank].numel(), dir_name, ": shard of rank ", s.rank, " is shorter than its ranges");
+    if (size > 0) full.parameters.narrow(0, s.begin, size).copy_(params[s.rank].narrow(0, s.local, size)), total += size;
+  }
+  ANGLE_CHECK(total == numel, dir_name, "/manifest.json: the shards' ranges cover ", total, " of ", numel, " parameters");
   full.job = manifest.value("job", "");
   full.step = manifest["step"].get<long>();
   for (const json& entry : manifest.value("layout", json::array()))

@@ -1,5 +1,5 @@
-// Sharded checkpoints (format in checkpoints/README.md). Every rank writes only its own shard of
-// the flat fp32 parameters and AdamW moments (no rank gathers the model) into
+// Sharded checkpoints (format in checkpoints/README.md). Every rank writes only the slices of
+// the flat fp32 parameters and AdamW moments that it owns (no rank gathers the model) into
 // <output_dir>/step-<N>.tmp/, then rank 0 writes the manifest (step, cursor, job, tensor layout,
 // shard ranges and checksums) and a COMPLETE marker, fsyncs, renames the directory to step-<N>
 // and repoints `latest`. A crash at any moment leaves the previous complete checkpoint usable.
@@ -14,11 +14,13 @@
 #include <ATen/core/Tensor.h>
 
 #include "comm/comm.h"
-#include "shard/sharded_adamw.h"
+#include "shard/fsdp.h"
 
 namespace angle::ckpt {
 
-constexpr int64_t kFormatVersion = 1;
+// 2: each shard lists the ranges of the global flat space it holds (one per unit since FSDP
+// units); 1 (still read): rank r held the r-th equal slice.
+constexpr int64_t kFormatVersion = 2;
 
 struct TrainingState {
   long step = 0;           // optimizer steps completed
@@ -30,7 +32,7 @@ struct TrainingState {
 };
 
 // Collective: every rank calls it. Keeps the newest `keep_last` complete checkpoints.
-void save(const std::string& output_dir, const TrainingState& state, shard::ShardedAdamW& optimizer,
+void save(const std::string& output_dir, const TrainingState& state, shard::ShardedModel& sharded,
           comm::Comm& comm, int keep_last);
 
 struct ResumeOptions {
@@ -39,10 +41,10 @@ struct ResumeOptions {
   bool restore_rng = true;       // false only for the negative-control test
 };
 
-// Collective. Returns the state of the checkpoint restored into `optimizer` (and the RNG), or
+// Collective. Returns the state of the checkpoint restored into `sharded` (and the RNG), or
 // nullopt when `auto` finds none. Incomplete or corrupt checkpoints are skipped with a warning.
 std::optional<TrainingState> resume(const std::string& output_dir, const ResumeOptions& options,
-                                    uint64_t job_hash, shard::ShardedAdamW& optimizer, comm::Comm& comm);
+                                    uint64_t job_hash, shard::ShardedModel& sharded, comm::Comm& comm);
 
 // Not collective: the full flat fp32 parameter vector of a checkpoint written on any number of
 // ranks (stitched from every shard, checksums verified), and the job configuration that wrote it.

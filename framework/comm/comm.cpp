@@ -4,9 +4,12 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <utility>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace angle::comm {
 
@@ -47,33 +50,129 @@ void Comm::timed_out(const CollectiveRecord& r) const {
   std::_Exit(3);
 }
 
+namespace {
+class DoneWork : public Work {
+ public:
+  void wait() override {}
+};
+}  // namespace
+
+WorkPtr Comm::completed() { return std::make_unique<DoneWork>(); }
+
+double Comm::take_wait_seconds() { return std::exchange(wait_seconds_, 0.0); }
+uint64_t Comm::take_bytes() { return std::exchange(bytes_, 0); }
+
 void Comm::all_reduce_sum(at::Tensor& tensor) {
   begin("all_reduce", tensor);
+  bytes_ += tensor.nbytes();
+  const double start = now_seconds();
   do_all_reduce_sum(tensor);
+  wait_seconds_ += now_seconds() - start;
 }
-at::Tensor Comm::all_gather_rows(const at::Tensor& local) {
+
+std::vector<int64_t> Comm::exchange_counts(int64_t rows) {
+  at::Tensor mine = at::full({1}, rows, at::kLong).to(device());
+  begin("all_gather_counts", mine);
+  bytes_ += mine.nbytes();
+  at::Tensor all = do_all_gather_rows(mine, std::vector<int64_t>(size(), 1)).cpu().contiguous();
+  return {all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + size()};
+}
+
+at::Tensor Comm::all_gather_rows(const at::Tensor& local, std::vector<int64_t>* counts) {
+  const double start = now_seconds();
+  std::vector<int64_t> all = exchange_counts(local.dim() > 0 ? local.size(0) : 1);
+  wait_seconds_ += now_seconds() - start;
+  if (counts) *counts = all;
+  return all_gather_rows_known(local, all);
+}
+
+at::Tensor Comm::all_gather_rows_known(const at::Tensor& local, const std::vector<int64_t>& counts) {
+  ANGLE_CHECK(static_cast<int>(counts.size()) == size() && counts[rank()] == (local.dim() > 0 ? local.size(0) : 1),
+              "all_gather_rows: the known row counts disagree with this rank's ", local.dim() > 0 ? local.size(0) : 1,
+              " rows");
   begin("all_gather_rows", local);
-  return do_all_gather_rows(local);
+  bytes_ += local.nbytes();
+  const double start = now_seconds();
+  at::Tensor out = do_all_gather_rows(local, counts);
+  wait_seconds_ += now_seconds() - start;
+  return out;
 }
+
 at::Tensor Comm::reduce_scatter_sum(const at::Tensor& flat) {
+  at::Tensor out = at::empty({flat.numel() / size()}, flat.options());
+  reduce_scatter_sum_async(flat, out)->wait();
+  return out;
+}
+void Comm::all_gather_into(const at::Tensor& chunk, at::Tensor& flat_out) { all_gather_into_async(chunk, flat_out)->wait(); }
+
+// The watchdog and the exposed-time clock of asynchronous work: its wait is timed here.
+namespace {
+class TimedWork : public Work {
+ public:
+  TimedWork(WorkPtr inner, std::function<void(double)> add) : inner_(std::move(inner)), add_(std::move(add)) {}
+  ~TimedWork() override { wait(); }
+  bool test() override { return done_ || (done_ = inner_->test()); }
+  void wait() override {
+    if (waited_) return;
+    const double start = now_seconds();
+    inner_->wait();
+    add_(now_seconds() - start);
+    waited_ = done_ = true;
+  }
+
+ private:
+  WorkPtr inner_;
+  std::function<void(double)> add_;
+  bool done_ = false, waited_ = false;
+};
+}  // namespace
+
+WorkPtr Comm::all_gather_into_async(const at::Tensor& chunk, at::Tensor& flat_out) {
+  ANGLE_CHECK(flat_out.numel() == chunk.numel() * size() && flat_out.dtype() == chunk.dtype(), "all_gather: output of ",
+              flat_out.numel(), " ", flat_out.dtype(), " elements for ", size(), " chunks of ", chunk.numel(), " ",
+              chunk.dtype());
+  begin("all_gather", chunk);
+  bytes_ += chunk.nbytes();
+  return std::make_unique<TimedWork>(do_all_gather_into_async(chunk, flat_out), [this](double s) { wait_seconds_ += s; });
+}
+WorkPtr Comm::reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor& out) {
   ANGLE_CHECK(flat.dim() == 1 && flat.numel() % size() == 0, "reduce_scatter: numel ", flat.numel(),
               " is not divisible by ", size(), " ranks");
+  ANGLE_CHECK(out.numel() == flat.numel() / size() && out.dtype() == flat.dtype(), "reduce_scatter: output of ",
+              out.numel(), " ", out.dtype(), " elements for ", flat.numel(), " ", flat.dtype(), " over ", size(), " ranks");
   begin("reduce_scatter", flat);
-  return do_reduce_scatter_sum(flat);
+  bytes_ += flat.nbytes();
+  return std::make_unique<TimedWork>(do_reduce_scatter_sum_async(flat, out), [this](double s) { wait_seconds_ += s; });
 }
-void Comm::all_gather_into(const at::Tensor& chunk, at::Tensor& flat_out) {
-  ANGLE_CHECK(flat_out.numel() == chunk.numel() * size(), "all_gather: output of ", flat_out.numel(),
-              " elements for ", size(), " chunks of ", chunk.numel());
-  begin("all_gather", chunk);
+WorkPtr Comm::reduce_sum_async(const at::Tensor& send, at::Tensor& out, int root) {
+  ANGLE_CHECK(send.dim() == 1 && send.is_contiguous(), "reduce: needs a contiguous 1-D tensor");
+  ANGLE_CHECK(rank() != root || (out.numel() == send.numel() && out.dtype() == send.dtype() && out.is_contiguous()),
+              "reduce: output of ", out.numel(), " ", out.dtype(), " elements for ", send.numel(), " ", send.dtype());
+  begin("reduce", send);
+  bytes_ += send.nbytes();
+  return std::make_unique<TimedWork>(do_reduce_sum_async(send, out, root), [this](double s) { wait_seconds_ += s; });
+}
+WorkPtr Comm::do_all_gather_into_async(const at::Tensor& chunk, at::Tensor& flat_out) {
   do_all_gather_into(chunk, flat_out);
+  return completed();
 }
+WorkPtr Comm::do_reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor& out) {
+  out.copy_(do_reduce_scatter_sum(flat));
+  return completed();
+}
+
 void Comm::broadcast(at::Tensor& tensor, int root) {
   begin("broadcast", tensor);
+  bytes_ += tensor.nbytes();
+  const double start = now_seconds();
   do_broadcast(tensor, root);
+  wait_seconds_ += now_seconds() - start;
 }
 void Comm::barrier() {
   begin("barrier", at::Tensor());
+  const double start = now_seconds();
   do_barrier();
+  wait_seconds_ += now_seconds() - start;
 }
 
 bool launched_by_mpi() {

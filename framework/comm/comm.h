@@ -9,6 +9,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <array>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,17 @@ struct CollectiveRecord {
   uint64_t sequence = 0;
   std::string op, shape, dtype;
 };
+
+// A collective in flight (issued asynchronously). `test` lets it progress without blocking and
+// says whether it is done; `wait` blocks (under the watchdog) until it is, then runs whatever the
+// backend must do to deliver the result. Destroying an unwaited work waits for it.
+class Work {
+ public:
+  virtual ~Work() = default;
+  virtual bool test() { return true; }
+  virtual void wait() = 0;
+};
+using WorkPtr = std::unique_ptr<Work>;
 
 class Comm {
  public:
@@ -33,11 +45,22 @@ class Comm {
   // In place, element-wise sum over ranks.
   void all_reduce_sum(at::Tensor& tensor);
   // Rows of every rank concatenated in rank order; ranks may contribute different row counts.
-  at::Tensor all_gather_rows(const at::Tensor& local);
+  // `counts`, when given, receives every rank's row count.
+  at::Tensor all_gather_rows(const at::Tensor& local, std::vector<int64_t>* counts = nullptr);
+  // The same when every rank's row count is already known: one collective instead of two.
+  at::Tensor all_gather_rows_known(const at::Tensor& local, const std::vector<int64_t>& counts);
   // `flat` (1-D, numel divisible by size()) summed over ranks; this rank's chunk is returned.
   at::Tensor reduce_scatter_sum(const at::Tensor& flat);
-  // Every rank's `chunk` (equal sizes) concatenated into `flat_out` (1-D), in rank order.
+  // Every rank's `chunk` (equal sizes) concatenated into `flat_out` (1-D), in rank order; a chunk
+  // that is this rank's slot of `flat_out` is gathered in place.
   void all_gather_into(const at::Tensor& chunk, at::Tensor& flat_out);
+  // Asynchronous forms: the tensors must stay untouched until the work is waited for.
+  WorkPtr all_gather_into_async(const at::Tensor& chunk, at::Tensor& flat_out);
+  // `out` (numel = flat.numel() / size(), same dtype) receives this rank's summed chunk.
+  WorkPtr reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor& out);
+  // `send` (1-D) summed over ranks into `out` on rank `root` (same shape and dtype; ignored on
+  // the other ranks).
+  WorkPtr reduce_sum_async(const at::Tensor& send, at::Tensor& out, int root);
   void broadcast(at::Tensor& tensor, int root);
   void barrier();
 
@@ -45,16 +68,25 @@ class Comm {
   double timeout() const { return timeout_s_; }
   // The last collectives (oldest first), for diagnostics.
   std::vector<CollectiveRecord> history() const;
+  // Seconds this rank spent blocked on collectives (waiting, not overlapped with compute), and
+  // the payload bytes this rank contributed, since the last call; both reset to 0.
+  double take_wait_seconds();
+  uint64_t take_bytes();
 
  protected:
   // Backends implement the raw operations; `wait` is called with the in-flight record so that
   // a timeout can name it.
   virtual void do_all_reduce_sum(at::Tensor& tensor) = 0;
-  virtual at::Tensor do_all_gather_rows(const at::Tensor& local) = 0;
+  virtual at::Tensor do_all_gather_rows(const at::Tensor& local, const std::vector<int64_t>& counts) = 0;
   virtual at::Tensor do_reduce_scatter_sum(const at::Tensor& flat) = 0;
   virtual void do_all_gather_into(const at::Tensor& chunk, at::Tensor& flat_out) = 0;
   virtual void do_broadcast(at::Tensor& tensor, int root) = 0;
   virtual void do_barrier() = 0;
+  // Backends without a native asynchronous form run the blocking one and return a done work.
+  virtual WorkPtr do_all_gather_into_async(const at::Tensor& chunk, at::Tensor& flat_out);
+  virtual WorkPtr do_reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor& out);
+  virtual WorkPtr do_reduce_sum_async(const at::Tensor& send, at::Tensor& out, int root) = 0;
+  static WorkPtr completed();  // a work that is already done
 
   const CollectiveRecord& begin(const char* op, const at::Tensor& tensor);
   const CollectiveRecord* in_flight_ = nullptr;  // the collective being waited for
@@ -63,7 +95,9 @@ class Comm {
   virtual void abort_all(int code) const = 0;
 
  private:
-  double timeout_s_ = 300.0;
+  std::vector<int64_t> exchange_counts(int64_t rows);
+  double timeout_s_ = 300.0, wait_seconds_ = 0;
+  uint64_t bytes_ = 0;
   uint64_t sequence_ = 0;
   std::array<CollectiveRecord, 16> ring_;
 };

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include "core/error.h"
@@ -11,21 +12,60 @@
 namespace angle::comm {
 namespace {
 
-// MPI has no bfloat16: bf16 tensors travel as fp32 (the reduction is then done in fp32 too).
 MPI_Datatype mpi_type(at::ScalarType type) {
   switch (type) {
     case at::kFloat: return MPI_FLOAT;
     case at::kDouble: return MPI_DOUBLE;
     case at::kLong: return MPI_INT64_T;
     case at::kInt: return MPI_INT32_T;
+    case at::kBFloat16: return MPI_UINT16_T;  // moved as words; summed with the bf16 operator
     default: ANGLE_FAIL("MPI backend: unsupported dtype ", type, " (fp32, fp64, bf16, int32, int64)");
   }
 }
 
 at::Tensor wire(const at::Tensor& t) {
   ANGLE_CHECK(t.device().is_cpu(), "MPI backend needs CPU tensors (use the nccl backend for CUDA)");
-  return (t.scalar_type() == at::kBFloat16 ? t.to(at::kFloat) : t).contiguous();
+  return t.contiguous();
 }
+
+extern "C" void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  auto* a = static_cast<const c10::BFloat16*>(in);
+  auto* b = static_cast<c10::BFloat16*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = c10::BFloat16(static_cast<float>(a[i]) + static_cast<float>(b[i]));
+}
+
+// A non-blocking MPI collective: the buffers it uses stay alive until it is waited for, then
+// `finish` delivers the result (e.g. copies it into a non-contiguous destination).
+class MpiWork : public Work {
+ public:
+  MpiWork(MpiComm& comm, const CollectiveRecord& record, std::vector<at::Tensor> keep, std::function<void()> finish)
+      : comm_(comm), record_(record), keep_(std::move(keep)), finish_(std::move(finish)) {}
+  MPI_Request request = MPI_REQUEST_NULL;
+  bool test() override {
+    if (done_) return true;
+    int flag = 0;
+    MPI_Test(&request, &flag, MPI_STATUS_IGNORE);
+    if (flag) complete();
+    return done_;
+  }
+  void wait() override {
+    if (done_) return;
+    comm_.wait(request, record_);
+    complete();
+  }
+
+ private:
+  void complete() {
+    done_ = true;
+    if (finish_) finish_();
+    keep_.clear();
+  }
+  MpiComm& comm_;
+  CollectiveRecord record_;
+  std::vector<at::Tensor> keep_;
+  std::function<void()> finish_;
+  bool done_ = false;
+};
 
 }  // namespace
 
@@ -43,15 +83,17 @@ MpiComm::MpiComm() {
   MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
   MPI_Comm_rank(node, &local_rank_);
   MPI_Comm_free(&node);
+  MPI_Op_create(&bf16_sum, 1, &bf16_sum_);
 }
 
 MpiComm::~MpiComm() {
   int finalized = 0;
   MPI_Finalized(&finalized);
+  if (!finalized && bf16_sum_ != MPI_OP_NULL) MPI_Op_free(&bf16_sum_);
   if (initialized_here_ && !finalized) MPI_Finalize();
 }
 
-void MpiComm::wait(MPI_Request& request) {
+void MpiComm::wait(MPI_Request& request, const CollectiveRecord& record) {
   const double start = now_seconds();
   int done = 0;
   for (long polls = 0;; ++polls) {
@@ -59,7 +101,7 @@ void MpiComm::wait(MPI_Request& request) {
     if (done) return;
     if (polls > 1000) {  // after a short spin, poll gently
       std::this_thread::sleep_for(std::chrono::microseconds(50));
-      if (now_seconds() - start > timeout()) timed_out(*in_flight_);
+      if (now_seconds() - start > timeout()) timed_out(record);
     }
   }
 }
@@ -70,54 +112,75 @@ void MpiComm::do_all_reduce_sum(at::Tensor& tensor) {
   at::Tensor buffer = wire(tensor);
   MPI_Request request;
   MPI_Iallreduce(MPI_IN_PLACE, buffer.data_ptr(), static_cast<int>(buffer.numel()), mpi_type(buffer.scalar_type()),
-                 MPI_SUM, MPI_COMM_WORLD, &request);
+                 buffer.scalar_type() == at::kBFloat16 ? bf16_sum_ : MPI_SUM, MPI_COMM_WORLD, &request);
   wait(request);
   if (!buffer.is_same(tensor)) tensor.copy_(buffer);
 }
 
-at::Tensor MpiComm::do_all_gather_rows(const at::Tensor& local) {
+at::Tensor MpiComm::do_all_gather_rows(const at::Tensor& local, const std::vector<int64_t>& rows) {
   at::Tensor buffer = wire(local);
   int64_t row = 1;  // elements per row (known even when this rank sends no rows)
   for (int64_t d = 1; d < buffer.dim(); ++d) row *= buffer.size(d);
-  int64_t rows = buffer.dim() > 0 ? buffer.size(0) : 1;
-  std::vector<int64_t> all_rows(size_);
-  MPI_Request request;
-  MPI_Iallgather(&rows, 1, MPI_INT64_T, all_rows.data(), 1, MPI_INT64_T, MPI_COMM_WORLD, &request);
-  wait(request);
   std::vector<int> counts(size_), displacements(size_);
   int64_t total = 0;
   for (int r = 0; r < size_; ++r) {
-    counts[r] = static_cast<int>(all_rows[r] * row);
+    counts[r] = static_cast<int>(rows[r] * row);
     displacements[r] = static_cast<int>(total * row);
-    total += all_rows[r];
+    total += rows[r];
   }
   std::vector<int64_t> shape = buffer.sizes().vec();
   if (shape.empty()) shape = {1};
   shape[0] = total;
   at::Tensor out = at::empty(shape, buffer.options());
+  MPI_Request request;
   MPI_Iallgatherv(buffer.data_ptr(), static_cast<int>(buffer.numel()), mpi_type(buffer.scalar_type()), out.data_ptr(),
                   counts.data(), displacements.data(), mpi_type(buffer.scalar_type()), MPI_COMM_WORLD, &request);
   wait(request);
-  return out.to(local.scalar_type());
+  return out;
 }
 
 at::Tensor MpiComm::do_reduce_scatter_sum(const at::Tensor& flat) {
-  at::Tensor buffer = wire(flat);
-  at::Tensor out = at::empty({buffer.numel() / size_}, buffer.options());
-  MPI_Request request;
-  MPI_Ireduce_scatter_block(buffer.data_ptr(), out.data_ptr(), static_cast<int>(out.numel()),
-                            mpi_type(buffer.scalar_type()), MPI_SUM, MPI_COMM_WORLD, &request);
-  wait(request);
-  return out.to(flat.scalar_type());
+  at::Tensor out = at::empty({flat.numel() / size_}, flat.options());
+  do_reduce_scatter_sum_async(flat, out)->wait();
+  return out;
 }
 
 void MpiComm::do_all_gather_into(const at::Tensor& chunk, at::Tensor& flat_out) {
-  at::Tensor send = wire(chunk), receive = wire(flat_out);
-  MPI_Request request;
-  MPI_Iallgather(send.data_ptr(), static_cast<int>(send.numel()), mpi_type(send.scalar_type()), receive.data_ptr(),
-                 static_cast<int>(send.numel()), mpi_type(send.scalar_type()), MPI_COMM_WORLD, &request);
-  wait(request);
-  if (!receive.is_same(flat_out)) flat_out.copy_(receive.view(flat_out.sizes()));
+  do_all_gather_into_async(chunk, flat_out)->wait();
+}
+
+WorkPtr MpiComm::do_all_gather_into_async(const at::Tensor& chunk, at::Tensor& flat_out) {
+  at::Tensor send = wire(chunk), receive = flat_out.is_contiguous() ? flat_out : flat_out.contiguous();
+  std::function<void()> finish;
+  if (!receive.is_same(flat_out)) finish = [receive, flat_out]() mutable { flat_out.copy_(receive.view(flat_out.sizes())); };
+  auto work = std::make_unique<MpiWork>(*this, *in_flight_, std::vector<at::Tensor>{send, receive}, std::move(finish));
+  // A chunk that already sits in this rank's slot of the output is gathered in place.
+  const bool in_place = static_cast<const char*>(send.data_ptr()) ==
+                        static_cast<const char*>(receive.data_ptr()) + rank_ * send.nbytes();
+  MPI_Iallgather(in_place ? MPI_IN_PLACE : send.data_ptr(), static_cast<int>(send.numel()), mpi_type(send.scalar_type()),
+                 receive.data_ptr(), static_cast<int>(send.numel()), mpi_type(send.scalar_type()), MPI_COMM_WORLD,
+                 &work->request);
+  return work;
+}
+
+WorkPtr MpiComm::do_reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor& out) {
+  at::Tensor send = wire(flat), receive = out.is_contiguous() ? out : at::empty_like(out, at::MemoryFormat::Contiguous);
+  std::function<void()> finish;
+  if (!receive.is_same(out)) finish = [receive, out]() mutable { out.copy_(receive); };
+  auto work = std::make_unique<MpiWork>(*this, *in_flight_, std::vector<at::Tensor>{send, receive}, std::move(finish));
+  MPI_Ireduce_scatter_block(send.data_ptr(), receive.data_ptr(), static_cast<int>(receive.numel()),
+                            mpi_type(send.scalar_type()), send.scalar_type() == at::kBFloat16 ? bf16_sum_ : MPI_SUM,
+                            MPI_COMM_WORLD, &work->request);
+  return work;
+}
+
+WorkPtr MpiComm::do_reduce_sum_async(const at::Tensor& send, at::Tensor& out, int root) {
+  at::Tensor in = wire(send);
+  auto work = std::make_unique<MpiWork>(*this, *in_flight_, std::vector<at::Tensor>{in, out}, nullptr);
+  MPI_Ireduce(in.data_ptr(), rank_ == root ? out.data_ptr() : nullptr, static_cast<int>(in.numel()),
+              mpi_type(in.scalar_type()), in.scalar_type() == at::kBFloat16 ? bf16_sum_ : MPI_SUM, root, MPI_COMM_WORLD,
+              &work->request);
+  return work;
 }
 
 void MpiComm::do_broadcast(at::Tensor& tensor, int root) {

@@ -1,12 +1,13 @@
 // NCCL backend (CUDA builds): CUDA tensors, one GPU per rank chosen from the node-local rank, the
-// NCCL unique id sent from rank 0 with MPI_Bcast. Operations run on the current CUDA stream and
-// are polled (cudaStreamQuery + ncclCommGetAsyncError) against the watchdog timeout.
+// NCCL unique id sent from rank 0 with MPI_Bcast. Operations run on a side stream and are polled
+// (cudaEventQuery + ncclCommGetAsyncError) against the watchdog timeout.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -35,6 +36,29 @@ ncclDataType_t nccl_type(at::ScalarType type) {
   }
 }
 
+class NcclComm;
+
+// A collective launched on the communicator's side stream (after the work already queued on the
+// compute stream): `wait` polls its completion under the watchdog, then orders the compute
+// stream after it. The tensors it uses stay referenced until then.
+class NcclWork : public Work {
+ public:
+  NcclWork(NcclComm& comm, const CollectiveRecord& record, std::vector<at::Tensor> keep);
+  ~NcclWork() override { cudaEventDestroy(done_); }
+  void launched(cudaStream_t side) { cudaEventRecord(done_, side); }
+  bool test() override { return waited_ || cudaEventQuery(done_) == cudaSuccess; }
+  void wait() override;
+
+ private:
+  NcclComm& comm_;
+  CollectiveRecord record_;
+  std::vector<at::Tensor> keep_;
+  cudaEvent_t done_ = nullptr;
+  bool waited_ = false;
+};
+
+// Every collective, blocking or not, runs on one side stream, so that NCCL sees them in the
+// order they were issued (collectives of one communicator on two streams can deadlock).
 class NcclComm : public Comm {
  public:
   NcclComm() {
@@ -46,80 +70,102 @@ class NcclComm : public Comm {
     if (mpi_.rank() == 0) NCCL_CHECK(ncclGetUniqueId(&id));
     MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
     NCCL_CHECK(ncclCommInitRank(&comm_, mpi_.size(), id, mpi_.rank()));
+    cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking);
   }
-  ~NcclComm() override { ncclCommDestroy(comm_); }
+  ~NcclComm() override {
+    cudaStreamDestroy(side_);
+    ncclCommDestroy(comm_);
+  }
   int rank() const override { return mpi_.rank(); }
   int size() const override { return mpi_.size(); }
   int local_rank() const override { return mpi_.local_rank(); }
   std::string backend() const override { return "nccl (cuda:" + std::to_string(device_) + ")"; }
   at::Device device() const override { return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device_)); }
 
- protected:
-  cudaStream_t stream() const { return c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_)).stream(); }
-
-  void wait() {
-    const double start = now_seconds();
-    while (true) {
-      cudaError_t status = cudaStreamQuery(stream());
-      if (status == cudaSuccess) return;
-      ANGLE_CHECK(status == cudaErrorNotReady, "CUDA: ", cudaGetErrorString(status));
-      ncclResult_t async = ncclSuccess;
-      ncclCommGetAsyncError(comm_, &async);
-      ANGLE_CHECK(async == ncclSuccess, "NCCL: asynchronous error: ", ncclGetErrorString(async));
-      if (now_seconds() - start > timeout()) timed_out(*in_flight_);
-      std::this_thread::sleep_for(std::chrono::microseconds(20));
-    }
+  cudaStream_t compute_stream() const {
+    return c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_)).stream();
   }
+  void check_async_error() const {
+    ncclResult_t async = ncclSuccess;
+    ncclCommGetAsyncError(comm_, &async);
+    ANGLE_CHECK(async == ncclSuccess, "NCCL: asynchronous error: ", ncclGetErrorString(async));
+  }
+  using Comm::timed_out;
+
+ protected:
   static void check_cuda(const at::Tensor& t) {
     ANGLE_CHECK(t.is_cuda() && t.is_contiguous(), "nccl backend needs contiguous CUDA tensors");
   }
+  // Orders the side stream after the compute stream, runs `launch(side stream)`, returns its work.
+  template <typename Launch>
+  std::unique_ptr<NcclWork> run(std::vector<at::Tensor> keep, Launch&& launch) {
+    for (const at::Tensor& t : keep)
+      if (t.defined()) check_cuda(t);
+    cudaEvent_t ready;
+    cudaEventCreateWithFlags(&ready, cudaEventDisableTiming);
+    cudaEventRecord(ready, compute_stream());
+    cudaStreamWaitEvent(side_, ready, 0);
+    cudaEventDestroy(ready);
+    auto work = std::make_unique<NcclWork>(*this, *in_flight_, std::move(keep));
+    launch(side_);
+    work->launched(side_);
+    return work;
+  }
 
   void do_all_reduce_sum(at::Tensor& t) override {
-    check_cuda(t);
-    NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), ncclSum, comm_, stream()));
-    wait();
+    run({t}, [&](cudaStream_t s) {
+      NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), ncclSum, comm_, s));
+    })->wait();
   }
-  at::Tensor do_all_gather_rows(const at::Tensor& local) override {
-    check_cuda(local);
-    // Row counts first, then every rank's rows padded to the largest count.
-    at::Tensor rows = at::full({1}, local.size(0), local.options().dtype(at::kLong));
-    at::Tensor all_rows = at::empty({size()}, rows.options());
-    NCCL_CHECK(ncclAllGather(rows.data_ptr(), all_rows.data_ptr(), 1, ncclInt64, comm_, stream()));
-    wait();
-    std::vector<int64_t> counts(all_rows.cpu().data_ptr<int64_t>(), all_rows.cpu().data_ptr<int64_t>() + size());
+  at::Tensor do_all_gather_rows(const at::Tensor& local, const std::vector<int64_t>& counts) override {
+    // Every rank's rows padded to the largest count (NCCL's all-gather takes equal sizes).
+    at::Tensor rows = local.dim() == 0 ? local.reshape({1}) : local.contiguous();
     const int64_t most = *std::max_element(counts.begin(), counts.end());
-    std::vector<int64_t> padded_shape = local.sizes().vec();
-    padded_shape[0] = most;
-    at::Tensor padded = at::zeros(padded_shape, local.options());
-    padded.narrow(0, 0, local.size(0)).copy_(local);
-    padded_shape[0] = most * size();
-    at::Tensor gathered = at::empty(padded_shape, local.options());
-    NCCL_CHECK(ncclAllGather(padded.data_ptr(), gathered.data_ptr(), padded.numel(), nccl_type(local.scalar_type()),
-                             comm_, stream()));
-    wait();
+    std::vector<int64_t> shape = rows.sizes().vec();
+    shape[0] = most;
+    at::Tensor padded = at::zeros(shape, rows.options());
+    if (rows.size(0) > 0) padded.narrow(0, 0, rows.size(0)).copy_(rows);
+    shape[0] = most * size();
+    at::Tensor gathered = at::empty(shape, rows.options());
+    run({padded, gathered}, [&](cudaStream_t s) {
+      NCCL_CHECK(ncclAllGather(padded.data_ptr(), gathered.data_ptr(), padded.numel(), nccl_type(rows.scalar_type()),
+                               comm_, s));
+    })->wait();
     std::vector<at::Tensor> parts;
     for (int r = 0; r < size(); ++r) parts.push_back(gathered.narrow(0, r * most, counts[r]));
     return at::cat(parts);
   }
   at::Tensor do_reduce_scatter_sum(const at::Tensor& flat) override {
-    check_cuda(flat);
     at::Tensor out = at::empty({flat.numel() / size()}, flat.options());
-    NCCL_CHECK(ncclReduceScatter(flat.data_ptr(), out.data_ptr(), out.numel(), nccl_type(flat.scalar_type()), ncclSum,
-                                 comm_, stream()));
-    wait();
+    do_reduce_scatter_sum_async(flat, out)->wait();
     return out;
   }
   void do_all_gather_into(const at::Tensor& chunk, at::Tensor& flat_out) override {
-    check_cuda(chunk);
-    check_cuda(flat_out);
-    NCCL_CHECK(ncclAllGather(chunk.data_ptr(), flat_out.data_ptr(), chunk.numel(), nccl_type(chunk.scalar_type()), comm_,
-                             stream()));
-    wait();
+    do_all_gather_into_async(chunk, flat_out)->wait();
+  }
+  WorkPtr do_all_gather_into_async(const at::Tensor& chunk, at::Tensor& flat_out) override {
+    return run({chunk, flat_out}, [&](cudaStream_t s) {
+      NCCL_CHECK(ncclAllGather(chunk.data_ptr(), flat_out.data_ptr(), chunk.numel(), nccl_type(chunk.scalar_type()),
+                               comm_, s));
+    });
+  }
+  WorkPtr do_reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor& out) override {
+    return run({flat, out}, [&](cudaStream_t s) {
+      NCCL_CHECK(ncclReduceScatter(flat.data_ptr(), out.data_ptr(), out.numel(), nccl_type(flat.scalar_type()), ncclSum,
+                                   comm_, s));
+    });
+  }
+  WorkPtr do_reduce_sum_async(const at::Tensor& send, at::Tensor& out, int root) override {
+    const bool mine = rank() == root;
+    return run({send, mine ? out : at::Tensor()}, [&](cudaStream_t s) {
+      NCCL_CHECK(ncclReduce(send.data_ptr(), mine ? out.data_ptr() : send.data_ptr(), send.numel(),
+                            nccl_type(send.scalar_type()), ncclSum, root, comm_, s));
+    });
   }
   void do_broadcast(at::Tensor& t, int root) override {
-    check_cuda(t);
-    NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), root, comm_, stream()));
-    wait();
+    run({t}, [&](cudaStream_t s) {
+      NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), root, comm_, s));
+    })->wait();
   }
   void do_barrier() override {
     at::Tensor one = at::ones({1}, at::TensorOptions().device(at::kCUDA, device_));
@@ -134,7 +180,29 @@ class NcclComm : public Comm {
   MpiComm mpi_;
   int device_ = 0;
   ncclComm_t comm_ = nullptr;
+  cudaStream_t side_ = nullptr;
 };
+
+NcclWork::NcclWork(NcclComm& comm, const CollectiveRecord& record, std::vector<at::Tensor> keep)
+    : comm_(comm), record_(record), keep_(std::move(keep)) {
+  cudaEventCreateWithFlags(&done_, cudaEventDisableTiming);
+}
+
+void NcclWork::wait() {
+  if (waited_) return;
+  const double start = now_seconds();
+  while (true) {
+    cudaError_t status = cudaEventQuery(done_);
+    if (status == cudaSuccess) break;
+    ANGLE_CHECK(status == cudaErrorNotReady, "CUDA: ", cudaGetErrorString(status));
+    comm_.check_async_error();
+    if (now_seconds() - start > comm_.timeout()) comm_.timed_out(record_);
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+  cudaStreamWaitEvent(comm_.compute_stream(), done_, 0);
+  keep_.clear();
+  waited_ = true;
+}
 
 }  // namespace
 

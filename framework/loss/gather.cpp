@@ -7,25 +7,27 @@ namespace angle::loss {
 namespace {
 
 struct GatherRows : torch::autograd::Function<GatherRows> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& local, int64_t comm_address) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& local, int64_t comm_address,
+                            std::vector<int64_t> counts) {
     auto& comm = *reinterpret_cast<comm::Comm*>(comm_address);
-    at::Tensor counts = comm.all_gather_rows(at::full({1}, local.size(0), local.options().dtype(at::kLong))).cpu();
-    ctx->saved_data["begin"] = counts.narrow(0, 0, comm.rank()).sum().item<int64_t>();
+    int64_t begin = 0;
+    for (int r = 0; r < comm.rank(); ++r) begin += counts[r];
+    ctx->saved_data["begin"] = begin;
     ctx->saved_data["rows"] = local.size(0);
-    return comm.all_gather_rows(local.detach().contiguous());
+    return comm.all_gather_rows_known(local.detach().contiguous(), counts);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const int64_t begin = ctx->saved_data["begin"].toInt(), rows = ctx->saved_data["rows"].toInt();
-    return {grads[0].narrow(0, begin, rows), at::Tensor()};
+    return {grads[0].narrow(0, begin, rows), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
-at::Tensor gather_rows_with_grad(const at::Tensor& local, comm::Comm& comm) {
+at::Tensor gather_rows_with_grad(const at::Tensor& local, comm::Comm& comm, const std::vector<int64_t>& counts) {
   if (comm.size() == 1) return local;
-  return GatherRows::apply(local, reinterpret_cast<int64_t>(&comm));
+  return GatherRows::apply(local, reinterpret_cast<int64_t>(&comm), counts);
 }
 
 }  // namespace angle::loss

@@ -10,11 +10,14 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <vector>
+
 #include "comm/comm.h"
 
 namespace angle::loss {
 
-// [local rows, D] -> [global rows, D], differentiable as described above.
-at::Tensor gather_rows_with_grad(const at::Tensor& local, comm::Comm& comm);
+// [local rows, D] -> [global rows, D], differentiable as described above; `counts` are every
+// rank's row counts (known to all ranks, so no count exchange is needed).
+at::Tensor gather_rows_with_grad(const at::Tensor& local, comm::Comm& comm, const std::vector<int64_t>& counts);
 
 }  // namespace angle::loss

@@ -63,17 +63,60 @@ struct BertModel::Impl : nn::Module {
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers.emplace_back(*layer_list, std::to_string(i), c);
   }
 
+  std::vector<Unit> units;                       // see bert.h
+  std::vector<std::vector<at::Tensor>> own;      // each unit's parameters (the module's tensors)
+
   at::Tensor dropout(const at::Tensor& x, double p) const { return is_training() && p > 0 ? at::dropout(x, p, true) : x; }
+
+  void make_units() {
+    std::vector<std::string> names;
+    std::vector<at::Tensor> tensors;
+    for (const auto& item : named_parameters(true)) names.push_back(item.key()), tensors.push_back(item.value());
+    auto add = [&](const std::string& name, size_t first, size_t count, const std::vector<std::string>& suffixes) {
+      Unit unit{name, {}, name != "embeddings.word_embeddings", name == "embeddings.word_embeddings"};
+      std::vector<at::Tensor> params;
+      for (size_t i = 0; i < count; ++i) {
+        ANGLE_CHECK(first + i < names.size() && names[first + i] == name + "." + suffixes[i],
+                    "BERT parameter order: expected ", name, ".", suffixes[i]);
+        unit.params.push_back(first + i);
+        params.push_back(tensors[first + i]);
+      }
+      units.push_back(unit);
+      own.push_back(params);
+    };
+    add("embeddings.word_embeddings", 0, 1, {"weight"});
+    add("embeddings", 1, 4, {"position_embeddings.weight", "token_type_embeddings.weight", "LayerNorm.weight",
+                             "LayerNorm.bias"});
+    const std::vector<std::string> layer = {
+        "attention.self.query.weight", "attention.self.query.bias", "attention.self.key.weight",
+        "attention.self.key.bias", "attention.self.value.weight", "attention.self.value.bias",
+        "attention.output.dense.weight", "attention.output.dense.bias", "attention.output.LayerNorm.weight",
+        "attention.output.LayerNorm.bias", "intermediate.dense.weight", "intermediate.dense.bias",
+        "output.dense.weight", "output.dense.bias", "output.LayerNorm.weight", "output.LayerNorm.bias"};
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+      add("encoder.layer." + std::to_string(i), 5 + 16 * static_cast<size_t>(i), 16, layer);
+    ANGLE_CHECK(5 + 16 * static_cast<size_t>(c.num_hidden_layers) == names.size(), "BERT: unexpected parameters");
+  }
 
   // Padding-free execution: every per-token operation (embeddings, the Q/K/V, output and
   // feed-forward projections, LayerNorm, dropout) runs on the packed real tokens only [N, H];
   // only attention, which mixes tokens, sees the padded [B, T] layout. Same arithmetic as the
   // padded model, without the FLOPs spent on padding (often half of a random training batch).
-  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask) {
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, UnitSource* source) {
     const int64_t batch = ids.size(0), length = ids.size(1), heads = c.num_attention_heads;
     const int64_t hidden = c.hidden_size, head_dim = hidden / heads;
+    const double eps = c.layer_norm_eps;
     ANGLE_CHECK(length <= c.max_position_embeddings, "sequence length ", length, " exceeds max_position_embeddings ",
                 c.max_position_embeddings, " of ", c.source);
+    // Runs unit u with its parameters, then hands its output to the source (which may free them).
+    auto run_unit = [&](size_t u, const at::Tensor& input, auto&& body) {
+      at::Tensor out;
+      {
+        std::vector<at::Tensor> w = source ? source->acquire(u) : own[u];
+        out = body(input, w);
+      }
+      return source ? source->release(u, out) : out;
+    };
     at::Tensor tokens = mask.reshape({-1}).nonzero().squeeze(1);  // flat indices of real tokens
     // Length-sorted inference batches are nearly dense: there the copies cost more than they save.
     const bool dense = tokens.numel() * 10 >= batch * length * 9;
@@ -89,33 +132,44 @@ struct BertModel::Impl : nn::Module {
           .view({batch, length, packed.size(1)});
     };
     at::Tensor positions = at::arange(length, ids.options()).repeat({batch}).index_select(0, tokens);
+    at::Tensor x = run_unit(0, ids.reshape({-1}).index_select(0, tokens), [&](const at::Tensor& in, auto& w) {
+      return at::embedding(w[0], in, -1, false, /*sparse=*/source != nullptr);
+    });
     // token_type_ids are all zero for single-sentence encoding, as in sentence-transformers.
-    at::Tensor x = word(ids.reshape({-1}).index_select(0, tokens)) + position(positions) + token_type->weight[0];
-    x = dropout(embedding_norm(x), c.hidden_dropout_prob);
+    x = run_unit(1, x, [&](const at::Tensor& in, auto& w) {
+      at::Tensor e = in + at::embedding(w[0], positions) + w[1][0];
+      return dropout(at::layer_norm(e, {hidden}, w[2], w[3], eps), c.hidden_dropout_prob);
+    });
     // Keys at padded positions are excluded; padded queries produce rows that are dropped.
     at::Tensor key_mask = mask.to(at::kBool).view({batch, 1, 1, length});
-    for (Layer& l : layers) {
-      auto heads_of = [&](nn::Linear& proj) {
-        return unpack(proj(x)).view({batch, length, heads, head_dim}).transpose(1, 2);
-      };
-      at::Tensor context = at::scaled_dot_product_attention(heads_of(l.query), heads_of(l.key), heads_of(l.value),
-                                                            key_mask, is_training() ? c.attention_probs_dropout_prob : 0.0);
-      context = pack(context.transpose(1, 2).reshape({batch, length, hidden}));
-      x = l.attention_norm(dropout(l.attention_out(context), c.hidden_dropout_prob) + x);
-      at::Tensor ff = l.out(activation(l.intermediate(x), c.hidden_act));
-      x = l.out_norm(dropout(ff, c.hidden_dropout_prob) + x);
+    for (size_t l = 0; l < layers.size(); ++l) {
+      x = run_unit(2 + l, x, [&](const at::Tensor& in, auto& w) {
+        auto heads_of = [&](size_t k) {
+          return unpack(at::linear(in, w[k], w[k + 1])).view({batch, length, heads, head_dim}).transpose(1, 2);
+        };
+        at::Tensor context = at::scaled_dot_product_attention(heads_of(0), heads_of(2), heads_of(4), key_mask,
+                                                              is_training() ? c.attention_probs_dropout_prob : 0.0);
+        context = pack(context.transpose(1, 2).reshape({batch, length, hidden}));
+        at::Tensor h = at::layer_norm(dropout(at::linear(context, w[6], w[7]), c.hidden_dropout_prob) + in, {hidden},
+                                      w[8], w[9], eps);
+        at::Tensor ff = at::linear(activation(at::linear(h, w[10], w[11]), c.hidden_act), w[12], w[13]);
+        return at::layer_norm(dropout(ff, c.hidden_dropout_prob) + h, {hidden}, w[14], w[15], eps);
+      });
     }
     return unpack(x);  // padded positions are 0 (or, when dense, computed but meaningless)
   }
 };
 
 BertModel::BertModel(const BertConfig& config) : config_(config), impl_(std::make_shared<Impl>(config)) {
+  impl_->make_units();
   impl_->eval();
 }
 
-at::Tensor BertModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
-  return impl_->forward(input_ids, attention_mask);
+at::Tensor BertModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, UnitSource* source) const {
+  return impl_->forward(input_ids, attention_mask, source);
 }
+
+std::vector<Unit> BertModel::units() const { return impl_->units; }
 
 std::vector<std::pair<std::string, at::Tensor>> BertModel::named_parameters() const {
   std::vector<std::pair<std::string, at::Tensor>> out;

@@ -72,6 +72,18 @@ po::options_description describe(JobConfig& c) {
       ("train.comm_timeout", po::value(&c.comm_timeout)->default_value(c.comm_timeout),
        "seconds a collective may wait before every rank aborts (watchdog)");
   optional_key(train, "train.threads", c.threads, "intra-op threads (default: all cores)");
+  po::options_description shard("[shard] (FSDP; see README \"Sharding\")");
+  shard.add_options()
+      ("shard.stage", po::value(&c.stage)->default_value(c.stage),
+       "1: optimizer state sharded, 2: + gradients, 3: + parameters (gathered per unit just in time)")
+      ("shard.param_dtype", po::value(&c.param_dtype)->default_value(c.param_dtype),
+       "fp32 or bf16: parameters as gathered and computed with (the master copy stays fp32)")
+      ("shard.reduce_dtype", po::value(&c.reduce_dtype)->default_value(c.reduce_dtype),
+       "fp32 or bf16: gradients as reduced across ranks")
+      ("shard.bucket_mb", po::value(&c.bucket_mb)->default_value(c.bucket_mb),
+       "the largest unit allowed, in MiB of gathered parameters (0: no limit)")
+      ("shard.inflight_mb", po::value(&c.inflight_mb)->default_value(c.inflight_mb),
+       "stages 2, 3: MiB of gradients being reduced at once; past it backward waits (memory vs overlap)");
   run.add_options()
       ("run.output_dir", po::value(&c.output_dir)->default_value(""), "default checkpoints/<job name>")
       ("run.checkpoint_every", po::value(&c.checkpoint_every)->default_value(0),
@@ -83,7 +95,7 @@ po::options_description describe(JobConfig& c) {
       ("run.debug_skip_restore", po::value(&c.debug_skip_restore)->default_value(""),
        "tests only: skip restoring 'rng' or 'cursor' on resume");
   po::options_description all("job keys (in the job file, or as --section.key value)");
-  all.add(model).add(data).add(loss).add(optim).add(train).add(run);
+  all.add(model).add(data).add(loss).add(optim).add(train).add(shard).add(run);
   return all;
 }
 
@@ -117,6 +129,11 @@ void validate(const JobConfig& c) {
   ANGLE_CHECK(c.checkpoint_every >= 0 && c.keep_last >= 1, "run.checkpoint_every must be >= 0 and run.keep_last >= 1");
   ANGLE_CHECK(c.debug_skip_restore.empty() || c.debug_skip_restore == "rng" || c.debug_skip_restore == "cursor",
               "run.debug_skip_restore must be empty, rng or cursor");
+  ANGLE_CHECK(c.stage >= 1 && c.stage <= 3, "shard.stage ", c.stage, ": must be 1, 2 or 3");
+  for (auto [key, value] : {std::pair{"shard.param_dtype", &c.param_dtype}, {"shard.reduce_dtype", &c.reduce_dtype}})
+    ANGLE_CHECK(*value == "fp32" || *value == "bf16", key, " '", *value, "': must be fp32 or bf16");
+  ANGLE_CHECK(c.bucket_mb >= 0, "shard.bucket_mb must be >= 0 (0: no limit)");
+  ANGLE_CHECK(c.inflight_mb > 0, "shard.inflight_mb must be positive");
   ANGLE_CHECK(c.format == "A", "data.format '", c.format, "': only format A (text1, text2, label) can be trained yet");
   ANGLE_CHECK(c.dtype == "fp32" || c.dtype == "bf16", "model.dtype '", c.dtype, "' (fp32 or bf16)");
   ANGLE_CHECK(c.angle_reduction == "sum" || c.angle_reduction == "mean", "loss.angle_reduction '", c.angle_reduction,
@@ -212,6 +229,9 @@ std::string JobConfig::dump() const {
   key("global_batch", global_batch), key("grad_accum", grad_accum), key("epochs", epochs), key("max_steps", max_steps);
   key("seed", seed), key("eval_every", eval_every), key("log_every", log_every), optional("threads", threads);
   key("device", device), key("backend", backend), key("comm_timeout", comm_timeout);
+  section("shard");
+  key("stage", stage), key("param_dtype", param_dtype), key("reduce_dtype", reduce_dtype), key("bucket_mb", bucket_mb);
+  key("inflight_mb", inflight_mb);
   section("run");
   key("output_dir", output_dir), key("checkpoint_every", checkpoint_every), key("keep_last", keep_last);
   key("resume", resume), key("allow_job_change", allow_job_change), key("debug_skip_restore", debug_skip_restore);
@@ -220,7 +240,7 @@ std::string JobConfig::dump() const {
 
 uint64_t JobConfig::identity_hash() const {
   std::string text = dump();
-  text = text.substr(0, text.find("\n[run]"));  // drop the [run] section
+  text = text.substr(0, text.find("\n[shard]"));  // drop the [shard] and [run] sections
   for (const char* volatile_key : {"threads = ", "backend = ", "comm_timeout = ", "device = "}) {
     for (size_t at = text.find(volatile_key); at != std::string::npos; at = text.find(volatile_key)) {
       size_t end = text.find('\n', at);

@@ -40,6 +40,12 @@ struct JobConfig {
   std::string device = "cpu";
   std::string backend = "auto";       // auto | single | mpi | nccl
   double comm_timeout = 300;          // seconds a collective may wait before all ranks abort
+  // [shard]
+  int stage = 2;                      // 1: optimizer state, 2: + gradients, 3: + parameters
+  std::string param_dtype = "fp32";   // fp32 | bf16: dtype of the gathered parameters and the compute
+  std::string reduce_dtype = "fp32";  // fp32 | bf16: dtype in which gradients are reduced
+  double bucket_mb = 0;               // the largest unit allowed (MiB of gathered parameters); 0: no limit
+  double inflight_mb = 12;            // gradient MiB being reduced at once before backward waits (stages 2, 3)
   // [run]
   std::string output_dir;  // default checkpoints/<job name>
   long checkpoint_every = 0;          // steps between sharded checkpoints (0: none; one at the end if > 0)
@@ -50,7 +56,7 @@ struct JobConfig {
 
   std::string dump() const;  // the resolved configuration, as an INI file
   // What must not change across a resume: the model, data, loss, optimizer and schedule keys
-  // (not [run], threads, backend or device).
+  // (not [run], [shard], threads, backend or device).
   uint64_t identity_hash() const;
 };
 

@@ -25,7 +25,7 @@
 #include "eval/sts_eval.h"
 #include "loss/angle_loss.h"
 #include "loss/gather.h"
-#include "shard/sharded_adamw.h"
+#include "shard/fsdp.h"
 #include "train/pair_batches.h"
 #include "train/schedule.h"
 
@@ -87,6 +87,24 @@ void preflight(comm::Comm& comm, const JobConfig& c) {
                    comm.size(), host, comm.local_rank(), at::get_num_threads(), comm.backend().c_str(), c.device.c_str());
     if (comm.size() > 1) comm.barrier();
   }
+}
+
+// bf16 parameters or reductions on a device that cannot multiply bf16 matrices (CUDA before
+// sm_80 fails here) are refused before any work.
+void check_bf16(const at::Device& device) {
+  try {
+    at::Tensor a = at::ones({8, 8}, at::TensorOptions().dtype(at::kBFloat16).device(device));
+    (void)at::mm(a, a).sum().item<float>();
+  } catch (const std::exception& e) {
+    ANGLE_FAIL("shard.param_dtype/reduce_dtype bf16: device ", device.str(), " cannot compute in bf16 (",
+               std::string(e.what()).substr(0, 200), ")");
+  }
+}
+
+// One row of [CLS] [SEP] (or the tokenizer's specials), for ranks that kept no pair.
+model::TokenBatch dummy_batch(const model::Encoder& encoder) {
+  std::vector<int64_t> ids = encoder.tokenizer.encode("", encoder.max_length);
+  return model::collate({&ids}, encoder.tokenizer.pad_id());
 }
 
 }  // namespace
@@ -162,22 +180,40 @@ int run_training(const JobConfig& c) {
   const long eval_every = c.eval_every > 0 ? c.eval_every : batches_per_epoch;
 
   model::BertModel& model = encoder.model;
-  shard::ShardedAdamW optimizer(model.named_parameters(), *comm,
-                                {c.adam_beta1, c.adam_beta2, c.adam_eps, c.weight_decay}, [](const std::string& name) {
-                                  return !(name.ends_with("bias") || name.find("LayerNorm") != std::string::npos);
-                                });
+  shard::ShardOptions shard_options;
+  shard_options.stage = c.stage;
+  shard_options.param_dtype = c.param_dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  shard_options.reduce_dtype = c.reduce_dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  shard_options.bucket_mb = c.bucket_mb;
+  shard_options.inflight_bytes = static_cast<int64_t>(c.inflight_mb * (1 << 20));
+  shard_options.adam = {c.adam_beta1, c.adam_beta2, c.adam_eps, c.weight_decay};
+  if (c.param_dtype == "bf16" || c.reduce_dtype == "bf16") check_bf16(encoder.device);
+  // Model FLOPs of a training step (forward + backward = 3x forward), for the achieved FLOP/s:
+  // 6 x (weights of the encoder layers' matrix products) per token, plus attention's two batched
+  // products of 2 x hidden x length^2 per layer and sequence in forward (12 x layers x hidden x
+  // length^2 over forward and backward). Embedding look-ups, LayerNorm and biases are left out.
+  int64_t matmul_weights = 0;
+  for (const auto& [name, p] : model.named_parameters())
+    if (name.starts_with("encoder.layer.") && p.dim() == 2) matmul_weights += p.numel();
+  const double attention_flops = 12.0 * static_cast<double>(model.config().num_hidden_layers * model.config().hidden_size);
+  shard::ShardedModel sharded(model, *comm, shard_options, [](const std::string& name) {
+    return !(name.ends_with("bias") || name.find("LayerNorm") != std::string::npos);
+  });
+  auto mib = [](int64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; };
   if (rank == 0)
     log_info("train: " + std::to_string(sampler.epoch_length()) + " pairs, " + std::to_string(total_steps) +
              " steps of " + std::to_string(c.global_batch) + " pairs on " + std::to_string(world) + " rank(s), pooling " +
              encoder.pooling.name() + ", max length " + std::to_string(encoder.max_length) + ", output " +
-             c.output_dir + "\noptimizer state per rank: " + std::to_string(optimizer.state_bytes()) + " bytes (" +
-             std::to_string(world) + " ranks, " + std::to_string(optimizer.numel()) + " parameters)");
+             c.output_dir + "\nsharding: stage " + std::to_string(c.stage) + ", param " + c.param_dtype + ", reduce " +
+             c.reduce_dtype + "; model state per rank: parameters " + mib(sharded.memory().live(shard::MemoryLedger::kParams)) +
+             ", gradients " + mib(sharded.memory().live(shard::MemoryLedger::kGrads)) + ", optimizer " +
+             mib(sharded.memory().live(shard::MemoryLedger::kOptim)) + " (" + std::to_string(sharded.numel()) + " parameters)");
 
   long start_step = 1;
   std::optional<ckpt::TrainingState> resumed;
   if (c.resume != "none") {
     resumed = ckpt::resume(c.output_dir, {c.resume, c.allow_job_change, c.debug_skip_restore != "rng"},
-                           c.identity_hash(), optimizer, *comm);
+                           c.identity_hash(), sharded, *comm);
     if (resumed) {
       start_step = resumed->step + 1;
       const uint64_t expected = sampler.cursor_after(static_cast<uint64_t>(resumed->step - 1));
@@ -201,7 +237,7 @@ int run_training(const JobConfig& c) {
   auto checkpoint = [&](long step) {
     ckpt::save(c.output_dir, {step, sampler.cursor_after(static_cast<uint64_t>(step - 1)), c.dump(), c.identity_hash(),
                               best_dev, best_step},
-               optimizer, *comm, c.keep_last);
+               sharded, *comm, c.keep_last);
   };
   std::signal(SIGTERM, request_stop);
   std::signal(SIGUSR1, request_stop);
@@ -209,8 +245,12 @@ int run_training(const JobConfig& c) {
   eval::EmbedOptions eval_options{64, false};
   auto next_batch = std::async(std::launch::async, fetch, start_step);
   Progress progress("step", total_steps, 5.0);
-  double window_start = now_seconds(), comm_seconds = 0;
+  double window_start = now_seconds(), comm_wait_seconds = 0;
+  uint64_t comm_bytes = 0;
+  const shard::MemoryLedger& memory = sharded.memory();
+  int64_t run_peak_state = 0;
   long window_pairs = 0;
+  double window_flops = 0, window_tokens = 0;
   model.train(true);
 
   for (long step = start_step; step <= total_steps; ++step) {
@@ -222,15 +262,14 @@ int run_training(const JobConfig& c) {
     double step_loss = 0;
     long dropped = 0;
     for (const auto& examples : micro_batches) {
-      // The duplicate filter runs on the global micro-batch: ranks exchange text hashes.
+      // The duplicate filter runs on the global micro-batch: ranks exchange text hashes (which
+      // also tells every rank every other rank's example count).
       std::vector<int64_t> local_hashes;
       for (const auto& e : examples)
         for (const auto& ids : e.ids) local_hashes.push_back(static_cast<int64_t>(hash_ids(ids)));
-      double t0 = now_seconds();
-      at::Tensor all_hashes = comm->all_gather_rows(at::tensor(local_hashes, at::kLong).to(comm->device())).cpu();
-      at::Tensor counts =
-          comm->all_gather_rows(at::full({1}, static_cast<int64_t>(examples.size()), at::kLong).to(comm->device())).cpu();
-      comm_seconds += now_seconds() - t0;
+      std::vector<int64_t> hash_counts;
+      at::Tensor all_hashes =
+          comm->all_gather_rows(at::tensor(local_hashes, at::kLong).to(comm->device()), &hash_counts).cpu();
       std::vector<uint64_t> hashes(all_hashes.numel());
       const int64_t* hash_data = all_hashes.data_ptr<int64_t>();
       for (int64_t i = 0; i < all_hashes.numel(); ++i) hashes[i] = static_cast<uint64_t>(hash_data[i]);
@@ -239,17 +278,35 @@ int run_training(const JobConfig& c) {
       dropped += static_cast<long>(keep_all.size()) - kept;
       ANGLE_CHECK(kept > 0, "step ", step, ": every pair of the batch is a duplicate of another; set "
                   "data.filter_duplicate = false or deduplicate the data");
-      const int64_t my_begin = counts.narrow(0, 0, rank).sum().item<int64_t>();
+      // Every rank's kept pairs (two embedding rows each), known to all ranks.
+      std::vector<int64_t> kept_rows(world);
+      int64_t my_begin = 0;
+      for (int r = 0, at = 0; r < world; ++r) {
+        const int64_t examples_of_r = hash_counts[r] / 2;
+        if (r == rank) my_begin = at;
+        kept_rows[r] = 2 * std::count(keep_all.begin() + at, keep_all.begin() + at + examples_of_r, true);
+        at += static_cast<int>(examples_of_r);
+      }
       std::vector<bool> keep(keep_all.begin() + my_begin, keep_all.begin() + my_begin + static_cast<int64_t>(examples.size()));
       PairBatch batch = make_pair_batch(examples, keep, encoder.tokenizer.pad_id());
+      if (batch.labels.numel() > 0) {
+        at::Tensor lengths = batch.tokens.attention_mask.sum(1).to(at::kDouble);
+        const double tokens = lengths.sum().item<double>();
+        window_tokens += tokens;
+        window_flops += 6.0 * static_cast<double>(matmul_weights) * tokens +
+                        attention_flops * lengths.pow(2).sum().item<double>();
+      }
 
       at::Tensor embeddings;
-      if (batch.labels.numel() > 0) {
-        at::Tensor ids = batch.tokens.input_ids.to(encoder.device), mask = batch.tokens.attention_mask.to(encoder.device);
+      {
+        // A rank that kept nothing still runs the model (on one dummy row, then drops it): every
+        // rank must take part in the sharder's collectives of forward and backward.
+        const bool empty = batch.labels.numel() == 0;
+        model::TokenBatch tokens = empty ? dummy_batch(encoder) : batch.tokens;
+        at::Tensor ids = tokens.input_ids.to(encoder.device), mask = tokens.attention_mask.to(encoder.device);
         Autocast autocast(encoder.device.type(), c.dtype == "bf16");
-        embeddings = model::pool(model.forward(ids, mask), mask, encoder.pooling);
-      } else {  // this rank kept nothing of this micro-batch
-        embeddings = at::zeros({0, model.config().hidden_size}, at::TensorOptions().device(encoder.device)).requires_grad_();
+        embeddings = model::pool(model.forward(ids, mask, &sharded), mask, encoder.pooling);
+        if (empty) embeddings = embeddings.narrow(0, 0, 0);
       }
       embeddings = embeddings.to(at::kFloat);
       at::Tensor labels = batch.labels.to(encoder.device);
@@ -261,10 +318,10 @@ int run_training(const JobConfig& c) {
                                    : loss::LossValue{embeddings.sum() * 0, {}};
         scale /= world;
       } else {
-        t0 = now_seconds();
-        at::Tensor all_embeddings = loss::gather_rows_with_grad(embeddings, *comm);
-        at::Tensor all_labels = comm->all_gather_rows(labels);
-        comm_seconds += now_seconds() - t0;
+        std::vector<int64_t> kept_pairs(world);
+        for (int r = 0; r < world; ++r) kept_pairs[r] = kept_rows[r] / 2;
+        at::Tensor all_embeddings = loss::gather_rows_with_grad(embeddings, *comm, kept_rows);
+        at::Tensor all_labels = comm->all_gather_rows_known(labels, kept_pairs);
         value = loss::angle_objective(loss::Format::A, weights, all_labels, all_embeddings);
       }
       double loss_value = value.total.item<double>();
@@ -276,23 +333,31 @@ int run_training(const JobConfig& c) {
       ANGLE_CHECK(std::isfinite(loss_value), "step ", step, ": loss is ", loss_value,
                   " (not finite); lower optim.lr or check the data");
       (value.total * scale).backward();
+      sharded.finish_backward();
       step_loss += loss_value / c.grad_accum;
       for (const auto& [k, v] : value.terms) terms[k] += v / c.grad_accum;
       window_pairs += kept;
     }
-    double t0 = now_seconds();
-    const double grad_norm = optimizer.step(lr, c.max_grad_norm);
-    comm_seconds += world > 1 ? now_seconds() - t0 : 0;  // (the update itself is included here)
-    optimizer.zero_grad();
+    const double grad_norm = sharded.step(lr, c.max_grad_norm);
+    comm_wait_seconds += comm->take_wait_seconds();
+    comm_bytes += comm->take_bytes();
+    run_peak_state = std::max(run_peak_state, memory.peak());
 
     if (rank == 0 && (step % c.log_every == 0 || step == total_steps)) {
       double now = now_seconds();
       json line = {{"step", step}, {"epoch", epoch}, {"loss", step_loss}, {"lr", lr}, {"grad_norm", grad_norm},
                    {"pairs_per_s", window_pairs / std::max(1e-9, now - window_start)},
-                   {"rss_bytes", resident_bytes()}, {"dropped_duplicates", dropped}, {"comm_s", comm_seconds}};
+                   {"tokens_per_s", window_tokens / std::max(1e-9, now - window_start)},
+                   {"model_flops_per_s", window_flops / std::max(1e-9, now - window_start)},
+                   {"rss_bytes", resident_bytes()}, {"rss_peak_bytes", peak_resident_bytes()},
+                   {"state_peak_bytes", memory.peak()}, {"params_bytes", memory.at_peak(shard::MemoryLedger::kParams)},
+                   {"grads_bytes", memory.at_peak(shard::MemoryLedger::kGrads)},
+                   {"optim_bytes", memory.at_peak(shard::MemoryLedger::kOptim)}, {"dropped_duplicates", dropped},
+                   {"comm_wait_s", comm_wait_seconds}, {"comm_bytes", comm_bytes}};
       for (const auto& [k, v] : terms) line[k] = v;
       metrics << line.dump() << std::endl;
-      window_start = now, window_pairs = 0, comm_seconds = 0;
+      window_start = now, window_pairs = 0, comm_wait_seconds = 0, comm_bytes = 0, window_flops = window_tokens = 0;
+      sharded.reset_memory_peak();
     }
     if (rank == 0) progress.update(step, step == total_steps);
 
@@ -309,6 +374,7 @@ int run_training(const JobConfig& c) {
     }
 
     if (dev_set && (step % eval_every == 0 || step == total_steps)) {
+      sharded.gather_full();
       if (rank == 0) {  // the other ranks wait at the barrier (within the watchdog timeout)
         model.train(false);
         eval::StsScore dev = eval::evaluate_sts(encoder, *dev_set, eval_options);
@@ -321,11 +387,17 @@ int run_training(const JobConfig& c) {
         }
       }
       comm->barrier();
+      sharded.release_full();
     }
     // After the evaluation, so that the checkpoint knows this step's dev score.
     if (c.checkpoint_every > 0 && (step % c.checkpoint_every == 0 || step == total_steps)) checkpoint(step);
   }
   model.train(false);
+  run_peak_state = std::max(run_peak_state, memory.peak());
+  std::fprintf(stderr, "[rank %d] peak model state %.1f MiB (stage %d), peak RSS %.1f MiB\n", rank,
+               static_cast<double>(run_peak_state) / (1 << 20), c.stage,
+               static_cast<double>(peak_resident_bytes()) / (1 << 20));
+  sharded.gather_full();
   if (rank == 0) {
     model::save_model_dir(model, encoder.export_spec, (fs::path(c.output_dir) / "final").string());
     json result = {{"job", c.job_file}, {"steps", total_steps}, {"ranks", world}};

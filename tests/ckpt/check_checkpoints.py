@@ -211,7 +211,7 @@ def main():
         edit(d)
         return d
     future = variant('bad-future', lambda d: (d / 'step-10/manifest.json').write_text(
-        (d / 'step-10/manifest.json').read_text().replace('"format_version": 1', '"format_version": 7')))
+        (d / 'step-10/manifest.json').read_text().replace('"format_version": 2', '"format_version": 7')))
     resume_args = tiny
     expect.failure('manifest from a newer format version', resume_args + ['--run.output_dir', future, '--run.resume',
                    future / 'step-10'], ['manifest.json', 'format version 7 is newer'])

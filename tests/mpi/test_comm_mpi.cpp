@@ -74,7 +74,9 @@ BOOST_AUTO_TEST_CASE(gathered_loss_gradient_equals_single_process_gradient) {
   w.cosine_w = 1, w.ibn_w = 1, w.angle_w = 0.02;
   const int64_t begin = r * (r + 1);  // rows before rank r: 2 * (0 + 1 + ... + r)
   at::Tensor mine = all.narrow(0, begin, 2 * (r + 1)).clone().requires_grad_(true);
-  auto value = loss::angle_objective(loss::Format::A, w, labels, loss::gather_rows_with_grad(mine, c));
+  std::vector<int64_t> counts;
+  for (int k = 0; k < n; ++k) counts.push_back(2 * (k + 1));
+  auto value = loss::angle_objective(loss::Format::A, w, labels, loss::gather_rows_with_grad(mine, c, counts));
   value.total.backward();
   at::Tensor full = all.clone().requires_grad_(true);
   auto reference = loss::angle_objective(loss::Format::A, w, labels, full);
@@ -87,4 +89,39 @@ BOOST_AUTO_TEST_CASE(gathered_loss_gradient_equals_single_process_gradient) {
   padded.narrow(0, begin, 2 * (r + 1)).copy_(mine.grad());
   c.all_reduce_sum(padded);
   BOOST_TEST((padded - full.grad()).abs().max().item<double>() <= 1e-6);
+}
+
+BOOST_AUTO_TEST_CASE(asynchronous_collectives_and_bf16_words) {
+  auto& c = world();
+  const int r = c.rank(), n = c.size();
+  // Rank r contributes r+1 rows: the counts come back with the rows.
+  std::vector<int64_t> counts;
+  at::Tensor rows = c.all_gather_rows(at::full({r + 1, 3}, static_cast<double>(r), on(at::kDouble)), &counts);
+  for (int k = 0; k < n; ++k) BOOST_TEST(counts[k] == k + 1);
+  BOOST_TEST(rows.size(0) == n * (n + 1) / 2);
+  // Two collectives in flight at once, waited in reverse order.
+  at::Tensor chunk = at::arange(4, on(at::kFloat)) + 10 * r, gathered = at::empty({4 * n}, on(at::kFloat));
+  at::Tensor flat = at::arange(2 * n, on(at::kFloat)) * (r + 1), mine = at::empty({2}, on(at::kFloat));
+  auto gather = c.all_gather_into_async(chunk, gathered);
+  auto reduce = c.reduce_scatter_sum_async(flat, mine);
+  reduce->wait();
+  gather->wait();
+  for (int k = 0; k < n; ++k) BOOST_TEST(gathered[4 * k + 3].item<float>() == 3 + 10 * k);
+  const float total = n * (n + 1) / 2.0f;  // sum over ranks of (r + 1)
+  BOOST_TEST(mine[0].item<float>() == 2 * r * total);
+  BOOST_TEST(mine[1].item<float>() == (2 * r + 1) * total);
+  // bf16 moves as 16-bit words (exact) and sums with the bf16 operator (each partial sum rounded).
+  at::Tensor bf = (at::arange(2 * n, on(at::kFloat)) / 3 + r).to(at::kBFloat16), bf_mine = at::empty({2}, on(at::kBFloat16));
+  c.reduce_scatter_sum_async(bf, bf_mine)->wait();
+  at::Tensor expected = (at::arange(2 * n, on(at::kFloat)) / 3).to(at::kBFloat16).to(at::kFloat) * n + total - n;
+  BOOST_TEST((bf_mine.to(at::kFloat) - expected.narrow(0, 2 * r, 2)).abs().max().item<float>() <= 0.02f * n * n);
+  at::Tensor bf_all = at::empty({2 * n * n}, on(at::kBFloat16));
+  c.all_gather_into(bf, bf_all);
+  BOOST_TEST(at::equal(bf_all.narrow(0, 2 * n * r, 2 * n), bf));
+  // A reduce to each root in turn: only the root receives the sum.
+  for (int root = 0; root < n; ++root) {
+    at::Tensor send = at::full({5}, static_cast<float>(r + 1), on(at::kFloat)), out = at::zeros({5}, on(at::kFloat));
+    c.reduce_sum_async(send, out, root)->wait();
+    BOOST_TEST(out[4].item<float>() == (r == root ? total : 0.0f), "root " << root);
+  }
 }

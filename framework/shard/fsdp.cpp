@@ -1,0 +1,462 @@
+#include "shard/fsdp.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace angle::shard {
+
+struct ShardedModel::UnitState {
+  std::string name;
+  std::vector<at::Tensor> module_params;  // the model's own tensors
+  std::vector<std::vector<int64_t>> shapes;
+  std::vector<int64_t> offsets, numels;   // within the unit's flat buffer
+  int64_t global_offset = 0, numel = 0, padded = 0, shard = 0, begin = 0;
+  bool sparse = false;                    // the gradient arrives as rows (word embeddings)
+  bool backward_reads_params = true;
+  at::Tensor master;                      // fp32 [shard]
+  at::Tensor full;                        // param_dtype [padded]; storage freed when not materialised
+  at::Tensor grad;                        // fp32: [padded] in stage 1, else [shard]
+  at::Tensor exp_avg, exp_avg_sq, decay;  // fp32 [shard]
+  bool materialized = false;
+  comm::WorkPtr gathering;
+  int64_t real() const { return std::max<int64_t>(0, std::min(shard, numel - begin)); }  // owned elements before the padding
+};
+
+// A reduction in flight: the piece of a gradient sent, and on the owner where its sum lands.
+struct ShardedModel::InFlight {
+  size_t unit;
+  int64_t shard_offset = 0;  // where the sum lands in the owner's shard gradient
+  at::Tensor send, out;      // out: the owner's receive buffer (the shard gradient itself in fp32)
+  bool accumulate = false;   // out is a separate buffer to add into the shard gradient
+  comm::WorkPtr work;
+  int64_t bytes = 0;         // counted as gradient bytes until completed
+};
+
+namespace {
+
+// Storage that can be dropped and re-allocated while the tensors sharing it (including those
+// autograd saved for backward) keep their identity: FSDP's trick of resizing the storage to 0.
+void free_storage(const at::Tensor& t) {
+  c10::StorageImpl* s = t.storage().unsafeGetStorageImpl();
+  s->set_data_ptr_noswap(s->allocator()->allocate(0));
+  s->set_nbytes(0);
+}
+void alloc_storage(const at::Tensor& t) {
+  c10::StorageImpl* s = t.storage().unsafeGetStorageImpl();
+  const size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
+  if (s->nbytes() == bytes) return;
+  s->set_data_ptr_noswap(s->allocator()->allocate(bytes));
+  s->set_nbytes(bytes);
+}
+int64_t bytes_of(const at::Tensor& t) { return t.defined() ? static_cast<int64_t>(t.numel() * t.element_size()) : 0; }
+
+}  // namespace
+
+// Called by autograd once a parameter's gradient is accumulated (parameters handed to the
+// forward are fresh leaves sharing the gathered buffer): hands the gradient over and frees it.
+class GradReady : public torch::autograd::PostAccumulateGradHook {
+ public:
+  GradReady(ShardedModel* owner, size_t unit, size_t param) : owner_(owner), unit_(unit), param_(param) {}
+  void operator()(const torch::autograd::Variable& leaf) override {
+    at::Tensor grad = leaf.grad();
+    const_cast<torch::autograd::Variable&>(leaf).mutable_grad().reset();
+    owner_->gradient_ready(unit_, param_, std::move(grad));
+  }
+
+ private:
+  ShardedModel* owner_;
+  size_t unit_, param_;
+};
+
+bool ShardedModel::views_are_module_params() const { return options_.stage < 3 && options_.param_dtype == at::kFloat; }
+
+ShardedModel::ShardedModel(model::BertModel& model, comm::Comm& comm, const ShardOptions& options,
+                           const std::function<bool(const std::string&)>& decays)
+    : comm_(comm), options_(options) {
+  ANGLE_CHECK(options.stage >= 1 && options.stage <= 3, "shard.stage ", options.stage, " (1, 2 or 3)");
+  c10::NoGradGuard no_grad;
+  const auto named = model.named_parameters();
+  const int64_t world = comm.size(), rank = comm.rank();
+  const at::TensorOptions f32 = named.front().second.options().dtype(at::kFloat).requires_grad(false);
+  f32_ = f32;
+  for (const model::Unit& unit : model.units()) {
+    auto u = std::make_unique<UnitState>();
+    u->name = unit.name;
+    u->global_offset = numel_;
+    for (size_t index : unit.params) {
+      const auto& [name, p] = named[index];
+      ANGLE_CHECK(p.scalar_type() == at::kFloat, "sharding needs fp32 parameters; '", name, "' is ", p.scalar_type());
+      layout_.push_back({name, p.sizes().vec(), numel_});
+      u->module_params.push_back(p);
+      u->shapes.push_back(p.sizes().vec());
+      u->offsets.push_back(u->numel);
+      u->numels.push_back(p.numel());
+      u->numel += p.numel();
+      numel_ += p.numel();
+    }
+    u->sparse = unit.sparse_grad;
+    u->backward_reads_params = unit.backward_reads_params;
+    ANGLE_CHECK(!u->sparse || unit.params.size() == 1, "unit ", unit.name, ": a sparse gradient must be its only one");
+    const double mb = static_cast<double>(u->numel) * c10::elementSize(options.param_dtype) / (1 << 20);
+    ANGLE_CHECK(options.bucket_mb <= 0 || mb <= options.bucket_mb, "unit '", unit.name, "' has ", mb,
+                " MiB of parameters, more than shard.bucket_mb = ", options.bucket_mb,
+                " (raise it, or set 0 for no limit)");
+    u->padded = (u->numel + world - 1) / world * world;
+    u->shard = u->padded / world;
+    u->begin = u->shard * rank;
+    // The unit's values, flat and padded with zeros.
+    at::Tensor flat = at::zeros({u->padded}, f32), decay = at::zeros({u->padded}, f32);
+    for (size_t i = 0; i < unit.params.size(); ++i) {
+      flat.narrow(0, u->offsets[i], u->numels[i]).copy_(u->module_params[i].reshape(-1));
+      if (decays(named[unit.params[i]].first)) decay.narrow(0, u->offsets[i], u->numels[i]).fill_(1);
+    }
+    u->decay = decay.narrow(0, u->begin, u->shard).clone();
+    u->full = at::empty({u->padded}, f32.dtype(options.param_dtype));
+    if (views_are_module_params()) {
+      u->full.copy_(flat);
+      u->master = u->full.narrow(0, u->begin, u->shard);  // updated in place, then re-gathered
+    } else {
+      u->master = flat.narrow(0, u->begin, u->shard).clone();
+      ledger_.add(MemoryLedger::kParams, bytes_of(u->master));
+      if (options.stage < 3) u->full.copy_(flat);
+    }
+    u->materialized = options.stage < 3;
+    if (u->materialized) ledger_.add(MemoryLedger::kParams, bytes_of(u->full));
+    else free_storage(u->full);
+    for (size_t i = 0; i < u->module_params.size(); ++i) {
+      at::Tensor& p = u->module_params[i];
+      p.set_data(views_are_module_params() ? u->full.narrow(0, u->offsets[i], u->numels[i]).view(u->shapes[i])
+                                           : at::empty({0}, p.options()));
+    }
+    u->grad = at::zeros({options.stage == 1 ? u->padded : u->shard}, f32);
+    u->exp_avg = at::zeros({u->shard}, f32);
+    u->exp_avg_sq = at::zeros({u->shard}, f32);
+    ledger_.add(MemoryLedger::kGrads, bytes_of(u->grad));
+    ledger_.add(MemoryLedger::kOptim, bytes_of(u->exp_avg) + bytes_of(u->exp_avg_sq));
+    units_.push_back(std::move(u));
+  }
+  ledger_.reset_peak();
+}
+
+ShardedModel::~ShardedModel() = default;
+
+std::vector<at::Tensor> ShardedModel::views(UnitState& u) const {
+  std::vector<at::Tensor> out;
+  for (size_t i = 0; i < u.shapes.size(); ++i)
+    out.push_back(at::empty({0}, u.full.options()).set_(u.full.storage(), u.full.storage_offset() + u.offsets[i],
+                                                         u.shapes[i]));
+  return out;
+}
+
+// The rank's own slot of the full buffer takes its master slice (in param_dtype), then the
+// all-gather fills the others in place: no send copy.
+comm::WorkPtr ShardedModel::gather_async(UnitState& u) {
+  at::Tensor own = u.full.narrow(0, u.begin, u.shard);
+  if (!views_are_module_params()) own.copy_(u.master);
+  return comm_.all_gather_into_async(own, u.full);
+}
+
+void ShardedModel::start_gather(UnitState& u) {
+  if (u.materialized || u.gathering) return;
+  alloc_storage(u.full);
+  ledger_.add(MemoryLedger::kParams, bytes_of(u.full));
+  u.gathering = gather_async(u);
+}
+
+void ShardedModel::wait_gather(UnitState& u) {
+  if (!u.gathering) return;
+  u.gathering->wait();
+  u.gathering.reset();
+  u.materialized = true;
+}
+
+void ShardedModel::free_unit(UnitState& u) {
+  wait_gather(u);
+  if (!u.materialized) return;
+  free_storage(u.full);
+  ledger_.sub(MemoryLedger::kParams, bytes_of(u.full));
+  u.materialized = false;
+}
+
+std::vector<at::Tensor> ShardedModel::acquire(size_t unit) {
+  UnitState& u = *units_[unit];
+  start_gather(u);
+  wait_gather(u);
+  if (options_.stage == 3 && unit + 1 < units_.size()) start_gather(*units_[unit + 1]);  // prefetch
+  std::vector<at::Tensor> params = views(u);
+  if (!c10::GradMode::is_enabled()) return params;
+  if (unit == 0) {  // a forward with gradients begins: its reductions start from the last parameter
+    ANGLE_CHECK(!backward_open_ && arrived_.empty(), "sharded model: a forward began before the previous "
+                "backward was finished (call finish_backward() after each backward)");
+    backward_open_ = true;
+    cursor_ = {units_.size() - 1, units_.back()->shapes.size() - 1};
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    params[i].requires_grad_(true);
+    torch::autograd::impl::set_post_acc_grad_hooks(params[i], std::make_unique<GradReady>(this, unit, i));
+  }
+  return params;
+}
+
+at::Tensor ShardedModel::release(size_t unit, const at::Tensor& output) {
+  if (options_.stage < 3) return output;
+  UnitState& u = *units_[unit];
+  if (!(c10::GradMode::is_enabled() && output.requires_grad())) {
+    free_unit(u);
+    return output;
+  }
+  if (unit + 1 < units_.size()) free_unit(u);  // the last unit's backward comes next: keep it
+  // Before the unit's backward: gather it again (where its backward reads it), prefetch the next.
+  output.register_hook([this, unit](const at::Tensor& grad) {
+    before_backward(unit);
+    return grad;
+  });
+  return output;
+}
+
+void ShardedModel::before_backward(size_t unit) {
+  progress();
+  UnitState& u = *units_[unit];
+  if (u.backward_reads_params) {
+    start_gather(u);
+    wait_gather(u);
+  }
+  for (size_t previous = unit; previous-- > 0;)  // prefetch the next unit that backward will need
+    if (units_[previous]->backward_reads_params) {
+      start_gather(*units_[previous]);
+      break;
+    }
+}
+
+void ShardedModel::gradient_ready(size_t unit, size_t param, at::Tensor grad) {
+  progress();
+  ledger_.add(MemoryLedger::kGrads, grad.is_sparse() ? 0 : bytes_of(grad));
+  arrived_[{unit, param}] = std::move(grad);
+  // Issue every gradient whose turn has come.
+  while (backward_open_) {
+    auto next = arrived_.find(cursor_);
+    if (next == arrived_.end()) break;
+    at::Tensor g = std::move(next->second);
+    arrived_.erase(next);
+    const auto [u, p] = cursor_;
+    reduce(u, p, std::move(g));
+    if (p > 0) {
+      cursor_.second = p - 1;
+      continue;
+    }
+    // The unit's backward is complete: its gathered parameters can go.
+    if (options_.stage == 3) free_unit(*units_[u]);
+    if (u == 0) backward_open_ = false;
+    else cursor_ = {u - 1, units_[u - 1]->shapes.size() - 1};
+  }
+}
+
+void ShardedModel::reduce(size_t unit, size_t param, at::Tensor grad) {
+  c10::NoGradGuard no_grad;
+  UnitState& u = *units_[unit];
+  const int64_t held = grad.is_sparse() ? 0 : bytes_of(grad);
+  if (u.sparse) {
+    // Rows of the word-embedding gradient: (row index, values) of this rank's tokens.
+    const int64_t width = u.shapes[0][1];
+    at::Tensor indices = grad._indices()[0].contiguous(), values = grad._values();
+    if (options_.stage == 1) {
+      u.grad.narrow(0, 0, u.numel).view({-1, width}).index_add_(0, indices, values.to(at::kFloat));
+    } else {
+      std::vector<int64_t> counts;
+      at::Tensor all_indices = comm_.all_gather_rows(indices, &counts);
+      at::Tensor all_values = comm_.all_gather_rows_known(values.to(options_.reduce_dtype).contiguous(), counts);
+      ledger_.add(MemoryLedger::kGrads, bytes_of(all_values));
+      if (const int64_t real = u.real(); real > 0) {
+        const int64_t first_row = u.begin / width, end_row = (u.begin + real + width - 1) / width;
+        at::Tensor mine = (all_indices >= first_row).logical_and_(all_indices < end_row).nonzero().squeeze(1);
+        at::Tensor rows = at::zeros({end_row - first_row, width}, u.grad.options());
+        rows.index_add_(0, all_indices.index_select(0, mine) - first_row, all_values.index_select(0, mine).to(at::kFloat));
+        u.grad.narrow(0, 0, real).add_(rows.view({-1}).narrow(0, u.begin - first_row * width, real));
+      }
+      ledger_.sub(MemoryLedger::kGrads, bytes_of(all_values));
+    }
+    return;
+  }
+  at::Tensor flat = grad.reshape({-1});
+  if (options_.stage == 1) {
+    u.grad.narrow(0, u.offsets[param], u.numels[param]).add_(flat);
+    ledger_.sub(MemoryLedger::kGrads, held);
+    return;
+  }
+  // Each rank's slice of the unit that this parameter overlaps gets its piece, summed over ranks.
+  // In fp32 the owner first adds what its shard gradient already holds (earlier micro-batches)
+  // to its own piece, and the sum lands in the shard gradient directly: no receive buffer.
+  // The gradient stays alive (and counted, by its last piece) until that piece is done.
+  const bool direct = options_.reduce_dtype == at::kFloat;
+  const int64_t begin = u.offsets[param], end = begin + u.numels[param];
+  const int first = static_cast<int>(begin / u.shard), last = static_cast<int>((end - 1) / u.shard);
+  for (int owner = first; owner <= last; ++owner) {
+    const int64_t from = std::max(begin, owner * u.shard), to = std::min(end, (owner + 1) * u.shard);
+    auto f = std::make_unique<InFlight>();
+    f->unit = unit;
+    f->shard_offset = from - owner * u.shard;
+    f->send = flat.narrow(0, from - begin, to - from).to(options_.reduce_dtype).contiguous();
+    at::Tensor destination = u.grad.narrow(0, f->shard_offset, to - from);
+    if (owner == comm_.rank()) {
+      if (direct) f->send.add_(destination);
+      f->out = direct ? destination : at::empty({to - from}, f->send.options());
+      f->accumulate = !direct;
+    }
+    f->bytes = (f->accumulate ? bytes_of(f->out) : 0) + (f->send.is_alias_of(flat) ? 0 : bytes_of(f->send)) +
+               (owner == last ? held : 0);
+    ledger_.add(MemoryLedger::kGrads, f->bytes - (owner == last ? held : 0));  // the last piece takes `held` over
+    f->work = comm_.reduce_sum_async(f->send, f->out, owner);
+    in_flight_bytes_ += f->bytes;
+    in_flight_.push_back(std::move(f));
+    progress();
+    // Bounded: past the budget, the oldest reductions are finished before backward goes on.
+    while (in_flight_bytes_ > options_.inflight_bytes && in_flight_.size() > 1) complete_oldest();
+  }
+}
+
+// Lets the collectives in flight progress (MPI progresses non-blocking collectives only inside MPI
+// calls, so backward calls this at every gradient and unit boundary) and collects finished ones.
+void ShardedModel::progress() {
+  while (!in_flight_.empty() && in_flight_.front()->work->test()) complete_oldest();
+  for (auto& u : units_)
+    if (u->gathering) u->gathering->test();
+}
+
+void ShardedModel::complete_oldest() {
+  std::unique_ptr<InFlight> f = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  f->work->wait();
+  if (f->accumulate) units_[f->unit]->grad.narrow(0, f->shard_offset, f->out.numel()).add_(f->out.to(at::kFloat));
+  ledger_.sub(MemoryLedger::kGrads, f->bytes);
+  in_flight_bytes_ -= f->bytes;
+}
+
+void ShardedModel::finish_backward() {
+  // Parameters that got no gradient on this rank still take part, with zeros, in the same order.
+  while (backward_open_) {
+    const auto [u, p] = cursor_;
+    UnitState& unit = *units_[u];
+    if (!arrived_.count(cursor_)) {
+      at::Tensor zeros = unit.sparse ? at::_sparse_coo_tensor_unsafe(at::zeros({1, 0}, f32_.dtype(at::kLong)),
+                                                                     at::zeros({0, unit.shapes[0][1]}, f32_),
+                                                                     unit.shapes[0])
+                                     : at::zeros(unit.shapes[p], f32_);
+      gradient_ready(u, p, zeros);
+    }
+  }
+  while (!in_flight_.empty()) complete_oldest();
+  arrived_.clear();
+}
+
+double ShardedModel::step(double lr, double max_grad_norm) {
+  finish_backward();
+  c10::NoGradGuard no_grad;
+  std::vector<at::Tensor> shard_grads;
+  int64_t step_bytes = 0;  // stage 1 on several ranks: the reduced shards exist only during the step
+  if (options_.stage == 1 && !(comm_.size() == 1 && options_.reduce_dtype == at::kFloat)) {
+    std::vector<comm::WorkPtr> works;
+    std::vector<at::Tensor> sends;
+    for (auto& u : units_) {
+      sends.push_back(u->grad.to(options_.reduce_dtype));
+      shard_grads.push_back(at::empty({u->shard}, sends.back().options()));
+      step_bytes += bytes_of(shard_grads.back()) + (sends.back().is_same(u->grad) ? 0 : bytes_of(sends.back()));
+      works.push_back(comm_.reduce_scatter_sum_async(sends.back(), shard_grads.back()));
+    }
+    ledger_.add(MemoryLedger::kGrads, step_bytes);
+    for (size_t i = 0; i < units_.size(); ++i) {
+      works[i]->wait();
+      shard_grads[i] = shard_grads[i].to(at::kFloat);
+    }
+  } else {
+    for (auto& u : units_) shard_grads.push_back(u->grad);
+  }
+  at::Tensor norm_sq = at::zeros({1}, f32_.dtype(at::kDouble));
+  for (const at::Tensor& g : shard_grads)
+    norm_sq += at::linalg_vector_norm(g, 2, c10::nullopt, false, at::kDouble).pow(2);
+  comm_.all_reduce_sum(norm_sq);
+  const double norm = std::sqrt(norm_sq.item<double>());
+  const double coefficient = max_grad_norm > 0 ? max_grad_norm / (norm + 1e-6) : 1.0;  // as clip_grad_norm_
+  ++step_;
+  for (size_t i = 0; i < units_.size(); ++i) {
+    UnitState& u = *units_[i];
+    if (coefficient < 1) shard_grads[i].mul_(coefficient);
+    adamw_update(u.master, shard_grads[i], u.exp_avg, u.exp_avg_sq, u.decay, step_, lr, options_.adam);
+    u.grad.zero_();
+  }
+  shard_grads.clear();
+  ledger_.sub(MemoryLedger::kGrads, step_bytes);
+  gather_all_params();
+  return norm;
+}
+
+// After the master shards changed: stages 1 and 2 gather every unit again; stage 3 drops
+// whatever is still materialised (it is gathered when next needed).
+void ShardedModel::gather_all_params() {
+  if (options_.stage == 3) {
+    for (auto& u : units_) free_unit(*u);
+    return;
+  }
+  std::vector<comm::WorkPtr> works;
+  for (auto& u : units_) works.push_back(gather_async(*u));
+  for (auto& w : works) w->wait();
+}
+
+void ShardedModel::gather_full() {
+  if (views_are_module_params() || full_gathered_) return;
+  c10::NoGradGuard no_grad;
+  for (auto& u : units_) {
+    at::Tensor full = at::empty({u->padded}, u->master.options());
+    comm_.all_gather_into(u->master, full);
+    ledger_.add(MemoryLedger::kParams, bytes_of(full));
+    for (size_t i = 0; i < u->module_params.size(); ++i)
+      u->module_params[i].set_data(full.narrow(0, u->offsets[i], u->numels[i]).view(u->shapes[i]));
+  }
+  full_gathered_ = true;
+}
+
+void ShardedModel::release_full() {
+  if (!full_gathered_) return;
+  for (auto& u : units_) {
+    for (at::Tensor& p : u->module_params) p.set_data(at::empty({0}, p.options()));
+    ledger_.sub(MemoryLedger::kParams, u->padded * 4);
+  }
+  full_gathered_ = false;
+}
+
+std::vector<ShardedModel::Range> ShardedModel::owned_ranges() const {
+  std::vector<Range> out;
+  for (const auto& u : units_)
+    if (u->real() > 0) out.push_back({u->global_offset + u->begin, u->real()});
+  return out;
+}
+
+at::Tensor ShardedModel::owned(const std::string& what) const {
+  std::vector<at::Tensor> parts;
+  for (const auto& u : units_) {
+    const at::Tensor& t = what == "params" ? u->master : what == "exp_avg" ? u->exp_avg : u->exp_avg_sq;
+    parts.push_back(t.narrow(0, 0, u->real()));
+  }
+  return at::cat(parts);
+}
+
+void ShardedModel::restore(const std::function<at::Tensor(const std::string&, int64_t, int64_t)>& read, int64_t steps) {
+  c10::NoGradGuard no_grad;
+  for (auto& u : units_) {
+    const int64_t real = u->real(), begin = u->global_offset + u->begin;
+    for (auto [name, t] : {std::pair{"params", &u->master}, {"exp_avg", &u->exp_avg}, {"exp_avg_sq", &u->exp_avg_sq}}) {
+      t->zero_();  // the padding stays 0
+      if (real > 0) t->narrow(0, 0, real).copy_(read(name, begin, begin + real));
+    }
+    u->grad.zero_();
+  }
+  step_ = steps;
+  gather_all_params();
+}
+
+}  // namespace angle::shard

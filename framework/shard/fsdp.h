@@ -1,0 +1,133 @@
+// FSDP-style sharded data parallelism over units of the model (model/bert.h: the word
+// embeddings, the rest of the embeddings, each encoder layer). Each unit's parameters form one
+// flat buffer, padded to a multiple of the world size N; rank r owns the r-th 1/N slice of it:
+// the fp32 master copy, its gradient and the AdamW moments of that slice.
+//   stage 1  full parameters and full gradients on every rank; gradients reduce-scattered at the
+//            optimizer step; only the optimizer state is sharded (ZeRO-1).
+//   stage 2  + each parameter's gradient is reduced as soon as autograd has accumulated it (a
+//            post-accumulate hook): every piece of it goes to the rank that owns that piece
+//            (a reduce to that root, asynchronous: backward goes on until the pieces in flight
+//            pass `inflight_bytes`, then waits for the oldest), and the gradient is freed. No full gradient, and no flat copy of one, ever exists; the peak
+//            is about one parameter's gradient plus the pieces in flight. Gradients are reduced every micro-batch and
+//            summed into the shard, so accumulation costs no extra memory (ZeRO-2). Reductions
+//            are issued in one fixed order on every rank (units last to first, parameters last to
+//            first): a gradient that autograd delivers early waits for its turn.
+//   stage 3  + parameters: a unit's full buffer is all-gathered just before its forward (the next
+//            unit's gather is issued while it computes) and freed after it; gathered again before
+//            its backward (again prefetching the next one) and freed after. At most two units
+//            are materialised at once (PyTorch FSDP FULL_SHARD, reshard_after_forward). A unit
+//            whose backward does not read its parameters (the word embeddings) is not gathered
+//            again (model::Unit::backward_reads_params).
+// The word-embedding gradient is sparse (the rows of the batch's tokens): ranks all-gather those
+// rows and each keeps the sum over its own slice, instead of reducing a dense vocab x hidden
+// matrix.
+// Mixed precision: parameters are gathered and used in `param_dtype`, gradients reduced in
+// `reduce_dtype`; the master copy and the moments stay fp32.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/comm.h"
+#include "model/bert.h"
+#include "shard/adamw.h"
+#include "shard/memory_ledger.h"
+
+namespace angle::shard {
+
+struct ShardOptions {
+  int stage = 2;
+  at::ScalarType param_dtype = at::kFloat, reduce_dtype = at::kFloat;
+  double bucket_mb = 0;  // the largest unit allowed (its parameters in param_dtype, MiB); 0: no limit
+  int64_t inflight_bytes = 12 << 20;  // gradient bytes being reduced at once before backward waits
+  AdamWOptions adam;
+};
+
+class ShardedModel : public model::UnitSource {
+ public:
+  // Takes over `model`'s parameters: afterwards they hold the full values only where stage < 3
+  // and param_dtype is fp32 (they are then views into the gathered buffers), else only between
+  // gather_full() and release_full(). `decays(name)`: whether weight decay applies.
+  ShardedModel(model::BertModel& model, comm::Comm& comm, const ShardOptions& options,
+               const std::function<bool(const std::string&)>& decays);
+  ~ShardedModel() override;
+  ShardedModel(const ShardedModel&) = delete;
+  ShardedModel& operator=(const ShardedModel&) = delete;
+
+  // model::UnitSource: called by BertModel::forward(ids, mask, this) on every rank alike.
+  std::vector<at::Tensor> acquire(size_t unit) override;
+  at::Tensor release(size_t unit, const at::Tensor& output) override;
+
+  // After each micro-batch's backward: issues what is left (a parameter that got no gradient
+  // contributes zeros) and waits for every gradient reduction.
+  void finish_backward();
+  // Clips by the global gradient norm (0: off), updates every shard, zeroes the gradients and
+  // (stages 1, 2) re-gathers the parameters. Returns the norm before clipping.
+  double step(double lr, double max_grad_norm);
+
+  // Collective: the model's own parameters hold the full fp32 values (for evaluation and export)
+  // until release_full().
+  void gather_full();
+  void release_full();
+
+  // Checkpoints. The global flat space is every parameter in named_parameters() order, unpadded.
+  struct Entry {
+    std::string name;
+    std::vector<int64_t> shape;
+    int64_t offset;
+  };
+  struct Range {
+    int64_t begin, size;
+  };
+  const std::vector<Entry>& layout() const { return layout_; }
+  int64_t numel() const { return numel_; }
+  std::vector<Range> owned_ranges() const;                // this rank's slices of the global space
+  at::Tensor owned(const std::string& what) const;        // "params", "exp_avg", "exp_avg_sq": those slices, concatenated
+  // `read(name, begin, end)`: elements [begin, end) of the saved global tensor `name`.
+  void restore(const std::function<at::Tensor(const std::string&, int64_t, int64_t)>& read, int64_t steps);
+  int64_t steps_taken() const { return step_; }
+
+  int stage() const { return options_.stage; }
+  at::Device device() const { return f32_.device(); }
+  const MemoryLedger& memory() const { return ledger_; }
+  void reset_memory_peak() { ledger_.reset_peak(); }
+
+ private:
+  struct UnitState;
+  struct InFlight;
+  friend class GradReady;
+  std::vector<at::Tensor> views(UnitState& u) const;
+  comm::WorkPtr gather_async(UnitState& u);
+  void start_gather(UnitState& u);
+  void wait_gather(UnitState& u);
+  void free_unit(UnitState& u);
+  void before_backward(size_t unit);
+  // Gradients, in the fixed order of the cursor (unit, parameter), from the last to the first.
+  void gradient_ready(size_t unit, size_t param, at::Tensor grad);
+  void reduce(size_t unit, size_t param, at::Tensor grad);
+  void complete_oldest();
+  void progress();
+  void gather_all_params();
+  bool views_are_module_params() const;
+
+  comm::Comm& comm_;
+  ShardOptions options_;
+  std::vector<std::unique_ptr<UnitState>> units_;
+  std::vector<Entry> layout_;
+  std::map<std::pair<size_t, size_t>, at::Tensor> arrived_;  // gradients waiting for their turn
+  std::pair<size_t, size_t> cursor_{0, 0};                   // the next (unit, parameter) to reduce
+  bool backward_open_ = false;                                // a forward with gradients ran; its reductions are due
+  std::deque<std::unique_ptr<InFlight>> in_flight_;
+  int64_t in_flight_bytes_ = 0;
+  at::TensorOptions f32_;
+  MemoryLedger ledger_;
+  int64_t numel_ = 0, step_ = 0;
+  bool full_gathered_ = false;
+};
+
+}  // namespace angle::shard

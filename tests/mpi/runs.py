@@ -1,0 +1,42 @@
+"""Helpers of the multi-rank test scripts: run `angle` under mpirun, read what a run wrote."""
+import json
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def mpirun(n, angle, args, check=True):
+    cmd = ['mpirun', '--oversubscribe', '-np', str(n), str(angle)] + [str(a) for a in args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if check and proc.returncode != 0:
+        sys.exit(f'failed: {" ".join(cmd)}\n{proc.stderr[-2000:]}')
+    return proc
+
+
+def metrics(out):
+    return [json.loads(l) for l in (pathlib.Path(out) / 'metrics.jsonl').read_text().splitlines() if '"loss"' in l]
+
+
+def losses(out):
+    return [m['loss'] for m in metrics(out)]
+
+
+def rel(a, b):
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+def final_params(out):
+    from safetensors.numpy import load_file
+    return load_file(str(pathlib.Path(out) / 'final/model.safetensors'))
+
+
+def param_distance(a, b):
+    """||a - b|| / ||b|| over all tensors. Relative to the norm of all parameters: the attention
+    key biases have an exactly zero true gradient (softmax ignores a per-row shift), so Adam turns
+    their rounding noise into +-lr steps; per-tensor ratios of those are meaningless."""
+    import numpy as np
+    delta = sum(float(np.sum((a[k].astype(np.float64) - b[k].astype(np.float64)) ** 2)) for k in b)
+    norm = sum(float(np.sum(b[k].astype(np.float64) ** 2)) for k in b)
+    return (delta / norm) ** 0.5
