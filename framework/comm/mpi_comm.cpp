@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <thread>
 
@@ -39,13 +40,15 @@ extern "C" void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
 class MpiWork : public Work {
  public:
   MpiWork(MpiComm& comm, const CollectiveRecord& record, std::vector<at::Tensor> keep, std::function<void()> finish)
-      : comm_(comm), record_(record), keep_(std::move(keep)), finish_(std::move(finish)) {}
+      : comm_(comm), record_(record), keep_(std::move(keep)), finish_(std::move(finish)) {
+    comm_.work_started();
+  }
+  ~MpiWork() override {
+    if (!done_) comm_.work_finished();
+  }
   MPI_Request request = MPI_REQUEST_NULL;
   bool test() override {
-    if (done_) return true;
-    int flag = 0;
-    MPI_Test(&request, &flag, MPI_STATUS_IGNORE);
-    if (flag) complete();
+    if (!done_ && comm_.test(request)) complete();
     return done_;
   }
   void wait() override {
@@ -57,6 +60,7 @@ class MpiWork : public Work {
  private:
   void complete() {
     done_ = true;
+    comm_.work_finished();
     if (finish_) finish_();
     keep_.clear();
   }
@@ -74,9 +78,14 @@ MpiComm::MpiComm() {
   MPI_Initialized(&initialized);
   if (!initialized) {
     int provided = 0;
-    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
     initialized_here_ = true;
   }
+  int level = 0;
+  MPI_Query_thread(&level);
+  serialized_ = level >= MPI_THREAD_SERIALIZED;
+  if (const char* us = std::getenv("ANGLE_MPI_PROGRESS_US")) progress_interval_us_ = std::atoi(us);
+  if (progress_interval_us_ <= 0) serialized_ = false;  // 0: no progress thread
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
   MPI_Comm node;
@@ -87,18 +96,50 @@ MpiComm::MpiComm() {
 }
 
 MpiComm::~MpiComm() {
+  if (progress_.joinable()) {
+    stop_ = true;
+    wake_.notify_all();
+    progress_.join();
+  }
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized && bf16_sum_ != MPI_OP_NULL) MPI_Op_free(&bf16_sum_);
   if (initialized_here_ && !finalized) MPI_Finalize();
 }
 
+void MpiComm::work_started() {
+  ++outstanding_;
+  if (serialized_ && !progress_.joinable()) progress_ = std::thread([this] { progress_loop(); });
+  wake_.notify_all();
+}
+
+void MpiComm::progress_loop() {
+  while (!stop_) {
+    if (outstanding_ == 0) {
+      std::unique_lock<std::mutex> lock(wake_mutex_);
+      wake_.wait_for(lock, std::chrono::milliseconds(5));
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      int flag = 0;  // MPI_Iprobe runs the progress engine (and matches nothing collectives use)
+      MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(progress_interval_us_));
+  }
+}
+
+bool MpiComm::test(MPI_Request& request) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  int done = 0;
+  MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+  return done != 0;
+}
+
 void MpiComm::wait(MPI_Request& request, const CollectiveRecord& record) {
   const double start = now_seconds();
-  int done = 0;
   for (long polls = 0;; ++polls) {
-    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-    if (done) return;
+    if (test(request)) return;
     if (polls > 1000) {  // after a short spin, poll gently
       std::this_thread::sleep_for(std::chrono::microseconds(50));
       if (now_seconds() - start > timeout()) timed_out(record);
@@ -111,8 +152,10 @@ void MpiComm::abort_all(int code) const { MPI_Abort(MPI_COMM_WORLD, code); }
 void MpiComm::do_all_reduce_sum(at::Tensor& tensor) {
   at::Tensor buffer = wire(tensor);
   MPI_Request request;
+  std::unique_lock<std::mutex> issue_lock(mutex_);
   MPI_Iallreduce(MPI_IN_PLACE, buffer.data_ptr(), static_cast<int>(buffer.numel()), mpi_type(buffer.scalar_type()),
                  buffer.scalar_type() == at::kBFloat16 ? bf16_sum_ : MPI_SUM, MPI_COMM_WORLD, &request);
+  issue_lock.unlock();
   wait(request);
   if (!buffer.is_same(tensor)) tensor.copy_(buffer);
 }
@@ -133,8 +176,10 @@ at::Tensor MpiComm::do_all_gather_rows(const at::Tensor& local, const std::vecto
   shape[0] = total;
   at::Tensor out = at::empty(shape, buffer.options());
   MPI_Request request;
+  std::unique_lock<std::mutex> issue_lock(mutex_);
   MPI_Iallgatherv(buffer.data_ptr(), static_cast<int>(buffer.numel()), mpi_type(buffer.scalar_type()), out.data_ptr(),
                   counts.data(), displacements.data(), mpi_type(buffer.scalar_type()), MPI_COMM_WORLD, &request);
+  issue_lock.unlock();
   wait(request);
   return out;
 }
@@ -157,9 +202,11 @@ WorkPtr MpiComm::do_all_gather_into_async(const at::Tensor& chunk, at::Tensor& f
   // A chunk that already sits in this rank's slot of the output is gathered in place.
   const bool in_place = static_cast<const char*>(send.data_ptr()) ==
                         static_cast<const char*>(receive.data_ptr()) + rank_ * send.nbytes();
+  std::unique_lock<std::mutex> issue_lock(mutex_);
   MPI_Iallgather(in_place ? MPI_IN_PLACE : send.data_ptr(), static_cast<int>(send.numel()), mpi_type(send.scalar_type()),
                  receive.data_ptr(), static_cast<int>(send.numel()), mpi_type(send.scalar_type()), MPI_COMM_WORLD,
                  &work->request);
+  issue_lock.unlock();
   return work;
 }
 
@@ -168,33 +215,41 @@ WorkPtr MpiComm::do_reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor&
   std::function<void()> finish;
   if (!receive.is_same(out)) finish = [receive, out]() mutable { out.copy_(receive); };
   auto work = std::make_unique<MpiWork>(*this, *in_flight_, std::vector<at::Tensor>{send, receive}, std::move(finish));
+  std::unique_lock<std::mutex> issue_lock(mutex_);
   MPI_Ireduce_scatter_block(send.data_ptr(), receive.data_ptr(), static_cast<int>(receive.numel()),
                             mpi_type(send.scalar_type()), send.scalar_type() == at::kBFloat16 ? bf16_sum_ : MPI_SUM,
                             MPI_COMM_WORLD, &work->request);
+  issue_lock.unlock();
   return work;
 }
 
 WorkPtr MpiComm::do_reduce_sum_async(const at::Tensor& send, at::Tensor& out, int root) {
   at::Tensor in = wire(send);
   auto work = std::make_unique<MpiWork>(*this, *in_flight_, std::vector<at::Tensor>{in, out}, nullptr);
+  std::unique_lock<std::mutex> issue_lock(mutex_);
   MPI_Ireduce(in.data_ptr(), rank_ == root ? out.data_ptr() : nullptr, static_cast<int>(in.numel()),
               mpi_type(in.scalar_type()), in.scalar_type() == at::kBFloat16 ? bf16_sum_ : MPI_SUM, root, MPI_COMM_WORLD,
               &work->request);
+  issue_lock.unlock();
   return work;
 }
 
 void MpiComm::do_broadcast(at::Tensor& tensor, int root) {
   at::Tensor buffer = wire(tensor);
   MPI_Request request;
+  std::unique_lock<std::mutex> issue_lock(mutex_);
   MPI_Ibcast(buffer.data_ptr(), static_cast<int>(buffer.numel()), mpi_type(buffer.scalar_type()), root, MPI_COMM_WORLD,
              &request);
+  issue_lock.unlock();
   wait(request);
   if (!buffer.is_same(tensor)) tensor.copy_(buffer);
 }
 
 void MpiComm::do_barrier() {
   MPI_Request request;
+  std::unique_lock<std::mutex> issue_lock(mutex_);
   MPI_Ibarrier(MPI_COMM_WORLD, &request);
+  issue_lock.unlock();
   wait(request);
 }
 

@@ -1,8 +1,17 @@
 // MPI backend: CPU tensors, non-blocking collectives polled against the watchdog timeout.
+// MPI moves a non-blocking collective forward only inside MPI calls; while asynchronous work is
+// in flight a progress thread calls into MPI every 50 us, so that collectives overlap with
+// compute instead of running when they are waited for (MPI_THREAD_SERIALIZED: every MPI call of
+// this class holds one mutex).
 // bf16 travels as 16-bit words (no conversion); its sums use a bf16 reduction operator
 // (each partial sum rounded to bf16, as NCCL does).
 #pragma once
 #include <mpi.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "comm/comm.h"
 
@@ -19,6 +28,11 @@ class MpiComm : public Comm {
   // Polls `request` until done; past the timeout, reports `record` and aborts every rank.
   void wait(MPI_Request& request, const CollectiveRecord& record);
   void wait(MPI_Request& request) { wait(request, *in_flight_); }
+  bool test(MPI_Request& request);
+  // Asynchronous work in flight, for the progress thread.
+  void work_started();
+  void work_finished() { --outstanding_; }
+  std::mutex& mpi_mutex() { return mutex_; }
 
  protected:
   void do_all_reduce_sum(at::Tensor& tensor) override;
@@ -36,6 +50,15 @@ class MpiComm : public Comm {
   int rank_ = 0, size_ = 1, local_rank_ = 0;
   bool initialized_here_ = false;
   MPI_Op bf16_sum_ = MPI_OP_NULL;
+  bool serialized_ = false;  // MPI allows calls from more than one thread (one at a time)
+  int progress_interval_us_ = 100;
+  std::mutex mutex_;
+  std::atomic<int> outstanding_{0};
+  std::atomic<bool> stop_{false};
+  std::condition_variable wake_;
+  std::mutex wake_mutex_;
+  std::thread progress_;
+  void progress_loop();
 };
 
 }  // namespace angle::comm

@@ -4,7 +4,7 @@ on this node, per sharding stage: 2 ranks x 1 thread (mpirun, MPI backend) again
 1 rank x 2 threads, with the exposed collective time per step (time a rank spent blocked on
 collectives, `comm_wait_s`: what overlap did not hide) and the ratio. Prints the machine.
 
-  python3 tests/bench/distributed_step_time.py [--steps 12] [--skip 2] [--stages 1,2,3] [--set KEY=VALUE]"""
+  python3 tests/bench/distributed_step_time.py [--steps 12] [--skip 2] [--stages 1,2,3] [--repeat 3] [--set KEY=VALUE]"""
 import argparse
 import json
 import os
@@ -36,6 +36,7 @@ def main():
     ap.add_argument('--steps', type=int, default=12)
     ap.add_argument('--skip', type=int, default=2, help='warm-up steps left out')
     ap.add_argument('--stages', default='1,2,3')
+    ap.add_argument('--repeat', type=int, default=3, help='rounds over all configurations (the best of each is kept)')
     ap.add_argument('--set', action='append', default=[], help='extra job override KEY=VALUE (e.g. shard.inflight_mb=64)')
     args = ap.parse_args()
     job = ['train', '--job', 'jobs/stsb.ini', '--data.dev', '', '--data.test', '', '--train.max_steps', args.steps,
@@ -49,23 +50,26 @@ def main():
                 for s in args.stages.split(',')]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, prefix, threads, stage in configs:
-            out = pathlib.Path(tmp) / f'run{len(results)}'
-            run(prefix + [args.angle] + job + ['--train.threads', threads, '--shard.stage', stage, '--run.output_dir', out],
-                dict(env, OMP_NUM_THREADS=str(threads)))
-            lines = [json.loads(l) for l in (out / 'metrics.jsonl').read_text().splitlines() if '"loss"' in l]
-            timed = lines[args.skip:]
-            step_s = sum(32 / l['pairs_per_s'] for l in timed) / len(timed)
-            wait_s = sum(l['comm_wait_s'] for l in timed) / len(timed)
-            results[name] = (step_s, wait_s)
-            print(f'  {name:32s} {step_s * 1000:8.1f} ms/step, exposed collectives {wait_s * 1000:7.1f} ms/step',
-                  flush=True)
+        for round_ in range(args.repeat):  # interleaved, so that a slow spell of the machine hits every configuration
+            for name, prefix, threads, stage in configs:
+                out = pathlib.Path(tmp) / f'run{round_}-{stage}-{threads}'
+                run(prefix + [args.angle] + job + ['--train.threads', threads, '--shard.stage', stage,
+                                                   '--run.output_dir', out], dict(env, OMP_NUM_THREADS=str(threads)))
+                lines = [json.loads(l) for l in (out / 'metrics.jsonl').read_text().splitlines() if '"loss"' in l]
+                timed = lines[args.skip:]
+                step_s = sum(32 / l['pairs_per_s'] for l in timed) / len(timed)
+                wait_s = sum(l['comm_wait_s'] for l in timed) / len(timed)
+                print(f'  round {round_ + 1}: {name:32s} {step_s * 1000:8.1f} ms/step, exposed collectives '
+                      f'{wait_s * 1000:7.1f} ms/step', flush=True)
+                if name not in results or step_s < results[name][0]:
+                    results[name] = (step_s, wait_s)
     base = results['1 rank x 2 threads'][0]
     print(f'machine: {machine()}')
-    print(f'default job, global batch 32, max length 128, steps {args.skip + 1}..{args.steps}')
-    for name, (step_s, _) in results.items():
-        if name != '1 rank x 2 threads':
-            print(f'  {name:32s} ratio to 1 rank x 2 threads {step_s / base:6.3f} (goal: stage 2 within 1.05, stage 3 within 1.10)')
+    print(f'default job, global batch 32, max length 128, steps {args.skip + 1}..{args.steps}, best of {args.repeat}')
+    for name, (step_s, wait_s) in results.items():
+        ratio = '' if name == '1 rank x 2 threads' else f', ratio {step_s / base:6.3f}'
+        print(f'  {name:32s} {step_s * 1000:8.1f} ms/step, exposed collectives {wait_s * 1000:6.1f} ms/step{ratio}')
+    print('  (goal: stage 2 within 1.05, stage 3 within 1.10 of 1 rank x 2 threads)')
 
 
 if __name__ == '__main__':
