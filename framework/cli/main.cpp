@@ -1,6 +1,5 @@
 // `angle`: git-style dispatch to one subcommand; every user error becomes one line on stderr
 // and exit status 1.
-#include <c10/util/Exception.h>
 #include <hdf5.h>
 
 #include <cstring>
@@ -50,10 +49,8 @@ int main(int argc, char** argv) {
     } catch (const angle::Error& e) {
       std::cerr << "angle " << name << ": error: " << e.what() << "\n";
       if (std::getenv("ANGLE_DEBUG")) std::cerr << "  (raised at " << e.where() << ")\n";
-    } catch (const c10::Error& e) {
-      std::cerr << "angle " << name << ": error: " << e.what_without_backtrace() << "\n";
     } catch (const std::exception& e) {
-      std::cerr << "angle " << name << ": error: " << e.what() << "\n";
+      std::cerr << "angle " << name << ": error: " << angle::message_of(e) << "\n";
     }
     return 1;
   }

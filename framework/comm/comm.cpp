@@ -46,8 +46,12 @@ void Comm::timed_out(const CollectiveRecord& r) const {
     std::fprintf(stderr, "  rank %d history: #%llu %s %s %s\n", rank(), static_cast<unsigned long long>(h.sequence),
                  h.op.c_str(), h.shape.c_str(), h.dtype.c_str());
   std::fflush(stderr);
-  abort_all(3);
-  std::_Exit(3);
+  abort_job(3);
+}
+
+void Comm::abort_job(int code) const {
+  abort_all(code);
+  std::_Exit(code);
 }
 
 namespace {

@@ -64,6 +64,9 @@ class Comm {
   void broadcast(at::Tensor& tensor, int root);
   void barrier();
 
+  // Ends every rank of the job at once (MPI_Abort; NCCL's communicator aborted first).
+  [[noreturn]] void abort_job(int code) const;
+
   void set_timeout(double seconds) { timeout_s_ = seconds; }
   double timeout() const { return timeout_s_; }
   // The last collectives (oldest first), for diagnostics.

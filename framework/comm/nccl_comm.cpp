@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 #include "comm/mpi_comm.h"
@@ -62,15 +63,21 @@ class NcclWork : public Work {
 class NcclComm : public Comm {
  public:
   NcclComm() {
-    const int devices = static_cast<int>(c10::cuda::device_count());
-    ANGLE_CHECK(devices > 0, "nccl backend: no CUDA device visible to rank ", mpi_.rank());
-    device_ = mpi_.local_rank() % devices;
-    c10::cuda::set_device(static_cast<c10::DeviceIndex>(device_));
-    ncclUniqueId id;
-    if (mpi_.rank() == 0) NCCL_CHECK(ncclGetUniqueId(&id));
-    MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
-    NCCL_CHECK(ncclCommInitRank(&comm_, mpi_.size(), id, mpi_.rank()));
-    cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking);
+    try {
+      const int devices = static_cast<int>(c10::cuda::device_count());
+      ANGLE_CHECK(devices > 0, "nccl backend: no CUDA device visible to rank ", mpi_.rank());
+      device_ = mpi_.local_rank() % devices;
+      c10::cuda::set_device(static_cast<c10::DeviceIndex>(device_));
+      ncclUniqueId id;
+      if (mpi_.rank() == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+      MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+      NCCL_CHECK(ncclCommInitRank(&comm_, mpi_.size(), id, mpi_.rank()));
+      cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking);
+    } catch (const std::exception& e) {  // a rank that cannot set up NCCL ends the job at once
+      std::fprintf(stderr, "angle: error: rank %d: %s\n", mpi_.rank(), message_of(e).c_str());
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
   }
   ~NcclComm() override {
     cudaStreamDestroy(side_);

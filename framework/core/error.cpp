@@ -1,5 +1,16 @@
 #include "core/error.h"
 
+#include <c10/util/Exception.h>
+
+namespace angle {
+
+std::string message_of(const std::exception& e) {
+  if (const auto* torch_error = dynamic_cast<const c10::Error*>(&e)) return torch_error->what_without_backtrace();
+  return e.what();
+}
+
+}  // namespace angle
+
 namespace angle::detail {
 
 void throw_error(const char* file, int line, const std::string& message) {

@@ -18,6 +18,9 @@ class Error : public std::runtime_error {
   std::string where_;
 };
 
+// The one-line message of any exception (LibTorch's without its C++ backtrace).
+std::string message_of(const std::exception& e);
+
 namespace detail {
 template <typename... Parts>
 std::string concat(const Parts&... parts) {

@@ -109,16 +109,32 @@ model::TokenBatch dummy_batch(const model::Encoder& encoder) {
 
 }  // namespace
 
+// The run itself, on every rank alike.
+int train(const JobConfig& c, comm::Comm& comm);
+
 int run_training(const JobConfig& c) {
   std::unique_ptr<comm::Comm> comm = comm::make_comm(c.backend);
   comm->set_timeout(c.comm_timeout);
-  const int rank = comm->rank(), world = comm->size();
+  try {
+    return train(c, *comm);
+  } catch (const std::exception& e) {
+    // One rank's error is everyone's: its message, then every rank ends at once (the others
+    // would otherwise wait in their next collective until the watchdog gives up).
+    if (comm->size() == 1) throw;
+    std::fprintf(stderr, "angle train: error: rank %d: %s\n", comm->rank(), message_of(e).c_str());
+    std::fflush(stderr);
+    comm->abort_job(1);
+  }
+}
+
+int train(const JobConfig& c, comm::Comm& comm) {
+  const int rank = comm.rank(), world = comm.size();
   ANGLE_CHECK(c.global_batch % (static_cast<long>(world) * c.grad_accum) == 0, "train.global_batch ", c.global_batch,
               " must be divisible by ranks x train.grad_accum = ", world, " x ", c.grad_accum);
-  check_same_job(*comm, c);
+  check_same_job(comm, c);
   if (c.threads) at::set_num_threads(*c.threads);
   else if (world > 1 && !std::getenv("OMP_NUM_THREADS")) at::set_num_threads(1);  // ranks x threads <= cores
-  preflight(*comm, c);
+  preflight(comm, c);
   at::manual_seed(c.seed + 1000003ULL * static_cast<uint64_t>(rank));  // dropout masks differ across ranks
   const loss::Weights weights = loss_weights(c);
   // Evaluation files are read before the model: a typo fails in a second, not after loading.
@@ -196,7 +212,7 @@ int run_training(const JobConfig& c) {
   for (const auto& [name, p] : model.named_parameters())
     if (name.starts_with("encoder.layer.") && p.dim() == 2) matmul_weights += p.numel();
   const double attention_flops = 12.0 * static_cast<double>(model.config().num_hidden_layers * model.config().hidden_size);
-  shard::ShardedModel sharded(model, *comm, shard_options, [](const std::string& name) {
+  shard::ShardedModel sharded(model, comm, shard_options, [](const std::string& name) {
     return !(name.ends_with("bias") || name.find("LayerNorm") != std::string::npos);
   });
   auto mib = [](int64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; };
@@ -213,7 +229,7 @@ int run_training(const JobConfig& c) {
   std::optional<ckpt::TrainingState> resumed;
   if (c.resume != "none") {
     resumed = ckpt::resume(c.output_dir, {c.resume, c.allow_job_change, c.debug_skip_restore != "rng"},
-                           c.identity_hash(), sharded, *comm);
+                           c.identity_hash(), sharded, comm);
     if (resumed) {
       start_step = resumed->step + 1;
       const uint64_t expected = sampler.cursor_after(static_cast<uint64_t>(resumed->step - 1));
@@ -237,7 +253,7 @@ int run_training(const JobConfig& c) {
   auto checkpoint = [&](long step) {
     ckpt::save(c.output_dir, {step, sampler.cursor_after(static_cast<uint64_t>(step - 1)), c.dump(), c.identity_hash(),
                               best_dev, best_step},
-               sharded, *comm, c.keep_last);
+               sharded, comm, c.keep_last);
   };
   std::signal(SIGTERM, request_stop);
   std::signal(SIGUSR1, request_stop);
@@ -269,7 +285,7 @@ int run_training(const JobConfig& c) {
         for (const auto& ids : e.ids) local_hashes.push_back(static_cast<int64_t>(hash_ids(ids)));
       std::vector<int64_t> hash_counts;
       at::Tensor all_hashes =
-          comm->all_gather_rows(at::tensor(local_hashes, at::kLong).to(comm->device()), &hash_counts).cpu();
+          comm.all_gather_rows(at::tensor(local_hashes, at::kLong).to(comm.device()), &hash_counts).cpu();
       std::vector<uint64_t> hashes(all_hashes.numel());
       const int64_t* hash_data = all_hashes.data_ptr<int64_t>();
       for (int64_t i = 0; i < all_hashes.numel(); ++i) hashes[i] = static_cast<uint64_t>(hash_data[i]);
@@ -320,14 +336,14 @@ int run_training(const JobConfig& c) {
       } else {
         std::vector<int64_t> kept_pairs(world);
         for (int r = 0; r < world; ++r) kept_pairs[r] = kept_rows[r] / 2;
-        at::Tensor all_embeddings = loss::gather_rows_with_grad(embeddings, *comm, kept_rows);
-        at::Tensor all_labels = comm->all_gather_rows_known(labels, kept_pairs);
+        at::Tensor all_embeddings = loss::gather_rows_with_grad(embeddings, comm, kept_rows);
+        at::Tensor all_labels = comm.all_gather_rows_known(labels, kept_pairs);
         value = loss::angle_objective(loss::Format::A, weights, all_labels, all_embeddings);
       }
       double loss_value = value.total.item<double>();
       if (c.local_negatives && world > 1) {
-        at::Tensor mean = at::full({1}, loss_value / world, at::kDouble).to(comm->device());
-        comm->all_reduce_sum(mean);
+        at::Tensor mean = at::full({1}, loss_value / world, at::kDouble).to(comm.device());
+        comm.all_reduce_sum(mean);
         loss_value = mean.item<double>();
       }
       ANGLE_CHECK(std::isfinite(loss_value), "step ", step, ": loss is ", loss_value,
@@ -339,8 +355,8 @@ int run_training(const JobConfig& c) {
       window_pairs += kept;
     }
     const double grad_norm = sharded.step(lr, c.max_grad_norm);
-    comm_wait_seconds += comm->take_wait_seconds();
-    comm_bytes += comm->take_bytes();
+    comm_wait_seconds += comm.take_wait_seconds();
+    comm_bytes += comm.take_bytes();
     run_peak_state = std::max(run_peak_state, memory.peak());
 
     if (rank == 0 && (step % c.log_every == 0 || step == total_steps)) {
@@ -362,8 +378,8 @@ int run_training(const JobConfig& c) {
     if (rank == 0) progress.update(step, step == total_steps);
 
     // A stop signal on any rank stops every rank after this step, with a checkpoint.
-    at::Tensor stop = at::full({1}, static_cast<int64_t>(g_stop_signal), at::kLong).to(comm->device());
-    if (world > 1) comm->all_reduce_sum(stop);
+    at::Tensor stop = at::full({1}, static_cast<int64_t>(g_stop_signal), at::kLong).to(comm.device());
+    if (world > 1) comm.all_reduce_sum(stop);
     if (stop.cpu()[0].item<int64_t>() != 0) {
       if (next_batch.valid()) next_batch.wait();
       checkpoint(step);
@@ -386,7 +402,7 @@ int run_training(const JobConfig& c) {
           model::save_model_dir(model, encoder.export_spec, (fs::path(c.output_dir) / "best").string());
         }
       }
-      comm->barrier();
+      comm.barrier();
       sharded.release_full();
     }
     // After the evaluation, so that the checkpoint knows this step's dev score.
@@ -414,7 +430,7 @@ int run_training(const JobConfig& c) {
     std::ofstream(fs::path(c.output_dir) / "eval.json") << result.dump(2) << "\n";
     log_info("eval: " + result.dump());
   }
-  comm->barrier();
+  comm.barrier();
   return 0;
 }
 

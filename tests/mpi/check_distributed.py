@@ -6,6 +6,8 @@
   - local_negatives at N = 2 differs from N = 1 and equals the mean of the two half-batch losses;
   - a global batch not divisible by N x grad_accum and job files that differ across ranks are
     errors before any work;
+  - an error on one rank (a truncated checkpoint shard found by rank 0, at N = 2 and 4) ends
+    every rank within 10 s with that rank's message, not after the watchdog's 300 s;
   - a rank that stops responding makes the others exit non-zero within the watchdog timeout,
     naming the stuck collective; a rank killed with -9 ends the job non-zero."""
 import os
@@ -17,18 +19,15 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'cli'))
-from expect import setup  # noqa: E402
-
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from runs import ROOT, losses, mpirun, param_distance, rel, final_params  # noqa: E402
+from expect import setup  # noqa: E402
+from runs import ROOT, final_params, losses, mpirun, param_distance, rel, short_job  # noqa: E402
 
 
 def main():
     args, angle, work, expect = setup(__doc__, '--tiny', '--model', '--data-dir')
     failures = expect.failures
-    train_csv = f'stsb:{args.data_dir}/STS/STSBenchmark/sts-train.csv'
-    common = ['train', '--job', 'jobs/stsb.ini', '--data.train', train_csv, '--data.dev', '', '--data.test', '',
-              '--train.log_every', 1, '--model.dropout', 0]
+    common = short_job(args.data_dir)
     base = common + ['--train.max_steps', 5, '--train.global_batch', 8]
 
     runs, params = {}, {}
@@ -90,6 +89,24 @@ def main():
     print(f'[{"ok" if ok else "FAIL"}] job files differ across ranks: rc={proc.returncode}')
     if not ok:
         failures.append(f'mismatched job files: {proc.stderr[-500:]}')
+
+    # --- one rank's error ends every rank at once, with that rank's message (not the watchdog's) ---
+    saved = work / 'saved-2'
+    mpirun(2, angle, common + tiny + ['--train.max_steps', 2, '--train.global_batch', 8, '--run.checkpoint_every', 2,
+                                      '--run.output_dir', saved])
+    shard = saved / 'step-2' / 'shard-1-of-2.safetensors'
+    shard.write_bytes(shard.read_bytes()[:-100])
+    for n in (2, 4):
+        start = time.time()
+        proc = mpirun(n, angle, common + tiny + ['--train.max_steps', 4, '--train.global_batch', 8, '--run.output_dir',
+                                                 work / f'resume-bad-{n}', '--run.resume', saved / 'step-2'], check=False)
+        elapsed = time.time() - start
+        ok = (proc.returncode != 0 and elapsed < 10 and 'rank 0: ' in proc.stderr and 'fails its checksum' in proc.stderr
+              and 'watchdog' not in proc.stderr)
+        print(f'[{"ok" if ok else "FAIL"}] truncated shard, N={n}: exit {proc.returncode} after {elapsed:.1f} s, '
+              f'{[l for l in proc.stderr.splitlines() if "error" in l][:1]}')
+        if not ok:
+            failures.append(f'truncated shard N={n}: rc={proc.returncode}, {elapsed:.1f} s, {proc.stderr[-500:]}')
 
     # --- hang safety: stop rank 1; rank 0 must give up within the watchdog timeout ---
     for how in ('SIGSTOP', 'SIGKILL'):

@@ -16,15 +16,13 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'cli'))
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from expect import setup  # noqa: E402
-from runs import ROOT, final_params, losses, metrics, mpirun, param_distance, rel  # noqa: E402
+from runs import final_params, losses, metrics, mpirun, param_distance, rel, short_job  # noqa: E402
 
 
 def main():
     args, angle, work, expect = setup(__doc__, '--tiny', '--model', '--data-dir')
     failures = expect.failures
-    train_csv = f'stsb:{args.data_dir}/STS/STSBenchmark/sts-train.csv'
-    common = ['train', '--job', ROOT / 'jobs/stsb.ini', '--data.train', train_csv, '--data.dev', '', '--data.test', '',
-              '--train.log_every', 1, '--model.dropout', 0, '--train.max_steps', 5, '--train.global_batch', 8]
+    common = short_job(args.data_dir) + ['--train.max_steps', 5, '--train.global_batch', 8]
     tiny = common + ['--model.path', args.tiny, '--model.pooling', 'cls', '--model.max_length', 64]
     minilm = common + ['--model.path', args.model, '--model.max_length', 32]
 

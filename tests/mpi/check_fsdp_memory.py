@@ -12,15 +12,14 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'cli'))
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from expect import setup  # noqa: E402
-from runs import metrics, mpirun  # noqa: E402
+from runs import metrics, mpirun, short_job  # noqa: E402
 
 
 def main():
     args, angle, work, expect = setup(__doc__, '--model', '--data-dir')
     failures = expect.failures
-    job = ['train', '--job', 'jobs/stsb.ini', '--data.train', f'stsb:{args.data_dir}/STS/STSBenchmark/sts-train.csv',
-           '--data.dev', '', '--data.test', '', '--train.log_every', 1, '--model.dropout', 0, '--train.max_steps', 2,
-           '--train.global_batch', 8, '--model.max_length', 32, '--model.path', args.model, '--model.pooling', 'mean']
+    job = short_job(args.data_dir) + ['--train.max_steps', 2, '--train.global_batch', 8, '--model.max_length', 32,
+                                      '--model.path', args.model, '--model.pooling', 'mean']
     state, rss = {}, {}
     for n in (1, 2, 4):
         for stage in (1, 2, 3):

@@ -7,6 +7,12 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
+def short_job(data_dir):
+    """`angle train` of the default job on STS-B train, without dev/test, logging every step, no dropout."""
+    return ['train', '--job', ROOT / 'jobs/stsb.ini', '--data.train', f'stsb:{data_dir}/STS/STSBenchmark/sts-train.csv',
+            '--data.dev', '', '--data.test', '', '--train.log_every', 1, '--model.dropout', 0]
+
+
 def mpirun(n, angle, args, check=True):
     cmd = ['mpirun', '--oversubscribe', '-np', str(n), str(angle)] + [str(a) for a in args]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)

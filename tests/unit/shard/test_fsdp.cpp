@@ -41,6 +41,20 @@ at::Tensor objective(const at::Tensor& hidden, const at::Tensor& mask) {
   return ((hidden * m).sum(1) / m.sum(1)).to(at::kFloat).pow(2).sum() * 5;  // large enough to be clipped
 }
 
+// A tiny model sharded at one rank, at stage 3 with the given dtype.
+struct Stage3 {
+  model::BertModel model{tiny_bert()};
+  std::unique_ptr<comm::Comm> comm = comm::make_comm("single");
+  std::unique_ptr<shard::ShardedModel> sharded;
+  explicit Stage3(at::ScalarType dtype = at::kFloat) {
+    model.train(true);
+    shard::ShardOptions options;
+    options.stage = 3;
+    options.param_dtype = options.reduce_dtype = dtype;
+    sharded = std::make_unique<shard::ShardedModel>(model, *comm, options, decays);
+  }
+};
+
 double relative_distance(const model::BertModel& a, const model::BertModel& b) {
   double delta = 0, norm = 0;
   auto pa = a.named_parameters(), pb = b.named_parameters();
@@ -117,13 +131,9 @@ BOOST_AUTO_TEST_CASE(bf16_parameters_keep_an_fp32_master_and_track_fp32_training
   std::vector<double> losses[2];
   for (int bf16 : {0, 1}) {
     at::manual_seed(1);
-    model::BertModel m(tiny_bert());
-    m.train(true);
-    auto comm = comm::make_comm("single");
-    shard::ShardOptions options;
-    options.stage = 3;
-    options.param_dtype = options.reduce_dtype = bf16 ? at::kBFloat16 : at::kFloat;
-    shard::ShardedModel sharded(m, *comm, options, decays);
+    Stage3 s(bf16 ? at::kBFloat16 : at::kFloat);
+    model::BertModel& m = s.model;
+    shard::ShardedModel& sharded = *s.sharded;
     for (int step = 1; step <= 5; ++step) {
       auto [ids, mask] = batch(step);
       at::Tensor hidden = m.forward(ids, mask, &sharded);
@@ -141,12 +151,9 @@ BOOST_AUTO_TEST_CASE(bf16_parameters_keep_an_fp32_master_and_track_fp32_training
 
 BOOST_AUTO_TEST_CASE(stage_three_frees_units_and_counts_what_it_holds) {
   at::manual_seed(1);
-  model::BertModel m(tiny_bert());
-  m.train(true);
-  auto comm = comm::make_comm("single");
-  shard::ShardOptions options;
-  options.stage = 3;
-  shard::ShardedModel sharded(m, *comm, options, decays);
+  Stage3 s;
+  model::BertModel& m = s.model;
+  shard::ShardedModel& sharded = *s.sharded;
   // Between steps only the master copy is held as parameters; the model's own tensors are empty.
   const int64_t numel = sharded.numel();
   BOOST_TEST(sharded.memory().live(shard::MemoryLedger::kParams) == 4 * numel);
