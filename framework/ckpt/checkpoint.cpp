@@ -13,6 +13,7 @@
 
 #include "core/checksum.h"
 #include "core/error.h"
+#include "core/fault.h"
 #include "core/json_file.h"
 #include "core/log.h"
 #include "model/safetensors.h"
@@ -148,6 +149,7 @@ void save(const std::string& output_dir, const TrainingState& state, shard::Shar
                             {"exp_avg_sq", sharded.owned("exp_avg_sq").cpu()}, {"rng", rng}},
                            {{"rank", std::to_string(rank)}, {"world_size", std::to_string(world)}});
   fsync_path(shard_file);
+  fault::maybe_fail(rank, "save");
   at::Tensor sums = comm.all_gather_rows(hex_to_words(sha256_file(shard_file.string())).to(comm.device())).cpu();
   // Every rank's ranges of the global flat space, as rows of (begin, size).
   std::vector<int64_t> mine;

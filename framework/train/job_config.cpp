@@ -91,9 +91,7 @@ po::options_description describe(JobConfig& c) {
       ("run.keep_last", po::value(&c.keep_last)->default_value(2), "complete checkpoints kept")
       ("run.resume", po::value(&c.resume)->default_value("none"), "none, auto (newest complete checkpoint) or DIR")
       ("run.allow_job_change", po::value(&c.allow_job_change)->default_value(false),
-       "resume a checkpoint written by a different job configuration")
-      ("run.debug_skip_restore", po::value(&c.debug_skip_restore)->default_value(""),
-       "tests only: skip restoring 'rng' or 'cursor' on resume");
+       "resume a checkpoint written by a different job configuration");
   po::options_description all("job keys (in the job file, or as --section.key value)");
   all.add(model).add(data).add(loss).add(optim).add(train).add(shard).add(run);
   return all;
@@ -127,8 +125,6 @@ void validate(const JobConfig& c) {
   ANGLE_CHECK(c.warmup_steps >= 0, "optim.warmup_steps must be >= 0");
   ANGLE_CHECK(c.log_every > 0, "train.log_every must be positive");
   ANGLE_CHECK(c.checkpoint_every >= 0 && c.keep_last >= 1, "run.checkpoint_every must be >= 0 and run.keep_last >= 1");
-  ANGLE_CHECK(c.debug_skip_restore.empty() || c.debug_skip_restore == "rng" || c.debug_skip_restore == "cursor",
-              "run.debug_skip_restore must be empty, rng or cursor");
   ANGLE_CHECK(c.stage >= 1 && c.stage <= 3, "shard.stage ", c.stage, ": must be 1, 2 or 3");
   for (auto [key, value] : {std::pair{"shard.param_dtype", &c.param_dtype}, {"shard.reduce_dtype", &c.reduce_dtype}})
     ANGLE_CHECK(*value == "fp32" || *value == "bf16", key, " '", *value, "': must be fp32 or bf16");
@@ -234,7 +230,7 @@ std::string JobConfig::dump() const {
   key("inflight_mb", inflight_mb);
   section("run");
   key("output_dir", output_dir), key("checkpoint_every", checkpoint_every), key("keep_last", keep_last);
-  key("resume", resume), key("allow_job_change", allow_job_change), key("debug_skip_restore", debug_skip_restore);
+  key("resume", resume), key("allow_job_change", allow_job_change);
   return o.str();
 }
 

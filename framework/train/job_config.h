@@ -52,7 +52,6 @@ struct JobConfig {
   int keep_last = 2;                  // complete checkpoints kept
   std::string resume = "none";        // none | auto | a checkpoint directory
   bool allow_job_change = false;      // resume a checkpoint written by a different job configuration
-  std::string debug_skip_restore;     // tests only: "rng" or "cursor" (proves the resume test can fail)
 
   std::string dump() const;  // the resolved configuration, as an INI file
   // What must not change across a resume: the model, data, loss, optimizer and schedule keys

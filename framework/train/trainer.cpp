@@ -17,6 +17,7 @@
 #include "ckpt/checkpoint.h"
 #include "comm/comm.h"
 #include "core/error.h"
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/memory.h"
 #include "core/text_file.h"
@@ -135,6 +136,7 @@ int train(const JobConfig& c, comm::Comm& comm) {
   if (c.threads) at::set_num_threads(*c.threads);
   else if (world > 1 && !std::getenv("OMP_NUM_THREADS")) at::set_num_threads(1);  // ranks x threads <= cores
   preflight(comm, c);
+  fault::maybe_fail(rank, "startup");
   at::manual_seed(c.seed + 1000003ULL * static_cast<uint64_t>(rank));  // dropout masks differ across ranks
   const loss::Weights weights = loss_weights(c);
   // Evaluation files are read before the model: a typo fails in a second, not after loading.
@@ -228,14 +230,15 @@ int train(const JobConfig& c, comm::Comm& comm) {
   long start_step = 1;
   std::optional<ckpt::TrainingState> resumed;
   if (c.resume != "none") {
-    resumed = ckpt::resume(c.output_dir, {c.resume, c.allow_job_change, c.debug_skip_restore != "rng"},
+    const std::string skip = fault::skip_restore();
+    resumed = ckpt::resume(c.output_dir, {c.resume, c.allow_job_change, skip != "rng"},
                            c.identity_hash(), sharded, comm);
     if (resumed) {
       start_step = resumed->step + 1;
       const uint64_t expected = sampler.cursor_after(static_cast<uint64_t>(resumed->step - 1));
       ANGLE_CHECK(resumed->cursor == expected, "checkpoint cursor ", resumed->cursor, " does not match step ",
                   resumed->step, " of this data (", expected, "): the training data changed");
-      if (c.debug_skip_restore == "cursor") sampler_shift = resumed->step;
+      if (skip == "cursor") sampler_shift = resumed->step;
     } else if (rank == 0) {
       log_info("no complete checkpoint in " + c.output_dir + ": starting from step 1");
     }
@@ -346,6 +349,7 @@ int train(const JobConfig& c, comm::Comm& comm) {
         comm.all_reduce_sum(mean);
         loss_value = mean.item<double>();
       }
+      fault::maybe_fail(rank, "step:" + std::to_string(step));
       ANGLE_CHECK(std::isfinite(loss_value), "step ", step, ": loss is ", loss_value,
                   " (not finite); lower optim.lr or check the data");
       (value.total * scale).backward();

@@ -125,8 +125,9 @@ def main():
                     if d.name != 'step-5':
                         shutil.rmtree(d)
                 (control / 'metrics.jsonl').write_text(''.join((out / 'metrics.jsonl').read_text().splitlines(True)[:5]))
-                run(angle, 0, tiny + ['--run.output_dir', control, '--run.checkpoint_every', 5, '--run.resume', 'auto',
-                                      '--run.debug_skip_restore', skip])
+                os.environ['ANGLE_TEST_SKIP_RESTORE'] = skip
+                run(angle, 0, tiny + ['--run.output_dir', control, '--run.checkpoint_every', 5, '--run.resume', 'auto'])
+                del os.environ['ANGLE_TEST_SKIP_RESTORE']
                 differs = losses(control)[5:] != a[5:]
                 print(f'[{"ok" if differs else "FAIL"}] negative control (skip {skip}): resume differs = {differs}')
                 if not differs:

@@ -6,8 +6,10 @@
   - local_negatives at N = 2 differs from N = 1 and equals the mean of the two half-batch losses;
   - a global batch not divisible by N x grad_accum and job files that differ across ranks are
     errors before any work;
-  - an error on one rank (a truncated checkpoint shard found by rank 0, at N = 2 and 4) ends
-    every rank within 10 s with that rank's message, not after the watchdog's 300 s;
+  - an error on one rank ends every rank within 10 s (mpirun's start and teardown included) with
+    that rank's message, not after the watchdog's 300 s: a truncated checkpoint shard found by
+    rank 0 (N = 2 and 4), and an error injected on rank 1 at start-up, mid-step and mid-save
+    (no checkpoint left looking complete);
   - a rank that stops responding makes the others exit non-zero within the watchdog timeout,
     naming the stuck collective; a rank killed with -9 ends the job non-zero."""
 import os
@@ -107,6 +109,23 @@ def main():
               f'{[l for l in proc.stderr.splitlines() if "error" in l][:1]}')
         if not ok:
             failures.append(f'truncated shard N={n}: rc={proc.returncode}, {elapsed:.1f} s, {proc.stderr[-500:]}')
+
+    # an error injected on rank 1 only (tests-only ANGLE_FAULT): at start-up, mid-step, mid-save
+    for point in ('startup', 'step:2', 'save'):
+        out = work / f'fault-{point.replace(":", "")}'
+        start = time.time()
+        proc = subprocess.run(['mpirun', '--oversubscribe', '-np', '2', '-x', f'ANGLE_FAULT=1:{point}', str(angle),
+                               *map(str, common + tiny + ['--train.max_steps', 3, '--train.global_batch', 8,
+                                                          '--run.checkpoint_every', 1, '--run.output_dir', out])],
+                              capture_output=True, text=True, cwd=ROOT)
+        elapsed = time.time() - start
+        looks_complete = [d.name for d in out.glob('step-*') if '.' not in d.name and not (d / 'COMPLETE').exists()]
+        ok = (proc.returncode != 0 and elapsed < 10 and f'rank 1: injected fault at {point}' in proc.stderr
+              and 'watchdog' not in proc.stderr and not looks_complete)
+        print(f'[{"ok" if ok else "FAIL"}] fault on rank 1 at {point}: exit {proc.returncode} after {elapsed:.1f} s')
+        if not ok:
+            failures.append(f'fault at {point}: rc={proc.returncode}, {elapsed:.1f} s, incomplete dirs named as '
+                            f'complete: {looks_complete}, {proc.stderr[-500:]}')
 
     # --- hang safety: stop rank 1; rank 0 must give up within the watchdog timeout ---
     for how in ('SIGSTOP', 'SIGKILL'):
