@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <functional>
 #include <utility>
 #include <sstream>
@@ -114,7 +115,15 @@ namespace {
 class TimedWork : public Work {
  public:
   TimedWork(WorkPtr inner, std::function<void(double)> add) : inner_(std::move(inner)), add_(std::move(add)) {}
-  ~TimedWork() override { wait(); }
+  ~TimedWork() override {
+    // Unwinding from an error, the job is about to be aborted (train's handler): waiting could
+    // block on a peer that will never come, so the work and its buffers are left alive instead.
+    if (std::uncaught_exceptions() > 0 && !waited_) {
+      (void)inner_.release();
+      return;
+    }
+    wait();
+  }
   bool test() override { return done_ || (done_ = inner_->test()); }
   void wait() override {
     if (waited_) return;
