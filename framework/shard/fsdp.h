@@ -5,13 +5,14 @@
 //   stage 1  full parameters and full gradients on every rank; gradients reduce-scattered at the
 //            optimizer step; only the optimizer state is sharded (ZeRO-1).
 //   stage 2  + each parameter's gradient is reduced as soon as autograd has accumulated it (a
-//            post-accumulate hook): every piece of it goes to the rank that owns that piece
-//            (a reduce to that root, asynchronous: backward goes on until the pieces in flight
-//            pass `inflight_bytes`, then waits for the oldest), and the gradient is freed. No full gradient, and no flat copy of one, ever exists; the peak
-//            is about one parameter's gradient plus the pieces in flight. Gradients are reduced every micro-batch and
-//            summed into the shard, so accumulation costs no extra memory (ZeRO-2). Reductions
-//            are issued in one fixed order on every rank (units last to first, parameters last to
-//            first): a gradient that autograd delivers early waits for its turn.
+//            post-accumulate hook): every piece of it goes to the rank that owns that piece (a
+//            reduce to that root, asynchronous; backward goes on until the gradients in flight
+//            pass `inflight_bytes`, then waits for the oldest), and the gradient is freed. No
+//            full gradient, nor a flat copy of one, ever exists: the peak is the gradients in
+//            flight. Gradients are reduced every micro-batch and summed into the shard, so
+//            accumulation costs no extra memory (ZeRO-2). Reductions are issued in one fixed
+//            order on every rank (units last to first, parameters last to first): a gradient
+//            that autograd delivers early waits for its turn.
 //   stage 3  + parameters: a unit's full buffer is all-gathered just before its forward (the next
 //            unit's gather is issued while it computes) and freed after it; gathered again before
 //            its backward (again prefetching the next one) and freed after. At most two units

@@ -1,6 +1,7 @@
-// The training loop of `angle train` (single process): AdamW with decoupled weight decay,
-// linear warm-up and decay, clipping by global norm, gradient accumulation, dev evaluation with
-// the best model kept, per-step metrics in metrics.jsonl and a progress line with ETA.
+// The training loop of `angle train`, run by every rank (sharded by shard/fsdp.h): AdamW with
+// decoupled weight decay, linear warm-up and decay, clipping by global norm, gradient
+// accumulation, dev evaluation with the best model kept, per-step metrics in metrics.jsonl and a
+// progress line with ETA. An error on any rank aborts every rank at once.
 #pragma once
 #include "train/job_config.h"
 
