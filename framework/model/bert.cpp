@@ -132,9 +132,8 @@ struct BertModel::Impl : nn::Module {
           .view({batch, length, packed.size(1)});
     };
     at::Tensor positions = at::arange(length, ids.options()).repeat({batch}).index_select(0, tokens);
-    at::Tensor x = run_unit(0, ids.reshape({-1}).index_select(0, tokens), [&](const at::Tensor& in, auto& w) {
-      return at::embedding(w[0], in, -1, false, /*sparse=*/source != nullptr);
-    });
+    at::Tensor token_ids = ids.reshape({-1}).index_select(0, tokens);
+    at::Tensor x = source ? source->release(0, source->lookup(0, token_ids)) : at::embedding(own[0][0], token_ids);
     // token_type_ids are all zero for single-sentence encoding, as in sentence-transformers.
     x = run_unit(1, x, [&](const at::Tensor& in, auto& w) {
       at::Tensor e = in + at::embedding(w[0], positions) + w[1][0];
@@ -159,6 +158,10 @@ struct BertModel::Impl : nn::Module {
     return unpack(x);  // padded positions are 0 (or, when dense, computed but meaningless)
   }
 };
+
+at::Tensor UnitSource::lookup(size_t unit, const at::Tensor& ids) {
+  return at::embedding(acquire(unit)[0], ids, -1, false, /*sparse=*/true);
+}
 
 BertModel::BertModel(const BertConfig& config) : config_(config), impl_(std::make_shared<Impl>(config)) {
   impl_->make_units();

@@ -36,6 +36,9 @@ class UnitSource {
   virtual ~UnitSource() = default;
   virtual std::vector<at::Tensor> acquire(size_t unit) = 0;
   virtual at::Tensor release(size_t unit, const at::Tensor& output) = 0;
+  // The rows `ids` of a unit that is one embedding matrix (sparse_grad), with its gradient; by
+  // default looked up in the acquired matrix (a sharder may gather only those rows).
+  virtual at::Tensor lookup(size_t unit, const at::Tensor& ids);
 };
 
 class BertModel {

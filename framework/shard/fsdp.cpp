@@ -63,15 +63,22 @@ int64_t bytes_of(const at::Tensor& t) { return t.defined() ? static_cast<int64_t
 class GradReady : public torch::autograd::PostAccumulateGradHook {
  public:
   GradReady(ShardedModel* owner, size_t unit, size_t param) : owner_(owner), unit_(unit), param_(param) {}
+  // For a leaf that holds only some rows of an embedding matrix: its gradient becomes the sparse
+  // gradient of the matrix of `shape`, at rows `rows`.
+  GradReady(ShardedModel* owner, size_t unit, at::Tensor rows, std::vector<int64_t> shape)
+      : owner_(owner), unit_(unit), param_(0), rows_(std::move(rows)), shape_(std::move(shape)) {}
   void operator()(const torch::autograd::Variable& leaf) override {
     at::Tensor grad = leaf.grad();
     const_cast<torch::autograd::Variable&>(leaf).mutable_grad().reset();
+    if (rows_.defined()) grad = at::_sparse_coo_tensor_unsafe(rows_.unsqueeze(0), grad, shape_);
     owner_->gradient_ready(unit_, param_, std::move(grad));
   }
 
  private:
   ShardedModel* owner_;
   size_t unit_, param_;
+  at::Tensor rows_;
+  std::vector<int64_t> shape_;
 };
 
 bool ShardedModel::views_are_module_params() const { return options_.stage < 3 && options_.param_dtype == at::kFloat; }
@@ -191,17 +198,46 @@ std::vector<at::Tensor> ShardedModel::acquire(size_t unit) {
   if (options_.stage == 3 && unit + 1 < units_.size()) start_gather(*units_[unit + 1]);  // prefetch
   std::vector<at::Tensor> params = views(u);
   if (!c10::GradMode::is_enabled()) return params;
-  if (unit == 0) {  // a forward with gradients begins: its reductions start from the last parameter
-    ANGLE_CHECK(!backward_open_ && arrived_.empty(), "sharded model: a forward began before the previous "
-                "backward was finished (call finish_backward() after each backward)");
-    backward_open_ = true;
-    cursor_ = {units_.size() - 1, units_.back()->shapes.size() - 1};
-  }
+  if (unit == 0) begin_forward();
   for (size_t i = 0; i < params.size(); ++i) {
     params[i].requires_grad_(true);
     torch::autograd::impl::set_post_acc_grad_hooks(params[i], std::make_unique<GradReady>(this, unit, i));
   }
   return params;
+}
+
+// A forward with gradients begins: its reductions will start from the last parameter.
+void ShardedModel::begin_forward() {
+  ANGLE_CHECK(!backward_open_ && arrived_.empty(), "sharded model: a forward began before the previous "
+              "backward was finished (call finish_backward() after each backward)");
+  backward_open_ = true;
+  cursor_ = {units_.size() - 1, units_.back()->shapes.size() - 1};
+}
+
+at::Tensor ShardedModel::lookup(size_t unit, const at::Tensor& ids) {
+  UnitState& u = *units_[unit];
+  if (options_.stage < 3 || !c10::GradMode::is_enabled()) return model::UnitSource::lookup(unit, ids);
+  if (unit == 0) begin_forward();
+  if (unit + 1 < units_.size()) start_gather(*units_[unit + 1]);  // prefetch, as acquire() does
+  c10::NoGradGuard no_grad;
+  // The rows every rank needs, sorted and unique.
+  at::Tensor mine = std::get<0>(at::_unique(ids.reshape({-1}), /*sorted=*/true));
+  at::Tensor rows = std::get<0>(at::_unique(comm_.all_gather_rows(mine), /*sorted=*/true));
+  // Each rank fills the elements of those rows that lie in its slice; the sum completes them.
+  const int64_t width = u.shapes[0][1], real = u.real();
+  at::Tensor values = at::zeros({rows.size(0), width}, u.full.options());
+  if (real > 0) {
+    const int64_t first_row = u.begin / width, end_row = (u.begin + real + width - 1) / width;
+    at::Tensor part = at::zeros({(end_row - first_row) * width}, u.full.options());
+    part.narrow(0, u.begin - first_row * width, real).copy_(u.master.narrow(0, 0, real));
+    at::Tensor inside = (rows >= first_row).logical_and_(rows < end_row).nonzero().squeeze(1);
+    values.index_copy_(0, inside, part.view({-1, width}).index_select(0, rows.index_select(0, inside) - first_row));
+  }
+  comm_.all_reduce_sum(values);
+  at::Tensor leaf = values.requires_grad_(true);
+  torch::autograd::impl::set_post_acc_grad_hooks(leaf, std::make_unique<GradReady>(this, unit, rows, u.shapes[0]));
+  c10::AutoGradMode grad_on(true);
+  return at::embedding(leaf, at::searchsorted(rows, ids), -1, false, false);
 }
 
 at::Tensor ShardedModel::release(size_t unit, const at::Tensor& output) {

@@ -21,7 +21,8 @@
 //            again (model::Unit::backward_reads_params).
 // The word-embedding gradient is sparse (the rows of the batch's tokens): ranks all-gather those
 // rows and each keeps the sum over its own slice, instead of reducing a dense vocab x hidden
-// matrix.
+// matrix. Stage 3 likewise never gathers the word-embedding matrix: ranks exchange the ids of
+// their tokens and sum the parts of those rows that each owns (one all-reduce of rows x hidden).
 // Mixed precision: parameters are gathered and used in `param_dtype`, gradients reduced in
 // `reduce_dtype`; the master copy and the moments stay fp32.
 #pragma once
@@ -63,6 +64,8 @@ class ShardedModel : public model::UnitSource {
   // model::UnitSource: called by BertModel::forward(ids, mask, this) on every rank alike.
   std::vector<at::Tensor> acquire(size_t unit) override;
   at::Tensor release(size_t unit, const at::Tensor& output) override;
+  // Stage 3 gathers only the rows of the batch's tokens (over all ranks) instead of the matrix.
+  at::Tensor lookup(size_t unit, const at::Tensor& ids) override;
 
   // After each micro-batch's backward: issues what is left (a parameter that got no gradient
   // contributes zeros) and waits for every gradient reduction.
@@ -108,6 +111,7 @@ class ShardedModel : public model::UnitSource {
   void wait_gather(UnitState& u);
   void free_unit(UnitState& u);
   void before_backward(size_t unit);
+  void begin_forward();
   // Gradients, in the fixed order of the cursor (unit, parameter), from the last to the first.
   void gradient_ready(size_t unit, size_t param, at::Tensor grad);
   void reduce(size_t unit, size_t param, at::Tensor grad);
