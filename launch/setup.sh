@@ -12,7 +12,7 @@ BUILD_DIR=${ANGLE_BUILD_DIR:-build}
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 apt_packages=(cmake g++ make libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libboost-program-options-dev
-              libboost-test-dev nlohmann-json3-dev libicu-dev libssl-dev)
+              libboost-test-dev nlohmann-json3-dev libicu-dev libssl-dev time)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

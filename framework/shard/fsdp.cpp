@@ -26,6 +26,8 @@ struct ShardedModel::UnitState {
   bool materialized = false;
   comm::WorkPtr gathering;
   int64_t real() const { return std::max<int64_t>(0, std::min(shard, numel - begin)); }  // owned elements before the padding
+  // For a matrix unit of rows of `width`: the rows [first, end) that this rank's slice touches.
+  std::pair<int64_t, int64_t> owned_rows(int64_t width) const { return {begin / width, (begin + real() + width - 1) / width}; }
 };
 
 // A reduction in flight: the piece of a gradient sent, and on the owner where its sum lands.
@@ -227,7 +229,7 @@ at::Tensor ShardedModel::lookup(size_t unit, const at::Tensor& ids) {
   const int64_t width = u.shapes[0][1], real = u.real();
   at::Tensor values = at::zeros({rows.size(0), width}, u.full.options());
   if (real > 0) {
-    const int64_t first_row = u.begin / width, end_row = (u.begin + real + width - 1) / width;
+    const auto [first_row, end_row] = u.owned_rows(width);
     at::Tensor part = at::zeros({(end_row - first_row) * width}, u.full.options());
     part.narrow(0, u.begin - first_row * width, real).copy_(u.master.narrow(0, 0, real));
     at::Tensor inside = (rows >= first_row).logical_and_(rows < end_row).nonzero().squeeze(1);
@@ -309,7 +311,7 @@ void ShardedModel::reduce(size_t unit, size_t param, at::Tensor grad) {
       at::Tensor all_values = comm_.all_gather_rows_known(values.to(options_.reduce_dtype).contiguous(), counts);
       ledger_.add(MemoryLedger::kGrads, bytes_of(all_values));
       if (const int64_t real = u.real(); real > 0) {
-        const int64_t first_row = u.begin / width, end_row = (u.begin + real + width - 1) / width;
+        const auto [first_row, end_row] = u.owned_rows(width);
         at::Tensor mine = (all_indices >= first_row).logical_and_(all_indices < end_row).nonzero().squeeze(1);
         at::Tensor rows = at::zeros({end_row - first_row, width}, u.grad.options());
         rows.index_add_(0, all_indices.index_select(0, mine) - first_row, all_values.index_select(0, mine).to(at::kFloat));

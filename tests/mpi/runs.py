@@ -13,8 +13,9 @@ def short_job(data_dir):
             '--data.dev', '', '--data.test', '', '--train.log_every', 1, '--model.dropout', 0]
 
 
-def mpirun(n, angle, args, check=True):
-    cmd = ['mpirun', '--oversubscribe', '-np', str(n), str(angle)] + [str(a) for a in args]
+def mpirun(n, angle, args, check=True, wrap=()):
+    """`wrap`: a command each rank runs `angle` under (e.g. /usr/bin/time)."""
+    cmd = ['mpirun', '--oversubscribe', '-np', str(n), *wrap, str(angle)] + [str(a) for a in args]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if check and proc.returncode != 0:
         sys.exit(f'failed: {" ".join(cmd)}\n{proc.stderr[-2000:]}')
