@@ -39,6 +39,10 @@ int run_prepare(const std::vector<std::string>& args) {
       ("label-range", po::value<std::string>(), "MIN:MAX that every label must lie in (e.g. 0:5)")
       ("llm-model", po::value<std::string>()->default_value(""), "labels come from this LLM (recorded in the file)")
       ("llm-prompt", po::value<std::string>()->default_value(""), "the annotation prompt (recorded in the file)")
+      ("text-prompt", po::value<std::string>()->default_value(""), "format A: template with {text} for both texts")
+      ("query-prompt", po::value<std::string>()->default_value(""), "formats B/C: template with {text} for the query")
+      ("doc-prompt", po::value<std::string>()->default_value(""),
+       "formats B/C: template with {text} for the positive and the negative")
       ("keep-text", po::bool_switch(), "also store the raw texts");
   auto vm = parse("prepare", "--format F --input PATH --model DIR --output FILE.h5 [options]", options, args);
   if (!vm) return 0;
@@ -55,6 +59,9 @@ int run_prepare(const std::vector<std::string>& args) {
   raw_options.llm_model = (*vm)["llm-model"].as<std::string>();
   raw_options.llm_prompt = (*vm)["llm-prompt"].as<std::string>();
   data::RawDataset raw = data::read_raw(raw_options);
+  raw.prompts = data::column_prompts(raw.format, {(*vm)["text-prompt"].as<std::string>(),
+                                                  (*vm)["query-prompt"].as<std::string>(),
+                                                  (*vm)["doc-prompt"].as<std::string>()});
 
   const std::string model_dir = (*vm)["model"].as<std::string>();
   text::Tokenizer tokenizer = text::Tokenizer::from_model_dir(model_dir);

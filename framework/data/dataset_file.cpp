@@ -3,6 +3,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -114,8 +115,9 @@ DatasetInfo write_dataset(const std::string& path, const RawDataset& raw, const 
     for (size_t c = 0; c < raw.columns.size(); ++c) {
       std::vector<int32_t> ids;
       std::vector<int64_t> offsets{0};
+      const std::string prompt = c < raw.prompts.size() ? raw.prompts[c] : "";
       for (const std::string& text : raw.texts[c]) {
-        for (int64_t id : tokenizer.encode(text, max_length)) ids.push_back(static_cast<int32_t>(id));
+        for (int64_t id : tokenizer.encode_prompted(prompt, text, max_length)) ids.push_back(static_cast<int32_t>(id));
         offsets.push_back(static_cast<int64_t>(ids.size()));
       }
       write_vector(file, column_path(raw.columns[c], "ids"), ids, H5T_STD_I32LE, H5T_NATIVE_INT32);
@@ -141,6 +143,8 @@ DatasetInfo write_dataset(const std::string& path, const RawDataset& raw, const 
     write_string_attribute(file, "sources", sources.dump());
     write_string_attribute(file, "created_by", "angle prepare 0.1.0");
     for (const auto& [k, v] : raw.attributes) write_string_attribute(file, k, v);
+    for (size_t c = 0; c < raw.prompts.size(); ++c)
+      if (!raw.prompts[c].empty()) write_string_attribute(file, "prompt_" + raw.columns[c], raw.prompts[c]);
     ANGLE_CHECK(H5Fflush(file, H5F_SCOPE_GLOBAL) >= 0, path, ": HDF5 flush failed");
   }
   output.commit();
@@ -191,6 +195,17 @@ DatasetFile::DatasetFile(const std::string& path) {
   ANGLE_CHECK(!info_.has_labels || static_cast<int64_t>(labels_.size()) == info_.count, path, ": ", labels_.size(),
               " labels for ", info_.count, " examples");
   ANGLE_CHECK(info_.format != "A" || info_.has_labels, path, ": format A without labels");
+  ANGLE_CHECK(!info_.has_weights || static_cast<int64_t>(weights_.size()) == info_.count, path, ": ", weights_.size(),
+              " weights for ", info_.count, " examples");
+  for (size_t i = 0; i < weights_.size(); ++i)
+    ANGLE_CHECK(std::isfinite(weights_[i]) && weights_[i] >= 0, path, ": weights[", i, "] = ", weights_[i],
+                ": weights must be finite and >= 0");
+  for (size_t i = 0; i < labels_.size(); ++i)
+    ANGLE_CHECK(std::isfinite(labels_[i]), path, ": labels[", i, "] = ", labels_[i], " is not finite");
+  for (const std::string& column : info_.columns)
+    info_.prompts.push_back(has_attribute(file_, "prompt_" + column)
+                                ? read_string_attribute(file_, "prompt_" + column, path) : "");
+  if (has_attribute(file_, "label_range")) info_.label_range = read_string_attribute(file_, "label_range", path);
 }
 
 DatasetFile::~DatasetFile() {

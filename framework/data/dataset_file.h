@@ -17,6 +17,8 @@ constexpr int64_t kSchemaVersion = 1;
 struct DatasetInfo {
   std::string path, format, tokenizer, tokenizer_source;
   std::vector<std::string> columns;
+  std::vector<std::string> prompts;  // per column: the template applied at preparation, or ""
+  std::string label_range;           // "MIN:MAX" when known (declared or the public format's scale)
   int64_t schema_version = 0, count = 0, max_length = 0;
   bool has_labels = false, has_weights = false;
 };
@@ -27,7 +29,8 @@ struct Example {
   float label = 0, weight = 1;
 };
 
-// Tokenizes and writes `raw` to `path` (via a temporary name, renamed when complete).
+// Tokenizes (with raw.prompts, when given) and writes `raw` to `path` (via a temporary name,
+// renamed when complete).
 DatasetInfo write_dataset(const std::string& path, const RawDataset& raw, const text::Tokenizer& tokenizer,
                           const std::string& tokenizer_source, size_t max_length, bool keep_text);
 

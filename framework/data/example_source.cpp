@@ -7,9 +7,11 @@ namespace {
 
 class FileSource : public ExampleSource {
  public:
-  FileSource(const std::string& path, size_t max_length) : file_(path), max_length_(max_length) {}
-  uint64_t size() const override { return static_cast<uint64_t>(file_.info().count); }
-  const std::string& format() const override { return file_.info().format; }
+  FileSource(const std::string& path, size_t max_length) : file_(path), max_length_(max_length) {
+    const DatasetInfo& d = file_.info();
+    info_ = {path, d.format, d.label_range, d.has_weights, static_cast<uint64_t>(d.count)};
+  }
+  const SourceInfo& info() const override { return info_; }
   // A file prepared with a longer max length is cut to this run's: the first pieces plus the
   // final [SEP], which is exactly what tokenizing with the shorter max length gives.
   std::vector<Example> fetch(const std::vector<uint64_t>& indices) const override {
@@ -28,14 +30,15 @@ class FileSource : public ExampleSource {
  private:
   DatasetFile file_;
   size_t max_length_;
+  SourceInfo info_;
 };
 
 class MemorySource : public ExampleSource {
  public:
-  MemorySource(std::string format, std::vector<Example> examples)
-      : format_(std::move(format)), examples_(std::move(examples)) {}
-  uint64_t size() const override { return examples_.size(); }
-  const std::string& format() const override { return format_; }
+  MemorySource(SourceInfo info, std::vector<Example> examples) : info_(std::move(info)), examples_(std::move(examples)) {
+    info_.size = examples_.size();
+  }
+  const SourceInfo& info() const override { return info_; }
   std::vector<Example> fetch(const std::vector<uint64_t>& indices) const override {
     std::vector<Example> out;
     for (uint64_t i : indices) out.push_back(examples_.at(i));
@@ -43,19 +46,25 @@ class MemorySource : public ExampleSource {
   }
 
  private:
-  std::string format_;
+  SourceInfo info_;
   std::vector<Example> examples_;
 };
 
 }  // namespace
 
 std::unique_ptr<ExampleSource> open_source(const std::string& spec, const text::Tokenizer& tokenizer,
-                                           const std::string& model_dir, size_t max_length, const std::string& prompt) {
+                                           const std::string& model_dir, size_t max_length, const Prompts& prompts) {
   if (spec.ends_with(".h5") || spec.ends_with(".hdf5")) {
     auto source = std::make_unique<FileSource>(spec, max_length);
     source->file().require_tokenizer(tokenizer, model_dir);
-    ANGLE_CHECK(prompt.empty(), "data.text_prompt cannot be applied to the prepared file ", spec,
-                "; prepare the data with the prompt instead");
+    // Prompts are part of the token ids: the job's must be the ones the file was prepared with.
+    const DatasetInfo& info = source->file().info();
+    const std::vector<std::string> wanted = column_prompts(info.format, prompts);
+    for (size_t c = 0; c < info.columns.size(); ++c)
+      ANGLE_CHECK(wanted[c].empty() || wanted[c] == info.prompts[c], spec, ": column '", info.columns[c],
+                  "' was prepared with prompt '", info.prompts[c], "' but the job asks for '", wanted[c],
+                  "'; prepare it again with `angle prepare --", info.format == "A" ? "text" : c == 0 ? "query" : "doc",
+                  "-prompt ...` or use the raw FORMAT:PATH spec");
     return source;
   }
   auto colon = spec.find(':');
@@ -64,14 +73,18 @@ std::unique_ptr<ExampleSource> open_source(const std::string& spec, const text::
   options.format = spec.substr(0, colon);
   options.input = spec.substr(colon + 1);
   RawDataset raw = read_raw(options);
+  const std::vector<std::string> column_prompt = column_prompts(raw.format, prompts);
   std::vector<Example> examples(raw.size());
   for (size_t i = 0; i < raw.size(); ++i) {
-    for (const auto& column : raw.texts) examples[i].ids.push_back(tokenizer.encode_prompted(prompt, column[i], max_length));
+    for (size_t c = 0; c < raw.texts.size(); ++c)
+      examples[i].ids.push_back(tokenizer.encode_prompted(column_prompt[c], raw.texts[c][i], max_length));
     if (!raw.labels.empty()) examples[i].label = raw.labels[i];
     if (!raw.weights.empty()) examples[i].weight = raw.weights[i];
   }
   ANGLE_CHECK(!examples.empty(), spec, ": empty training set");
-  return std::make_unique<MemorySource>(raw.format, std::move(examples));
+  auto range = raw.attributes.find("label_range");
+  SourceInfo info{spec, raw.format, range == raw.attributes.end() ? "" : range->second, !raw.weights.empty(), 0};
+  return std::make_unique<MemorySource>(std::move(info), std::move(examples));
 }
 
 }  // namespace angle::data

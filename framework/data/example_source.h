@@ -9,17 +9,23 @@
 
 namespace angle::data {
 
+struct SourceInfo {
+  std::string spec, format;  // format A, B or C
+  std::string label_range;   // "MIN:MAX" when known, else ""
+  bool has_weights = false;  // per-example weights (LLM confidences) stored
+  uint64_t size = 0;
+};
+
 class ExampleSource {
  public:
   virtual ~ExampleSource() = default;
-  virtual uint64_t size() const = 0;
-  virtual const std::string& format() const = 0;
+  virtual const SourceInfo& info() const = 0;
   virtual std::vector<Example> fetch(const std::vector<uint64_t>& indices) const = 0;
 };
 
-// `spec`: PATH.h5 (checked against the model's tokenizer and max length) or stsb:/sick:/
-// snli-senteval:/... PATH. `prompt` ("{text}" template) applies to raw specs only.
+// `spec`: PATH.h5 (checked against the model's tokenizer, max length and the job's prompts) or
+// stsb:/sick:/snli-senteval:/jsonl:/... PATH (tokenized with the job's prompts).
 std::unique_ptr<ExampleSource> open_source(const std::string& spec, const text::Tokenizer& tokenizer,
-                                           const std::string& model_dir, size_t max_length, const std::string& prompt);
+                                           const std::string& model_dir, size_t max_length, const Prompts& prompts);
 
 }  // namespace angle::data

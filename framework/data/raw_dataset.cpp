@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/text_file.h"
@@ -122,6 +123,7 @@ RawDataset read_table(const RawOptions& o) {
       auto it = row.find(mapping["weight"]);
       ANGLE_CHECK(it != row.end(), where, ": missing column '", mapping["weight"], "' (mapped to weight)");
       raw.weights.push_back(parse_label(it->second, where, RawOptions{}, "weight"));
+      ANGLE_CHECK(raw.weights.back() >= 0, where, ": weight ", raw.weights.back(), " is negative (weights are >= 0)");
     }
   };
   if (o.format == "jsonl") {
@@ -179,11 +181,37 @@ RawDataset read_raw(const RawOptions& o) {
     for (size_t i = 0; i < raw.labels.size(); ++i)
       ANGLE_CHECK(raw.labels[i] >= o.label_min && raw.labels[i] <= o.label_max, o.input, ": example ", i + 1, " label ",
                   raw.labels[i], " is outside the declared range [", o.label_min, ", ", o.label_max, "]");
+  const bool declared = o.label_min > -1e300 || o.label_max < 1e300;
+  const std::map<std::string, std::string> scales = {{"stsb", "0:5"}, {"senteval-sts", "0:5"}, {"sick", "1:5"},
+                                                     {"snli-senteval", "0:1"}};
+  if (raw.format == "A" && declared) {
+    std::ostringstream range;
+    range << o.label_min << ":" << o.label_max;
+    raw.attributes["label_range"] = range.str();
+  } else if (raw.format == "A" && scales.count(o.format)) {
+    raw.attributes["label_range"] = scales.at(o.format);
+  }
   if (!o.llm_model.empty()) {
     raw.attributes["annotator_model"] = o.llm_model;
     raw.attributes["annotator_prompt"] = o.llm_prompt;
   }
   return raw;
+}
+
+std::vector<std::string> column_prompts(const std::string& format, const Prompts& p) {
+  for (auto [key, value] : {std::pair{"text_prompt", &p.text}, {"query_prompt", &p.query}, {"doc_prompt", &p.doc}})
+    ANGLE_CHECK(value->empty() || value->find("{text}") != std::string::npos, key, " '", *value,
+                "' has no {text} placeholder");
+  if (format == "A") {
+    ANGLE_CHECK(p.query.empty() && p.doc.empty(), "query_prompt/doc_prompt apply to formats B and C; format A data "
+                "(text1, text2) takes text_prompt");
+    return {p.text, p.text};
+  }
+  ANGLE_CHECK(p.text.empty(), "text_prompt applies to format A; format ", format, " data takes query_prompt (the "
+              "query) and doc_prompt (positive and negative)");
+  std::vector<std::string> prompts = {p.query, p.doc};
+  if (format == "C") prompts.push_back(p.doc);
+  return prompts;
 }
 
 }  // namespace angle::data

@@ -14,9 +14,19 @@ struct RawDataset {
   std::vector<float> labels;                   // format A (empty otherwise)
   std::vector<float> weights;                  // optional per-example weights (LLM confidence)
   std::vector<std::string> sources;            // input files, for checksums
-  std::map<std::string, std::string> attributes;  // extra file attributes (annotator, ...)
+  std::map<std::string, std::string> attributes;  // extra file attributes (annotator, label_range, ...)
+  std::vector<std::string> prompts;            // per column: "{text}" template applied at tokenization, or ""
   size_t size() const { return texts.empty() ? 0 : texts[0].size(); }
 };
+
+// Prompt templates as angle-emb 0.6.1 applies them: `text` to both texts of format A, `query` to
+// the query and `doc` to the positive and the negative of formats B/C.
+struct Prompts {
+  std::string text, query, doc;
+};
+// The template of each text column of `format` ("" where none). A template without {text}, or one
+// that does not apply to the format (text with B/C, query/doc with A), is an error.
+std::vector<std::string> column_prompts(const std::string& format, const Prompts& prompts);
 
 struct RawOptions {
   std::string format;        // stsb, sick, senteval-sts, snli-senteval, jsonl, tsv
@@ -29,6 +39,8 @@ struct RawOptions {
   std::string llm_model, llm_prompt;             // annotator of LLM labels (recorded as attributes)
 };
 
+// Records the label range as the attribute `label_range` ("MIN:MAX"): the declared one, else the
+// scale of the public format (STS-B 0:5, SICK 1:5, SNLI 0:1).
 RawDataset read_raw(const RawOptions& options);
 
 }  // namespace angle::data

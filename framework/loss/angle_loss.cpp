@@ -11,11 +11,34 @@ constexpr double kMask = 1e12;  // the reference's additive mask
 
 at::Tensor normalize_rows(const at::Tensor& x) { return x / x.norm(2, 1, true).clamp_min(1e-12); }
 
-// log(1 + Σ_{y_i<y_j} exp(s_i − s_j)): logsumexp over a 0 logit and the masked differences.
-at::Tensor ranking_loss(const at::Tensor& labels, const at::Tensor& scores) {
+// log w, with the reference's additive mask for w = 0 (exp of it is exactly 0).
+at::Tensor log_weights(const at::Tensor& weights, const at::TensorOptions& options) {
+  at::Tensor w = weights.to(options.dtype());
+  return at::where(w > 0, w.log(), at::full({}, -kMask, options));
+}
+
+// Σ w_k ℓ_k / Σ w_k (0 when every weight is 0), or the plain mean without weights.
+at::Tensor weighted_mean(const at::Tensor& values, const at::Tensor& weights) {
+  if (!weights.defined()) return values.mean();
+  at::Tensor w = weights.to(values.scalar_type());
+  return (w * values).sum() / w.sum().clamp_min(1e-30);
+}
+
+// log(1 + Σ_{y_i<y_j} w_i w_j exp(s_i − s_j)): logsumexp over a 0 logit and the masked differences.
+at::Tensor ranking_loss(const at::Tensor& labels, const at::Tensor& scores, const at::Tensor& weights) {
   at::Tensor order = (labels.unsqueeze(1) < labels.unsqueeze(0)).to(scores.scalar_type());
   at::Tensor diff = (scores.unsqueeze(1) - scores.unsqueeze(0)) - (1 - order) * kMask;
+  if (weights.defined()) {
+    at::Tensor lw = log_weights(weights, scores.options());
+    diff = diff + lw.unsqueeze(1) + lw.unsqueeze(0);
+  }
   return at::logsumexp(at::cat({at::zeros({1}, scores.options()), diff.flatten()}), 0);
+}
+
+// −s_target + log Σ_j w_j exp(s_j) per row: the cross-entropy with weighted candidates.
+at::Tensor weighted_cross_entropy(const at::Tensor& logits, const at::Tensor& targets, const at::Tensor& candidate_weights) {
+  at::Tensor shifted = logits + log_weights(candidate_weights, logits.options()).unsqueeze(0);
+  return at::logsumexp(shifted, 1) - logits.gather(1, targets.unsqueeze(1)).squeeze(1);
 }
 
 at::Tensor even_rows(const at::Tensor& x) { return x.slice(0, 0, x.size(0), 2); }
@@ -28,14 +51,15 @@ void check_pairs(const at::Tensor& labels, const at::Tensor& embeddings) {
 
 }  // namespace
 
-at::Tensor cosine_loss(const at::Tensor& labels, const at::Tensor& embeddings, double tau) {
+at::Tensor cosine_loss(const at::Tensor& labels, const at::Tensor& embeddings, double tau, const at::Tensor& weights) {
   check_pairs(labels, embeddings);
   at::Tensor e = normalize_rows(embeddings);
   at::Tensor scores = (even_rows(e) * odd_rows(e)).sum(1) * tau;
-  return ranking_loss(labels, scores);
+  return ranking_loss(labels, scores, weights);
 }
 
-at::Tensor angle_loss(const at::Tensor& labels, const at::Tensor& embeddings, double tau, bool mean_reduction) {
+at::Tensor angle_loss(const at::Tensor& labels, const at::Tensor& embeddings, double tau, bool mean_reduction,
+                      const at::Tensor& weights) {
   check_pairs(labels, embeddings);
   ANGLE_CHECK(embeddings.size(1) % 2 == 0, "angle loss needs an even embedding size, got ", embeddings.size(1));
   const int64_t half = embeddings.size(1) / 2;
@@ -49,10 +73,11 @@ at::Tensor angle_loss(const at::Tensor& labels, const at::Tensor& embeddings, do
   at::Tensor imag = (b * c - a * d) / z / (dz / dw);
   at::Tensor pooled = at::cat({real, imag}, 1);
   pooled = mean_reduction ? pooled.mean(1) : pooled.sum(1);
-  return ranking_loss(labels, pooled.abs() * tau);
+  return ranking_loss(labels, pooled.abs() * tau, weights);
 }
 
-at::Tensor in_batch_negative_loss(const at::Tensor& labels, const at::Tensor& embeddings, double tau) {
+at::Tensor in_batch_negative_loss(const at::Tensor& labels, const at::Tensor& embeddings, double tau,
+                                  const at::Tensor& weights) {
   check_pairs(labels, embeddings);
   const int64_t n = embeddings.size(0);
   at::Tensor y = labels.repeat_interleave(2).to(at::kLong);  // int(): truncation toward zero
@@ -63,14 +88,21 @@ at::Tensor in_batch_negative_loss(const at::Tensor& labels, const at::Tensor& em
   at::Tensor targets = (column_key.unsqueeze(0) == row_key.unsqueeze(1)).to(embeddings.scalar_type());
   at::Tensor e = normalize_rows(embeddings);
   at::Tensor logits = (at::matmul(e, e.t()) - at::eye(n, embeddings.options()) * kMask) * tau;
-  return (-(at::log_softmax(logits, 1) * targets).sum(1)).mean();
+  if (!weights.defined()) return (-(at::log_softmax(logits, 1) * targets).sum(1)).mean();
+  at::Tensor w = weights.repeat_interleave(2).to(embeddings.scalar_type());
+  targets = targets * (w > 0).to(targets.scalar_type()).unsqueeze(0);  // a removed text is nobody's target
+  at::Tensor log_p = logits - at::logsumexp(logits + log_weights(w, logits.options()).unsqueeze(0), 1, true);
+  return weighted_mean(-(log_p * targets).sum(1), w);
 }
 
 at::Tensor contrastive_loss(const at::Tensor& query, const at::Tensor& positive, const at::Tensor& negative,
-                            double tau) {
+                            double tau, const at::Tensor& weights) {
   at::Tensor candidates = negative.defined() ? at::cat({positive, negative}, 0) : positive;
   at::Tensor scores = at::matmul(normalize_rows(query), normalize_rows(candidates).t()) * tau;
-  return at::cross_entropy_loss(scores, at::arange(query.size(0), query.options().dtype(at::kLong)));
+  at::Tensor targets = at::arange(query.size(0), query.options().dtype(at::kLong));
+  if (!weights.defined()) return at::cross_entropy_loss(scores, targets);
+  at::Tensor candidate_weights = negative.defined() ? at::cat({weights, weights}) : weights;
+  return weighted_mean(weighted_cross_entropy(scores, targets, candidate_weights), weights);
 }
 
 Weights Weights::preset(const std::string& name) {
@@ -100,7 +132,13 @@ LabelMode parse_label_mode(const std::string& name) {
   ANGLE_FAIL("unknown label mode '", name, "' (float, legacy-int)");
 }
 
-LossValue angle_objective(Format format, const Weights& w, const at::Tensor& labels, const at::Tensor& embeddings) {
+int64_t rows_per_example(Format format) { return format == Format::C ? 3 : 2; }
+
+LossValue angle_objective(Format format, const Weights& w, const at::Tensor& labels, const at::Tensor& embeddings,
+                          const at::Tensor& weights) {
+  ANGLE_CHECK(!weights.defined() || weights.size(0) * rows_per_example(format) == embeddings.size(0), "loss: ",
+              weights.size(0), " example weights for ", embeddings.size(0), " rows of format ",
+              format == Format::A ? "A" : format == Format::B ? "B" : "C");
   LossValue out;
   at::Tensor total = at::zeros({}, embeddings.options());
   auto add = [&](const char* name, double weight, const at::Tensor& term) {
@@ -110,13 +148,13 @@ LossValue angle_objective(Format format, const Weights& w, const at::Tensor& lab
   if (format == Format::A) {
     // legacy-int: ≤ v0.5.6 truncated every label with int() at tokenisation, for all terms.
     at::Tensor y = w.label_mode == LabelMode::legacy_int ? labels.trunc() : labels;
-    if (w.cosine_w > 0) add("cosine", w.cosine_w, cosine_loss(y, embeddings, w.cosine_tau));
-    if (w.ibn_w > 0) add("ibn", w.ibn_w, in_batch_negative_loss(y, embeddings, w.ibn_tau));
-    if (w.angle_w > 0) add("angle", w.angle_w, angle_loss(y, embeddings, w.angle_tau, w.angle_mean));
+    if (w.cosine_w > 0) add("cosine", w.cosine_w, cosine_loss(y, embeddings, w.cosine_tau, weights));
+    if (w.ibn_w > 0) add("ibn", w.ibn_w, in_batch_negative_loss(y, embeddings, w.ibn_tau, weights));
+    if (w.angle_w > 0) add("angle", w.angle_w, angle_loss(y, embeddings, w.angle_tau, w.angle_mean, weights));
   } else if (format == Format::B) {
     // The reference ignores every weight here: plain InfoNCE with τ = ibn_tau.
     ANGLE_CHECK(embeddings.size(0) % 2 == 0, "format B needs (query, positive) rows");
-    add("contrastive", 1.0, contrastive_loss(even_rows(embeddings), odd_rows(embeddings), at::Tensor(), w.ibn_tau));
+    add("contrastive", 1.0, contrastive_loss(even_rows(embeddings), odd_rows(embeddings), at::Tensor(), w.ibn_tau, weights));
   } else {
     ANGLE_CHECK(embeddings.size(0) % 3 == 0, "format C needs (query, positive, negative) rows");
     const int64_t rows = embeddings.size(0);
@@ -124,22 +162,25 @@ LossValue angle_objective(Format format, const Weights& w, const at::Tensor& lab
                n = embeddings.slice(0, 2, rows, 3);
     at::Tensor contrastive = at::zeros({}, embeddings.options());
     if (w.ibn_w > 0) {
-      at::Tensor term = contrastive_loss(q, p, at::Tensor(), w.ibn_tau);
+      at::Tensor term = contrastive_loss(q, p, at::Tensor(), w.ibn_tau, weights);
       out.terms["ibn"] = term.item<double>();
       contrastive = contrastive + w.ibn_w * term;
     }
     if (w.cln_w > 0) {
-      at::Tensor term = contrastive_loss(q, p, n, w.ibn_tau);
+      at::Tensor term = contrastive_loss(q, p, n, w.ibn_tau, weights);
       out.terms["cln"] = term.item<double>();
       contrastive = contrastive + w.cln_w * term;
     }
-    if (contrastive.item<double>() > 0) total = total + contrastive / 2;
+    // The reference adds X/2 only when X > 0; weighted, X may be negative (a weight below 1 shrinks
+    // the target's own share of the softmax too), and is added as it is.
+    if (weights.defined() || contrastive.item<double>() > 0) total = total + contrastive / 2;
     // Pseudo-pairs (q_i, p_i) labelled 1 and (q_i, n_i) labelled 0, zigzag.
     at::Tensor pairs = at::cat({at::stack({q, p}, 1).flatten(0, 1), at::stack({q, n}, 1).flatten(0, 1)}, 0);
     const int64_t b = q.size(0);
     at::Tensor y = at::cat({at::ones({b}, embeddings.options()), at::zeros({b}, embeddings.options())});
-    if (w.angle_w > 0) add("angle", w.angle_w, angle_loss(y, pairs, w.angle_tau, w.angle_mean));
-    if (w.cosine_w > 0) add("cosine", w.cosine_w, cosine_loss(y, pairs, w.cosine_tau));
+    at::Tensor pair_weights = weights.defined() ? at::cat({weights, weights}) : weights;
+    if (w.angle_w > 0) add("angle", w.angle_w, angle_loss(y, pairs, w.angle_tau, w.angle_mean, pair_weights));
+    if (w.cosine_w > 0) add("cosine", w.cosine_w, cosine_loss(y, pairs, w.cosine_tau, pair_weights));
   }
   out.total = total;
   return out;

@@ -11,18 +11,33 @@
 namespace angle::loss {
 
 // Format A rows are "zigzag": row 2i = text1 of pair i, row 2i+1 = text2. `labels` is [B].
+//
+// Per-example weights (`weights`, [B], >= 0; undefined = the reference's unweighted loss) act as
+// example multiplicities, so that weight w on an example equals w copies of it and weight 0 removes
+// it exactly (as a query, as a target and as anyone's negative):
+// - ranking terms (CoSENT, angle): log(1 + Σ_{y_i<y_j} w_i w_j exp(s_i − s_j)) — a pair of examples
+//   counts w_i·w_j times, which is what copying both gives;
+// - contrastive (formats B/C): ℓ_i = −s_ii + log Σ_j w_j exp(s_ij) over the candidates (a hard
+//   negative carries its example's weight), L = Σ w_i ℓ_i / Σ w_i — again exactly the copies;
+// - in-batch negatives (format A): candidates weighted as above inside the softmax, rows averaged
+//   with their example's weight, L = Σ_k w_k ℓ_k / Σ_k w_k (copies would add spurious targets
+//   through the reference's index rule, so here the weights are the definition).
+// All weights 1 gives the reference's values. Every sum of weights that is 0 gives a loss of 0.
 
 // CoSENT: log(1 + Σ_{y_i<y_j} exp(τ cos_i − τ cos_j)).
-at::Tensor cosine_loss(const at::Tensor& labels, const at::Tensor& embeddings, double tau);
+at::Tensor cosine_loss(const at::Tensor& labels, const at::Tensor& embeddings, double tau,
+                       const at::Tensor& weights = {});
 // In-batch negatives over all 2B texts; targets from int(label) as the reference builds them
 // (m is a target of k iff y_k≠0, y_m≠0 and m·y_m = partner(k)·y_k); mean over all 2B rows.
-at::Tensor in_batch_negative_loss(const at::Tensor& labels, const at::Tensor& embeddings, double tau);
+at::Tensor in_batch_negative_loss(const at::Tensor& labels, const at::Tensor& embeddings, double tau,
+                                  const at::Tensor& weights = {});
 // Angle difference in complex space (first half real, second half imaginary), global norms,
 // reduced by sum (default) or mean, ranked like CoSENT.
-at::Tensor angle_loss(const at::Tensor& labels, const at::Tensor& embeddings, double tau, bool mean_reduction = false);
+at::Tensor angle_loss(const at::Tensor& labels, const at::Tensor& embeddings, double tau, bool mean_reduction = false,
+                      const at::Tensor& weights = {});
 // One-way InfoNCE of each query against all positives (and hard negatives when defined).
 at::Tensor contrastive_loss(const at::Tensor& query, const at::Tensor& positive, const at::Tensor& negative,
-                            double tau);
+                            double tau, const at::Tensor& weights = {});
 
 enum class Format { A, B, C };  // (text1,text2,label) / (query,positive) / (query,positive,negative)
 enum class LabelMode { float_labels, legacy_int };
@@ -46,7 +61,11 @@ struct LossValue {
 };
 
 // The combination of AngleLoss.__call__ for each format (§1.5). `embeddings` holds the rows in
-// the format's interleaved order ([q,p] or [q,p,n] per example); `labels` is [B] (format A only).
-LossValue angle_objective(Format format, const Weights& w, const at::Tensor& labels, const at::Tensor& embeddings);
+// the format's interleaved order ([q,p] or [q,p,n] per example); `labels` is [B] (format A only);
+// `weights` [B] are the per-example weights described above (undefined: unweighted).
+LossValue angle_objective(Format format, const Weights& w, const at::Tensor& labels, const at::Tensor& embeddings,
+                          const at::Tensor& weights = {});
+// Rows per example of a format: 2 (A, B) or 3 (C).
+int64_t rows_per_example(Format format);
 
 }  // namespace angle::loss

@@ -477,6 +477,10 @@ std::vector<ShardedModel::Range> ShardedModel::owned_ranges() const {
 at::Tensor ShardedModel::owned(const std::string& what) const {
   std::vector<at::Tensor> parts;
   for (const auto& u : units_) {
+    if (what == "grads") {  // stage 1 holds the whole unit's local gradient until step()
+      parts.push_back(u->grad.narrow(0, options_.stage == 1 ? u->begin : 0, u->real()));
+      continue;
+    }
     const at::Tensor& t = what == "params" ? u->master : what == "exp_avg" ? u->exp_avg : u->exp_avg_sq;
     parts.push_back(t.narrow(0, 0, u->real()));
   }

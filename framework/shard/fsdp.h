@@ -91,7 +91,9 @@ class ShardedModel : public model::UnitSource {
   const std::vector<Entry>& layout() const { return layout_; }
   int64_t numel() const { return numel_; }
   std::vector<Range> owned_ranges() const;                // this rank's slices of the global space
-  at::Tensor owned(const std::string& what) const;        // "params", "exp_avg", "exp_avg_sq": those slices, concatenated
+  // "params", "exp_avg", "exp_avg_sq": those slices, concatenated; "grads": the gradient accumulated
+  // since the last step() in those slices (stage 1: this rank's own, not yet reduced).
+  at::Tensor owned(const std::string& what) const;
   // `read(name, begin, end)`: elements [begin, end) of the saved global tensor `name`.
   void restore(const std::function<at::Tensor(const std::string&, int64_t, int64_t)>& read, int64_t steps);
   int64_t steps_taken() const { return step_; }

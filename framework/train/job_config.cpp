@@ -33,10 +33,22 @@ po::options_description describe(JobConfig& c) {
       ("data.mix_weights", po::value(&c.mix_weights)->default_value(""), "sampling weight of each training set")
       ("data.dev", po::value(&c.dev)->default_value(""), "dev set for evaluation during training")
       ("data.test", po::value(&c.test)->default_value(""), "test set evaluated at the end")
-      ("data.format", po::value(&c.format)->default_value(c.format), "A (text1,text2,label)")
+      ("data.format", po::value(&c.format)->default_value(""),
+       "A (text1,text2,label), B (query,positive) or C (query,positive,negative); empty: the training sets' own")
       ("data.filter_duplicate", po::value(&c.filter_duplicate)->default_value(true),
        "drop a pair whose text's token ids already occur in its batch (as angle-emb fit())")
-      ("data.text_prompt", po::value(&c.text_prompt)->default_value(""), "template with {text} for both texts");
+      ("data.text_prompt", po::value(&c.text_prompt)->default_value(""), "format A: template with {text} for both texts")
+      ("data.query_prompt", po::value(&c.query_prompt)->default_value(""), "formats B/C: template with {text} for queries")
+      ("data.doc_prompt", po::value(&c.doc_prompt)->default_value(""),
+       "formats B/C: template with {text} for positives and negatives")
+      ("data.weight_mode", po::value(&c.weight_mode)->default_value(c.weight_mode),
+       "none, or confidence: each example's stored weight (LLM confidence) scales its part of every loss term")
+      ("data.source_weights", po::value(&c.source_weights)->default_value(""),
+       "weight of each training set's examples, comma-separated (default 1 each)")
+      ("data.label_norm", po::value(&c.label_norm)->default_value(c.label_norm),
+       "none, or range: map each training set's labels to [0, 1] by its label range (datasets/README.md)")
+      ("data.label_ranges", po::value(&c.label_ranges)->default_value(""),
+       "MIN:MAX of each training set, comma-separated; an empty entry takes the file's recorded range");
   loss.add_options()
       ("loss.preset", po::value(&c.preset)->default_value(c.preset), "current, v0.4.6-cli or paper (sets the weights)")
       ("loss.label_mode", po::value(&c.label_mode)->default_value(c.label_mode), "float (v0.6) or legacy-int (<= v0.5.6)")
@@ -61,6 +73,8 @@ po::options_description describe(JobConfig& c) {
   train.add_options()
       ("train.global_batch", po::value(&c.global_batch)->default_value(c.global_batch), "pairs per optimizer step")
       ("train.grad_accum", po::value(&c.grad_accum)->default_value(c.grad_accum), "micro-batches per step")
+      ("train.chunk", po::value(&c.chunk)->default_value(c.chunk),
+       "gradient caching: encode each rank's micro-batch K examples at a time, loss on all of it (0: off)")
       ("train.epochs", po::value(&c.epochs)->default_value(c.epochs), "passes over the training set")
       ("train.max_steps", po::value(&c.max_steps)->default_value(c.max_steps), "stop after N steps (-1: epochs decide)")
       ("train.seed", po::value(&c.seed)->default_value(c.seed), "seeds data order, initialisation and dropout")
@@ -97,13 +111,13 @@ po::options_description describe(JobConfig& c) {
   return all;
 }
 
-// "loss.foo" -> "FILE:LINE" of the line "foo = ..." under "[loss]", for error messages.
-std::string locate(const std::string& file, const std::string& key) {
+// "loss.foo" -> "FILE:LINE" of the line "foo = ..." under "[loss]" of the job text, for error messages.
+std::string locate(const std::string& file, const std::string& text, const std::string& key) {
   auto dot = key.find('.');
   if (dot == std::string::npos) return file;
   const std::string section = key.substr(0, dot), name = key.substr(dot + 1);
   std::string current, line;
-  std::ifstream in(file);
+  std::istringstream in(text);
   for (int number = 1; std::getline(in, line); ++number) {
     line.erase(0, line.find_first_not_of(" \t"));
     if (line.rfind('[', 0) == 0) {
@@ -130,13 +144,20 @@ void validate(const JobConfig& c) {
     ANGLE_CHECK(*value == "fp32" || *value == "bf16", key, " '", *value, "': must be fp32 or bf16");
   ANGLE_CHECK(c.bucket_mb >= 0, "shard.bucket_mb must be >= 0 (0: no limit)");
   ANGLE_CHECK(c.inflight_mb > 0, "shard.inflight_mb must be positive");
-  ANGLE_CHECK(c.format == "A", "data.format '", c.format, "': only format A (text1, text2, label) can be trained yet");
+  ANGLE_CHECK(c.format.empty() || c.format == "A" || c.format == "B" || c.format == "C", "data.format '", c.format,
+              "': A (text1, text2, label), B (query, positive) or C (query, positive, negative)");
+  ANGLE_CHECK(c.weight_mode == "none" || c.weight_mode == "confidence", "data.weight_mode '", c.weight_mode,
+              "' (none or confidence)");
+  ANGLE_CHECK(c.label_norm == "none" || c.label_norm == "range", "data.label_norm '", c.label_norm, "' (none or range)");
+  ANGLE_CHECK(c.chunk >= 0, "train.chunk must be >= 0 (0: off)");
   ANGLE_CHECK(c.dtype == "fp32" || c.dtype == "bf16", "model.dtype '", c.dtype, "' (fp32 or bf16)");
   ANGLE_CHECK(c.angle_reduction == "sum" || c.angle_reduction == "mean", "loss.angle_reduction '", c.angle_reduction,
               "' (sum or mean)");
   ANGLE_CHECK(!c.dropout || (*c.dropout >= 0 && *c.dropout < 1), "model.dropout must be in [0, 1)");
-  ANGLE_CHECK(c.text_prompt.empty() || c.text_prompt.find("{text}") != std::string::npos,
-              "data.text_prompt must contain {text}");
+  for (auto [key, value] : {std::pair{"data.text_prompt", &c.text_prompt}, {"data.query_prompt", &c.query_prompt},
+                            {"data.doc_prompt", &c.doc_prompt}})
+    ANGLE_CHECK(value->empty() || value->find("{text}") != std::string::npos, key, " '", *value,
+                "' must contain {text}");
 }
 
 }  // namespace
@@ -149,6 +170,14 @@ std::string job_help() {
 }
 
 std::optional<JobConfig> parse_job(const std::string& file, const std::vector<std::string>& overrides) {
+  std::ifstream in(file);
+  ANGLE_CHECK(in.good(), file, ": cannot open job file");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_job_text(text.str(), file, overrides);
+}
+
+JobConfig parse_job_text(const std::string& text, const std::string& file, const std::vector<std::string>& overrides) {
   JobConfig c;
   po::options_description description = describe(c);
   po::variables_map vm;
@@ -177,12 +206,11 @@ std::optional<JobConfig> parse_job(const std::string& file, const std::vector<st
   } catch (const po::error& e) {
     ANGLE_FAIL("command line: ", e.what());
   }
-  std::ifstream in(file);
-  ANGLE_CHECK(in.good(), file, ": cannot open job file");
+  std::istringstream in(text);
   try {
     po::store(po::parse_config_file(in, description), vm);
   } catch (const po::error_with_option_name& e) {
-    ANGLE_FAIL(locate(file, e.get_option_name().substr(e.get_option_name().rfind('-') + 1)), ": ", e.what());
+    ANGLE_FAIL(locate(file, text, e.get_option_name().substr(e.get_option_name().rfind('-') + 1)), ": ", e.what());
   } catch (const po::error& e) {
     ANGLE_FAIL(file, ": ", e.what());
   }
@@ -211,7 +239,9 @@ std::string JobConfig::dump() const {
   optional("dropout", dropout);
   section("data");
   key("train", train), key("mix_weights", mix_weights), key("dev", dev), key("test", test), key("format", format);
-  key("filter_duplicate", filter_duplicate), key("text_prompt", text_prompt);
+  key("filter_duplicate", filter_duplicate), key("text_prompt", text_prompt), key("query_prompt", query_prompt);
+  key("doc_prompt", doc_prompt), key("weight_mode", weight_mode), key("source_weights", source_weights);
+  key("label_norm", label_norm), key("label_ranges", label_ranges);
   section("loss");
   key("preset", preset), optional("cosine_w", cosine_w), optional("ibn_w", ibn_w), optional("cln_w", cln_w);
   optional("angle_w", angle_w), optional("cosine_tau", cosine_tau), optional("ibn_tau", ibn_tau);
@@ -223,7 +253,8 @@ std::string JobConfig::dump() const {
   key("adam_eps", adam_eps);
   section("train");
   key("global_batch", global_batch), key("grad_accum", grad_accum), key("epochs", epochs), key("max_steps", max_steps);
-  key("seed", seed), key("eval_every", eval_every), key("log_every", log_every), optional("threads", threads);
+  key("seed", seed), key("eval_every", eval_every), key("log_every", log_every), key("chunk", chunk);
+  optional("threads", threads);
   key("device", device), key("backend", backend), key("comm_timeout", comm_timeout);
   section("shard");
   key("stage", stage), key("param_dtype", param_dtype), key("reduce_dtype", reduce_dtype), key("bucket_mb", bucket_mb);
@@ -237,7 +268,7 @@ std::string JobConfig::dump() const {
 uint64_t JobConfig::identity_hash() const {
   std::string text = dump();
   text = text.substr(0, text.find("\n[shard]"));  // drop the [shard] and [run] sections
-  for (const char* volatile_key : {"threads = ", "backend = ", "comm_timeout = ", "device = "}) {
+  for (const char* volatile_key : {"threads = ", "backend = ", "comm_timeout = ", "device = ", "chunk = "}) {
     for (size_t at = text.find(volatile_key); at != std::string::npos; at = text.find(volatile_key)) {
       size_t end = text.find('\n', at);
       text.erase(at, end == std::string::npos ? std::string::npos : end - at + 1);

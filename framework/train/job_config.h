@@ -21,9 +21,14 @@ struct JobConfig {
   std::string train;                  // comma-separated PATH.h5 or FORMAT:PATH specs
   std::string dev, test;              // stsb:PATH or sick:PATH
   std::string mix_weights;            // comma-separated, one per training set (empty: by size)
-  std::string format = "A";
+  std::string format;                 // A, B or C: what the training sets must be ("": whatever they are)
   bool filter_duplicate = true;
   std::string text_prompt;            // "{text}" template for both texts (format A)
+  std::string query_prompt, doc_prompt;  // formats B/C: the query; the positive and negative
+  std::string weight_mode = "none";   // none | confidence (each example's stored weight scales its loss)
+  std::string source_weights;         // comma-separated weight of each training set's examples (empty: 1)
+  std::string label_norm = "none";    // none | range: map each set's labels to [0, 1] by its label range
+  std::string label_ranges;           // comma-separated MIN:MAX per training set ("" entries: the file's)
   // [loss]
   std::string preset = "current";
   std::optional<double> cosine_w, ibn_w, cln_w, angle_w, cosine_tau, ibn_tau, angle_tau;
@@ -35,6 +40,7 @@ struct JobConfig {
   long warmup_steps = 0;
   // [train]
   long global_batch = 32, grad_accum = 1, epochs = 1, max_steps = -1, eval_every = 0, log_every = 10;
+  long chunk = 0;                     // gradient caching: encode each rank's micro-batch K examples at a time (0: off)
   unsigned long long seed = 42;
   std::optional<int> threads;
   std::string device = "cpu";
@@ -55,13 +61,15 @@ struct JobConfig {
 
   std::string dump() const;  // the resolved configuration, as an INI file
   // What must not change across a resume: the model, data, loss, optimizer and schedule keys
-  // (not [run], [shard], threads, backend or device).
+  // (not [run], [shard], threads, backend, device or chunk: none of them changes the mathematics).
   uint64_t identity_hash() const;
 };
 
 // Parses FILE plus command-line overrides (["--optim.lr", "3e-5", ...]). Returns nullopt after
 // printing help for --help.
 std::optional<JobConfig> parse_job(const std::string& file, const std::vector<std::string>& overrides);
+// The same for a job's text (`file` names it in messages), e.g. the one a checkpoint records.
+JobConfig parse_job_text(const std::string& text, const std::string& file, const std::vector<std::string>& overrides = {});
 std::string job_help();
 
 }  // namespace angle::train

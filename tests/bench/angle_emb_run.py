@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Runs the reference library angle-emb (v0.6.1, AnglE.fit) on STS-B with a recipe given on the
-command line. Used by the side-by-side and throughput benchmarks; not part of the product."""
+"""Runs the reference library angle-emb (v0.6.1, AnglE.fit) with a recipe given on the command
+line, on STS-B pairs (format A, --train CSV) or on triplets (format C, --triplets JSONL with
+query/positive/negative). Used by the side-by-side and throughput benchmarks; not part of the
+product."""
 import argparse
 import json
 import pathlib
@@ -12,16 +14,20 @@ sys.path.insert(0, str(ROOT / 'tests/oracle'))
 from common import stsb_pairs  # noqa: E402
 
 
-def dataset(path):
+def dataset(args):
     from datasets import Dataset
-    a, b, y = stsb_pairs(path)
+    if args.triplets:
+        rows = [json.loads(line) for line in pathlib.Path(args.triplets).read_text().splitlines()]
+        return Dataset.from_dict({k: [r[k] for r in rows] for k in ('query', 'positive', 'negative')})
+    a, b, y = stsb_pairs(args.train)
     return Dataset.from_dict({'text1': a, 'text2': b, 'label': y})
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--model', required=True)
-    ap.add_argument('--train', required=True)
+    ap.add_argument('--train', help='STS-B csv (format A)')
+    ap.add_argument('--triplets', help='JSONL of query/positive/negative (format C)')
     ap.add_argument('--output', required=True)
     ap.add_argument('--epochs', type=int, default=1)
     ap.add_argument('--max-steps', type=int, default=-1)
@@ -39,7 +45,7 @@ def main():
     angle = AnglE.from_pretrained(args.model, max_length=args.max_length, pooling_strategy='avg',
                                   train_mode=True, torch_dtype=torch.float32)
     start = time.perf_counter()
-    angle.fit(train_ds=dataset(args.train), output_dir=args.output, batch_size=args.batch_size, epochs=args.epochs,
+    angle.fit(train_ds=dataset(args), output_dir=args.output, batch_size=args.batch_size, epochs=args.epochs,
               learning_rate=args.lr, warmup_steps=0, logging_steps=10, save_strategy='no', eval_strategy='no',
               loss_kwargs=json.loads(args.loss), filter_duplicate=True,
               argument_kwargs={'seed': args.seed, 'max_steps': args.max_steps, 'report_to': 'none',

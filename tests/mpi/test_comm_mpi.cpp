@@ -1,6 +1,7 @@
 // Run under mpiexec with 2 or 4 ranks: every collective of the MPI backend against values each
 // rank can compute alone, and the gradient of the cross-rank gathered AnglE loss against the
-// single-process full-batch gradient (max abs difference <= 1e-6 in fp32), with uneven rows.
+// single-process full-batch gradient (max abs difference <= 1e-6 in fp32), with uneven rows, for
+// every format (hard negatives must stay with their queries) and with per-example weights.
 #define BOOST_TEST_MODULE angle_mpi_tests
 #include <ATen/ATen.h>
 
@@ -9,6 +10,7 @@
 #include "comm/comm.h"
 #include "loss/angle_loss.h"
 #include "loss/gather.h"
+#include "train/micro_batch_loss.h"
 
 using namespace angle;
 
@@ -89,6 +91,46 @@ BOOST_AUTO_TEST_CASE(gathered_loss_gradient_equals_single_process_gradient) {
   padded.narrow(0, begin, 2 * (r + 1)).copy_(mine.grad());
   c.all_reduce_sum(padded);
   BOOST_TEST((padded - full.grad()).abs().max().item<double>() <= 1e-6);
+}
+
+// The trainer's loss phase (train/micro_batch_loss.h) on formats A, B and C with weights: rank k
+// holds k + 1 examples. The loss and each rank's row gradients equal the single-process ones on
+// the global batch; rows sent in another layout (the sentence-transformers bug: a rank's queries,
+// then its positives, then its negatives, read as if interleaved per example) give another loss.
+BOOST_AUTO_TEST_CASE(gathered_loss_of_every_format_keeps_examples_aligned) {
+  auto& c = world();
+  const int r = c.rank(), n = c.size();
+  const int64_t examples = n * (n + 1) / 2, dim = 16, first = r * (r + 1) / 2, mine = r + 1;
+  for (auto format : {loss::Format::A, loss::Format::B, loss::Format::C}) {
+    const int64_t k = loss::rows_per_example(format);
+    at::manual_seed(6);  // the same global batch on every rank
+    at::Tensor all = at::randn({k * examples, dim}).to(c.device());
+    at::Tensor labels = at::randint(0, 6, {examples}).to(at::kFloat);
+    at::Tensor weights = at::rand({examples}) + 0.25;
+    train::StepBatch batch;
+    batch.rows_per_example = k;
+    batch.labels = labels.narrow(0, first, mine);
+    batch.weights = weights.narrow(0, first, mine);
+    for (int q = 0; q < n; ++q) batch.kept_per_rank.push_back(q + 1);
+    train::LossSettings settings;
+    settings.format = format;
+    settings.weights.cosine_w = 1, settings.weights.angle_w = 0.1;
+    settings.example_weights = true;
+    at::Tensor local = all.narrow(0, k * first, k * mine).clone().requires_grad_(true);
+    auto value = train::micro_batch_loss(local, batch, settings, c);
+    value.total.backward();
+    at::Tensor full = all.clone().requires_grad_(true);
+    auto reference = loss::angle_objective(format, settings.weights, labels.to(c.device()), full, weights.to(c.device()));
+    reference.total.backward();
+    BOOST_TEST(std::abs(value.value - reference.total.item<double>()) <= 1e-6 * std::max(1.0, std::abs(value.value)));
+    const double diff = (local.grad() - full.grad().narrow(0, k * first, k * mine)).abs().max().item<double>();
+    BOOST_TEST(diff <= 1e-6, "format " << k << " rows, rank " << r << ": max |grad - single-process grad| = " << diff);
+    if (format == loss::Format::A) continue;
+    // Column-grouped rows (q0 q1 .. p0 p1 .. n0 n1 ..) read as interleaved: misaligned examples.
+    at::Tensor grouped = local.detach().view({mine, k, dim}).transpose(0, 1).reshape({k * mine, dim});
+    const double misaligned = train::micro_batch_loss(grouped, batch, settings, c).value;
+    BOOST_TEST(std::abs(misaligned - reference.total.item<double>()) > 1e-3, "a misaligned layout must change the loss");
+  }
 }
 
 BOOST_AUTO_TEST_CASE(asynchronous_collectives_and_bf16_words) {

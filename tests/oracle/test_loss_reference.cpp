@@ -62,20 +62,25 @@ BOOST_AUTO_TEST_CASE(loss_and_gradient_equal_angle_emb) {
   for (const auto& c : cases) {
     std::string name = c["name"];
     at::Tensor embeddings = file.load(name + ".embeddings").requires_grad_(true);
-    auto value = loss::angle_objective(loss::parse_format(c["format"]), weights_of(c), file.load(name + ".labels"),
-                                       embeddings);
-    at::Tensor grad = at::zeros_like(embeddings);
-    if (value.total.requires_grad()) {
-      value.total.backward();
-      grad = embeddings.grad();
+    at::Tensor labels = file.load(name + ".labels");
+    // Unweighted, and with every example weight 1 (the weighted code path must reduce to the reference).
+    for (bool weighted : {false, true}) {
+      if (embeddings.grad().defined()) embeddings.mutable_grad().zero_();
+      at::Tensor ones = weighted ? at::ones({int64_t(c["batch"])}, at::kDouble) : at::Tensor();
+      auto value = loss::angle_objective(loss::parse_format(c["format"]), weights_of(c), labels, embeddings, ones);
+      at::Tensor grad = at::zeros_like(embeddings);
+      if (value.total.requires_grad()) {
+        value.total.backward();
+        grad = embeddings.grad();
+      }
+      double loss_error = relative(value.total.detach().reshape({1}), file.load(name + ".loss"));
+      double grad_error = relative(grad, file.load(name + ".grad"));
+      worst_loss = std::max(worst_loss, loss_error);
+      worst_grad = std::max(worst_grad, grad_error);
+      BOOST_TEST(loss_error <= 1e-5, c.dump() << (weighted ? " (weights 1)" : "") << ": loss " << value.total.item<double>()
+                                              << " vs " << file.load(name + ".loss").item<double>());
+      BOOST_TEST(grad_error <= 1e-5, c.dump() << (weighted ? " (weights 1)" : "") << ": gradient relative error " << grad_error);
     }
-    double loss_error = relative(value.total.detach().reshape({1}), file.load(name + ".loss"));
-    double grad_error = relative(grad, file.load(name + ".grad"));
-    worst_loss = std::max(worst_loss, loss_error);
-    worst_grad = std::max(worst_grad, grad_error);
-    BOOST_TEST(loss_error <= 1e-5, c.dump() << ": loss " << value.total.item<double>() << " vs "
-                                            << file.load(name + ".loss").item<double>());
-    BOOST_TEST(grad_error <= 1e-5, c.dump() << ": gradient relative error " << grad_error);
   }
   BOOST_TEST_MESSAGE(cases.size() << " cases: worst relative error of the loss " << worst_loss << ", of the gradient "
                                   << worst_grad);

@@ -89,6 +89,81 @@ BOOST_AUTO_TEST_CASE(objective_combines_terms_per_format) {
   BOOST_TEST(value(loss::angle_objective(loss::Format::A, w, at::tensor({0.2, 0.7}, at::kDouble), e).total) > 0.3);
 }
 
+// Copies example k of a batch (rows_per_example rows each) counts[k] times.
+at::Tensor repeat_examples(const at::Tensor& x, int64_t rows_per_example, const std::vector<int64_t>& counts) {
+  std::vector<at::Tensor> parts;
+  for (size_t k = 0; k < counts.size(); ++k)
+    for (int64_t c = 0; c < counts[k]; ++c) parts.push_back(x.narrow(0, int64_t(k) * rows_per_example, rows_per_example));
+  return at::cat(parts);
+}
+
+// Weight w on an example equals w copies of it: loss value, and the gradient of each example's rows
+// equals the sum over its copies. Every format; format A without the in-batch term (whose
+// index-based targets copies would change).
+BOOST_AUTO_TEST_CASE(integer_weights_equal_copies) {
+  at::manual_seed(3);
+  const std::vector<int64_t> counts = {1, 3, 2, 1, 4};
+  const int64_t batch = counts.size();
+  at::Tensor weights = at::tensor(counts, at::kLong).to(at::kDouble);
+  at::Tensor labels = at::tensor({0.5, 2.0, 1.0, 2.0, 4.0}, at::kDouble);
+  loss::Weights w = loss::Weights::preset("current");
+  w.cosine_w = 1, w.angle_w = 0.5, w.ibn_w = 0.7, w.cln_w = 1.3;
+  for (auto format : {loss::Format::A, loss::Format::B, loss::Format::C}) {
+    loss::Weights fw = w;
+    if (format == loss::Format::A) fw.ibn_w = 0;
+    const int64_t k = loss::rows_per_example(format);
+    at::Tensor e = at::randn({batch * k, 8}, at::kDouble).requires_grad_(true);
+    auto weighted = loss::angle_objective(format, fw, labels, e, weights);
+    weighted.total.backward();
+    at::Tensor copies_leaf = e.detach().clone().requires_grad_(true);
+    at::Tensor copied = repeat_examples(copies_leaf, k, counts);
+    auto reference = loss::angle_objective(format, fw, repeat_examples(labels.unsqueeze(1), 1, counts).squeeze(1), copied);
+    reference.total.backward();
+    BOOST_TEST(value(weighted.total) == value(reference.total), tt::tolerance(1e-10));
+    BOOST_TEST((e.grad() - copies_leaf.grad()).abs().max().item<double>() <= 1e-10);
+  }
+}
+
+// Weight 0 removes an example exactly: the loss of the others alone, and no gradient on its rows.
+// Every format and term (0/1 labels, so that the in-batch targets do not depend on positions).
+BOOST_AUTO_TEST_CASE(zero_weight_removes_an_example) {
+  at::manual_seed(4);
+  loss::Weights w = loss::Weights::preset("current");
+  w.cosine_w = 1, w.angle_w = 0.5;
+  at::Tensor labels = at::tensor({1.0, 0.0, 1.0, 1.0}, at::kDouble);
+  for (auto format : {loss::Format::A, loss::Format::B, loss::Format::C}) {
+    const int64_t k = loss::rows_per_example(format);
+    at::Tensor e = at::randn({4 * k, 8}, at::kDouble).requires_grad_(true);
+    auto weighted = loss::angle_objective(format, w, labels, e, at::tensor({1.0, 0.0, 1.0, 1.0}, at::kDouble));
+    weighted.total.backward();
+    at::Tensor kept = at::cat({e.detach().narrow(0, 0, k), e.detach().narrow(0, 2 * k, 2 * k)});
+    auto reference = loss::angle_objective(format, w, at::tensor({1.0, 1.0, 1.0}, at::kDouble), kept);
+    BOOST_TEST(value(weighted.total) == value(reference.total), tt::tolerance(1e-10));
+    BOOST_TEST(e.grad().narrow(0, k, k).abs().max().item<double>() == 0.0);
+  }
+  // Every weight 0: nothing to learn from, a loss of exactly 0.
+  at::Tensor e = at::randn({8, 8}, at::kDouble);
+  BOOST_TEST(value(loss::angle_objective(loss::Format::A, w, labels, e, at::zeros({4}, at::kDouble)).total) == 0.0);
+}
+
+BOOST_AUTO_TEST_CASE(weighted_in_batch_negative_closed_form) {
+  // The rows of in_batch_negative_closed_form, pair 0 weighted 2 and pair 1 weighted 1 (τ = 1).
+  at::Tensor e = rows({1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0}, 4);
+  // Row 0: logits [masked, 1, 0, 0], candidate weights [2, 2, 1, 1]: ℓ = −1 + log(2e + 2); row 1
+  // alike; rows 2, 3 have no target. L = (2ℓ + 2ℓ + 0 + 0) / (2 + 2 + 1 + 1).
+  const double l = -1 + std::log(2 * std::exp(1.0) + 2);
+  BOOST_TEST(value(loss::in_batch_negative_loss(at::tensor({1.0, 0.0}, at::kDouble), e, 1,
+                                                at::tensor({2.0, 1.0}, at::kDouble))) == 4 * l / 6,
+             tt::tolerance(1e-12));
+  // Contrastive: q = p = the unit vectors, weights [0.5, 1] (τ = 1): ℓ0 = −1 + log(0.5e + 1),
+  // ℓ1 = −1 + log(0.5 + e); L = (0.5ℓ0 + ℓ1) / 1.5.
+  at::Tensor q = rows({1, 0, 0, 1}, 2);
+  const double l0 = -1 + std::log(0.5 * std::exp(1.0) + 1), l1 = -1 + std::log(0.5 + std::exp(1.0));
+  BOOST_TEST(value(loss::contrastive_loss(q, q, at::Tensor(), 1, at::tensor({0.5, 1.0}, at::kDouble))) ==
+                 (0.5 * l0 + l1) / 1.5,
+             tt::tolerance(1e-12));
+}
+
 BOOST_AUTO_TEST_CASE(odd_dimension_and_bad_names_are_errors) {
   at::Tensor e = at::ones({4, 3}, at::kDouble);
   BOOST_CHECK_THROW(loss::angle_loss(at::zeros({2}, at::kDouble), e, 20), std::exception);

@@ -1,0 +1,30 @@
+#include "ckpt/checkpoint_model.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include "ckpt/checkpoint.h"
+#include "core/error.h"
+#include "train/job_config.h"
+
+namespace angle::ckpt {
+
+model::Encoder load_checkpoint_encoder(const std::string& dir, model::EncoderOptions options) {
+  FullCheckpoint full = read_full(dir);
+  const train::JobConfig job = train::parse_job_text(full.job, dir + "/manifest.json (job)");
+  if (!options.pooling) options.pooling = job.pooling;
+  options.max_length = job.max_length;
+  model::Encoder encoder = model::load_encoder(job.model_path, options);
+  c10::NoGradGuard no_grad;
+  for (auto& [name, param] : encoder.model.named_parameters()) {
+    auto it = full.layout.find(name);
+    ANGLE_CHECK(it != full.layout.end(), dir, ": checkpoint has no tensor '", name, "' of ", job.model_path);
+    const auto& [offset, shape] = it->second;
+    ANGLE_CHECK(shape == param.sizes().vec(), dir, ": tensor '", name, "' has shape ", at::IntArrayRef(shape),
+                " in the checkpoint but ", param.sizes(), " in ", job.model_path);
+    param.copy_(full.parameters.narrow(0, offset, param.numel()).view(param.sizes()));
+  }
+  return encoder;
+}
+
+}  // namespace angle::ckpt

@@ -1,0 +1,108 @@
+#include "train/encode.h"
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <c10/core/GradMode.h>
+
+#include <algorithm>
+#include <mutex>
+
+namespace angle::train {
+namespace {
+
+// bf16 autocast of the forward pass on the model's device, off again at scope exit.
+struct Autocast {
+  at::DeviceType device;
+  bool on;
+  Autocast(at::DeviceType d, bool enable) : device(d), on(enable) {
+    if (!on) return;
+    at::autocast::set_autocast_dtype(device, at::kBFloat16);
+    at::autocast::set_autocast_enabled(device, true);
+  }
+  ~Autocast() {
+    if (!on) return;
+    at::autocast::set_autocast_enabled(device, false);
+    at::autocast::clear_cache();
+  }
+};
+
+// The state of the generator that draws the model's dropout masks.
+at::Tensor generator_state(const at::Device& device) {
+  at::Generator generator = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+
+void set_generator_state(const at::Device& device, const at::Tensor& state) {
+  at::Generator generator = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+}  // namespace
+
+at::Tensor encode_rows(const model::Encoder& encoder, shard::ShardedModel& sharded,
+                       const std::vector<const std::vector<int64_t>*>& rows, bool bf16_autocast) {
+  std::vector<int64_t> dummy;
+  std::vector<const std::vector<int64_t>*> used = rows;
+  if (rows.empty()) {  // [CLS] [SEP] (or the tokenizer's specials)
+    dummy = encoder.tokenizer.encode("", encoder.max_length);
+    used = {&dummy};
+  }
+  model::TokenBatch tokens = model::collate(used, encoder.tokenizer.pad_id());
+  at::Tensor ids = tokens.input_ids.to(encoder.device), mask = tokens.attention_mask.to(encoder.device);
+  at::Tensor pooled;
+  {
+    Autocast autocast(encoder.device.type(), bf16_autocast);
+    pooled = model::pool(encoder.model.forward(ids, mask, &sharded), mask, encoder.pooling);
+  }
+  pooled = pooled.to(at::kFloat);
+  return rows.empty() ? pooled.narrow(0, 0, 0) : pooled;
+}
+
+void forward_backward(const model::Encoder& encoder, shard::ShardedModel& sharded, const StepBatch& batch,
+                      const EncodeOptions& options, const LossOf& loss_of) {
+  if (options.chunk <= 0) {
+    loss_of(encode_rows(encoder, sharded, batch.rows, options.bf16_autocast)).backward();
+    sharded.finish_backward();
+    return;
+  }
+  const int64_t chunk_rows = options.chunk * batch.rows_per_example;
+  const int64_t most = *std::max_element(batch.kept_per_rank.begin(), batch.kept_per_rank.end());
+  const int64_t chunks = std::max<int64_t>(1, (most + options.chunk - 1) / options.chunk);
+  auto chunk_of = [&](int64_t c) {
+    const auto size = static_cast<int64_t>(batch.rows.size());
+    const int64_t begin = std::min(size, c * chunk_rows), end = std::min(size, begin + chunk_rows);
+    return std::vector<const std::vector<int64_t>*>(batch.rows.begin() + begin, batch.rows.begin() + end);
+  };
+  // Pass 1: embeddings without a graph, and the dropout generator's state before each chunk.
+  std::vector<at::Tensor> states, parts;
+  {
+    c10::NoGradGuard no_grad;
+    for (int64_t c = 0; c < chunks; ++c) {
+      states.push_back(generator_state(encoder.device));
+      parts.push_back(encode_rows(encoder, sharded, chunk_of(c), options.bf16_autocast));
+    }
+  }
+  const at::Tensor after_pass = generator_state(encoder.device);
+  // The loss and its gradient w.r.t. this rank's embeddings (the model is not in this graph).
+  at::Tensor embeddings = at::cat(parts).requires_grad_(true);
+  loss_of(embeddings).backward();
+  at::Tensor cached = embeddings.grad().defined() ? embeddings.grad() : at::zeros_like(embeddings);
+  // Pass 2: the same chunks again with a graph and the same masks; back-propagate the cached slice.
+  for (int64_t c = 0, begin = 0; c < chunks; ++c) {
+    set_generator_state(encoder.device, states[c]);
+    at::Tensor part = encode_rows(encoder, sharded, chunk_of(c), options.bf16_autocast);
+    at::Tensor grad = cached.narrow(0, begin, part.size(0));
+    begin += part.size(0);
+    if (part.size(0) == 0) {  // a dummy row: take part in the collectives with a zero gradient
+      (part.sum() * 0).backward();
+    } else {
+      part.backward(grad);
+    }
+    sharded.finish_backward();
+  }
+  set_generator_state(encoder.device, after_pass);
+}
+
+}  // namespace angle::train

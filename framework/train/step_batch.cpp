@@ -1,0 +1,80 @@
+#include "train/step_batch.h"
+
+#include <ATen/ATen.h>
+
+#include <numeric>
+#include <unordered_set>
+
+#include "core/error.h"
+
+namespace angle::train {
+
+uint64_t hash_ids(const std::vector<int64_t>& ids) {
+  uint64_t h = 1469598103934665603ULL;
+  for (int64_t id : ids)
+    for (int byte = 0; byte < 8; ++byte) h = (h ^ ((static_cast<uint64_t>(id) >> (8 * byte)) & 0xff)) * 1099511628211ULL;
+  return h;
+}
+
+std::vector<bool> duplicate_filter(const std::vector<uint64_t>& text_hashes, size_t texts_per_example) {
+  std::unordered_set<uint64_t> seen;
+  std::vector<bool> keep(text_hashes.size() / texts_per_example, true);
+  for (size_t e = 0; e < keep.size(); ++e)
+    for (size_t t = 0; t < texts_per_example; ++t)
+      if (!seen.insert(text_hashes[e * texts_per_example + t]).second) {
+        keep[e] = false;
+        break;
+      }
+  return keep;
+}
+
+int64_t StepBatch::global_kept() const { return std::accumulate(kept_per_rank.begin(), kept_per_rank.end(), int64_t{0}); }
+
+std::vector<int64_t> StepBatch::rows_per_rank() const {
+  std::vector<int64_t> rows;
+  for (int64_t k : kept_per_rank) rows.push_back(k * rows_per_example);
+  return rows;
+}
+
+StepBatch assemble_batch(const std::vector<data::Example>& examples, int64_t rows_per_example, bool filter_duplicate,
+                         comm::Comm& comm) {
+  const int rank = comm.rank(), world = comm.size();
+  // Ranks exchange text hashes (which also tells every rank every other rank's example count).
+  std::vector<int64_t> local_hashes;
+  for (const auto& e : examples) {
+    ANGLE_CHECK(static_cast<int64_t>(e.ids.size()) == rows_per_example, "expected ", rows_per_example,
+                " texts per example, got ", e.ids.size());
+    for (const auto& ids : e.ids) local_hashes.push_back(static_cast<int64_t>(hash_ids(ids)));
+  }
+  std::vector<int64_t> hash_counts;
+  at::Tensor all_hashes = comm.all_gather_rows(at::tensor(local_hashes, at::kLong).to(comm.device()), &hash_counts).cpu();
+  std::vector<uint64_t> hashes(all_hashes.numel());
+  const int64_t* hash_data = all_hashes.data_ptr<int64_t>();
+  for (int64_t i = 0; i < all_hashes.numel(); ++i) hashes[i] = static_cast<uint64_t>(hash_data[i]);
+  const size_t k = static_cast<size_t>(rows_per_example);
+  std::vector<bool> keep_all = filter_duplicate ? duplicate_filter(hashes, k) : std::vector<bool>(hashes.size() / k, true);
+
+  StepBatch batch;
+  batch.rows_per_example = rows_per_example;
+  batch.kept_per_rank.resize(world);
+  int64_t my_begin = 0;
+  for (int r = 0, at = 0; r < world; ++r) {
+    const int64_t examples_of_r = hash_counts[r] / rows_per_example;
+    if (r == rank) my_begin = at;
+    batch.kept_per_rank[r] = std::count(keep_all.begin() + at, keep_all.begin() + at + examples_of_r, true);
+    at += static_cast<int>(examples_of_r);
+  }
+  batch.dropped = static_cast<int64_t>(keep_all.size()) - batch.global_kept();
+  std::vector<float> labels, weights;
+  for (size_t i = 0; i < examples.size(); ++i) {
+    if (!keep_all[my_begin + i]) continue;
+    for (const auto& ids : examples[i].ids) batch.rows.push_back(&ids);
+    labels.push_back(examples[i].label);
+    weights.push_back(examples[i].weight);
+  }
+  batch.labels = at::tensor(labels, at::kFloat);
+  batch.weights = at::tensor(weights, at::kFloat);
+  return batch;
+}
+
+}  // namespace angle::train

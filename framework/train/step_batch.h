@@ -1,0 +1,42 @@
+// The batch phase of a step: this rank's examples of a micro-batch become token rows (2 per
+// example for formats A/B, 3 for C, in the loss's interleaved order), after angle-emb's duplicate
+// filter computed over the *global* micro-batch, so that the result does not depend on how the
+// batch is split across ranks.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "comm/comm.h"
+#include "data/dataset_file.h"
+#include "model/encoder.h"
+
+namespace angle::train {
+
+// 64-bit FNV-1a of a token-id sequence: what ranks exchange instead of the ids themselves.
+uint64_t hash_ids(const std::vector<int64_t>& ids);
+
+// angle-emb's AngleDataCollator filter over texts in global order (`texts_per_example` hashes
+// per example): an example is dropped when any of its texts equals one seen earlier in the batch
+// (text1 == text2 included); texts of a dropped example that came before the duplicate stay
+// "seen", exactly as the reference does. Returns one keep flag per example.
+std::vector<bool> duplicate_filter(const std::vector<uint64_t>& text_hashes, size_t texts_per_example);
+
+struct StepBatch {
+  std::vector<const std::vector<int64_t>*> rows;  // this rank's token rows, example by example
+  at::Tensor labels, weights;                     // [kept examples] float32 (labels 0 outside format A)
+  std::vector<int64_t> kept_per_rank;             // kept examples of every rank (known to all)
+  int64_t dropped = 0;                            // duplicates dropped from the global micro-batch
+  int64_t rows_per_example = 2;
+  int64_t kept() const { return labels.size(0); }
+  int64_t global_kept() const;
+  std::vector<int64_t> rows_per_rank() const;     // kept_per_rank x rows_per_example
+};
+
+// Collective: every rank passes its slice of the same micro-batch. `examples` must outlive the
+// result (rows point into it).
+StepBatch assemble_batch(const std::vector<data::Example>& examples, int64_t rows_per_example, bool filter_duplicate,
+                         comm::Comm& comm);
+
+}  // namespace angle::train

@@ -1,0 +1,47 @@
+// The data phase of a step: a job's training sets, their world-size-invariant sampler, and each
+// example's final label and weight (the rules are in datasets/README.md, "Labels and weights").
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/example_source.h"
+#include "data/sampler.h"
+#include "loss/angle_loss.h"
+#include "train/job_config.h"
+
+namespace angle::train {
+
+class TrainingData {
+ public:
+  // Opens every set of data.train (all of one format, matching data.format when given) and checks
+  // data.mix_weights, source_weights and label ranges: errors name the key or the file.
+  TrainingData(const JobConfig& c, const text::Tokenizer& tokenizer, size_t max_length);
+
+  loss::Format format() const { return format_; }
+  const std::string& format_name() const { return format_name_; }
+  // Whether the loss takes per-example weights (data.weight_mode = confidence or source weights).
+  bool weighted() const { return weighted_; }
+  const data::GlobalSampler& sampler() const { return *sampler_; }
+  const std::vector<std::unique_ptr<data::ExampleSource>>& sources() const { return sources_; }
+
+  // This rank's contiguous slice of every micro-batch (of `micro` examples) of optimizer step
+  // `step` (1-based), with final labels and weights. `shift` moves the data order back (only the
+  // negative-control test of resume uses it).
+  std::vector<std::vector<data::Example>> rank_slices(long step, int rank, int world, size_t micro, long shift = 0) const;
+
+ private:
+  struct Adjust {
+    double weight = 1;               // the set's weight
+    bool confidence = false;         // multiply by the stored per-example weight
+    double label_low = 0, label_scale = 1;  // label -> (label - low) * scale
+  };
+  std::vector<std::unique_ptr<data::ExampleSource>> sources_;
+  std::vector<Adjust> adjust_;
+  std::unique_ptr<data::GlobalSampler> sampler_;
+  loss::Format format_ = loss::Format::A;
+  std::string format_name_;
+  bool weighted_ = false;
+};
+
+}  // namespace angle::train
