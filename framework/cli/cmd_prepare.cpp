@@ -7,22 +7,6 @@
 #include "eval/embedding_output.h"
 
 namespace angle::cli {
-namespace {
-
-// "0:5" -> {0, 5}
-std::pair<double, double> parse_range(const std::string& text) {
-  auto colon = text.find(':');
-  ANGLE_CHECK(colon != std::string::npos, "--label-range '", text, "': expected MIN:MAX");
-  char *end1 = nullptr, *end2 = nullptr;
-  std::string lo = text.substr(0, colon), hi = text.substr(colon + 1);
-  double a = std::strtod(lo.c_str(), &end1), b = std::strtod(hi.c_str(), &end2);
-  ANGLE_CHECK(!lo.empty() && !hi.empty() && *end1 == '\0' && *end2 == '\0' && a <= b, "--label-range '", text,
-              "': expected MIN:MAX with MIN <= MAX");
-  return {a, b};
-}
-
-}  // namespace
-
 int run_prepare(const std::vector<std::string>& args) {
   po::options_description options("prepare");
   options.add_options()
@@ -55,13 +39,15 @@ int run_prepare(const std::vector<std::string>& args) {
   raw_options.split = (*vm)["split"].as<std::string>();
   raw_options.triplets = (*vm)["triplets"].as<bool>();
   raw_options.columns = (*vm)["columns"].as<std::string>();
-  if (vm->count("label-range")) std::tie(raw_options.label_min, raw_options.label_max) = parse_range((*vm)["label-range"].as<std::string>());
+  if (vm->count("label-range")) std::tie(raw_options.label_min, raw_options.label_max) =
+      data::parse_label_range("--label-range", (*vm)["label-range"].as<std::string>());
   raw_options.llm_model = (*vm)["llm-model"].as<std::string>();
   raw_options.llm_prompt = (*vm)["llm-prompt"].as<std::string>();
   data::RawDataset raw = data::read_raw(raw_options);
-  raw.prompts = data::column_prompts(raw.format, {(*vm)["text-prompt"].as<std::string>(),
-                                                  (*vm)["query-prompt"].as<std::string>(),
-                                                  (*vm)["doc-prompt"].as<std::string>()});
+  raw.prompts = data::column_prompts(raw.format,
+                                     {(*vm)["text-prompt"].as<std::string>(), (*vm)["query-prompt"].as<std::string>(),
+                                      (*vm)["doc-prompt"].as<std::string>()},
+                                     raw_options.input, "--");
 
   const std::string model_dir = (*vm)["model"].as<std::string>();
   text::Tokenizer tokenizer = text::Tokenizer::from_model_dir(model_dir);

@@ -202,6 +202,10 @@ DatasetFile::DatasetFile(const std::string& path) {
                 ": weights must be finite and >= 0");
   for (size_t i = 0; i < labels_.size(); ++i)
     ANGLE_CHECK(std::isfinite(labels_[i]), path, ": labels[", i, "] = ", labels_[i], " is not finite");
+  if (!labels_.empty()) {
+    info_.label_min = *std::min_element(labels_.begin(), labels_.end());
+    info_.label_max = *std::max_element(labels_.begin(), labels_.end());
+  }
   for (const std::string& column : info_.columns)
     info_.prompts.push_back(has_attribute(file_, "prompt_" + column)
                                 ? read_string_attribute(file_, "prompt_" + column, path) : "");

@@ -21,6 +21,7 @@ struct DatasetInfo {
   std::string label_range;           // "MIN:MAX" when known (declared or the public format's scale)
   int64_t schema_version = 0, count = 0, max_length = 0;
   bool has_labels = false, has_weights = false;
+  float label_min = 0, label_max = 0;  // the extreme labels, when there are labels
 };
 
 // One example: token ids per column (in column order), label (format A) and weight (1 if none).

@@ -1,5 +1,7 @@
 #include "data/example_source.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace angle::data {
@@ -9,7 +11,7 @@ class FileSource : public ExampleSource {
  public:
   FileSource(const std::string& path, size_t max_length) : file_(path), max_length_(max_length) {
     const DatasetInfo& d = file_.info();
-    info_ = {path, d.format, d.label_range, d.has_weights, static_cast<uint64_t>(d.count)};
+    info_ = {path, d.format, d.label_range, d.has_weights, static_cast<uint64_t>(d.count), d.label_min, d.label_max};
   }
   const SourceInfo& info() const override { return info_; }
   // A file prepared with a longer max length is cut to this run's: the first pieces plus the
@@ -59,7 +61,7 @@ std::unique_ptr<ExampleSource> open_source(const std::string& spec, const text::
     source->file().require_tokenizer(tokenizer, model_dir);
     // Prompts are part of the token ids: the job's must be the ones the file was prepared with.
     const DatasetInfo& info = source->file().info();
-    const std::vector<std::string> wanted = column_prompts(info.format, prompts);
+    const std::vector<std::string> wanted = column_prompts(info.format, prompts, spec, "data.");
     for (size_t c = 0; c < info.columns.size(); ++c)
       ANGLE_CHECK(wanted[c].empty() || wanted[c] == info.prompts[c], spec, ": column '", info.columns[c],
                   "' was prepared with prompt '", info.prompts[c], "' but the job asks for '", wanted[c],
@@ -73,7 +75,7 @@ std::unique_ptr<ExampleSource> open_source(const std::string& spec, const text::
   options.format = spec.substr(0, colon);
   options.input = spec.substr(colon + 1);
   RawDataset raw = read_raw(options);
-  const std::vector<std::string> column_prompt = column_prompts(raw.format, prompts);
+  const std::vector<std::string> column_prompt = column_prompts(raw.format, prompts, spec, "data.");
   std::vector<Example> examples(raw.size());
   for (size_t i = 0; i < raw.size(); ++i) {
     for (size_t c = 0; c < raw.texts.size(); ++c)
@@ -84,6 +86,10 @@ std::unique_ptr<ExampleSource> open_source(const std::string& spec, const text::
   ANGLE_CHECK(!examples.empty(), spec, ": empty training set");
   auto range = raw.attributes.find("label_range");
   SourceInfo info{spec, raw.format, range == raw.attributes.end() ? "" : range->second, !raw.weights.empty(), 0};
+  if (!raw.labels.empty()) {
+    info.label_min = *std::min_element(raw.labels.begin(), raw.labels.end());
+    info.label_max = *std::max_element(raw.labels.begin(), raw.labels.end());
+  }
   return std::make_unique<MemorySource>(std::move(info), std::move(examples));
 }
 

@@ -14,6 +14,7 @@ struct SourceInfo {
   std::string label_range;   // "MIN:MAX" when known, else ""
   bool has_weights = false;  // per-example weights (LLM confidences) stored
   uint64_t size = 0;
+  float label_min = 0, label_max = 0;  // the extreme labels (format A)
 };
 
 class ExampleSource {

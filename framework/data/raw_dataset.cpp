@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <limits>
 #include <sstream>
 
 #include "core/error.h"
@@ -14,7 +15,7 @@ namespace fs = std::filesystem;
 namespace {
 
 RawDataset pairs_dataset(const StsPairs& pairs, std::vector<std::string> sources) {
-  RawDataset raw{"A", {"text1", "text2"}, {pairs.text1, pairs.text2}, {}, {}, std::move(sources), {}};
+  RawDataset raw{"A", {"text1", "text2"}, {pairs.text1, pairs.text2}, {}, {}, std::move(sources), {}, {}};
   for (double s : pairs.score) raw.labels.push_back(static_cast<float>(s));
   return raw;
 }
@@ -33,7 +34,7 @@ RawDataset read_snli(const RawOptions& o) {
                 ": unknown label '", labels[i], "' (entailment, neutral, contradiction)");
   std::vector<std::string> sources = {s1, s2, lab};
   if (!o.triplets) {  // entailment 1, contradiction 0, neutral dropped (reference §3.2)
-    RawDataset raw{"A", {"text1", "text2"}, {{}, {}}, {}, {}, sources, {}};
+    RawDataset raw{"A", {"text1", "text2"}, {{}, {}}, {}, {}, sources, {}, {}};
     for (size_t i = 0; i < labels.size(); ++i) {
       if (labels[i] == "neutral") continue;
       raw.texts[0].push_back(premises[i]);
@@ -52,7 +53,7 @@ RawDataset read_snli(const RawOptions& o) {
     if (fresh) order.push_back(premises[i]);
     (labels[i] == "entailment" ? it->second.first : it->second.second).push_back(hypotheses[i]);
   }
-  RawDataset raw{"C", {"query", "positive", "negative"}, {{}, {}, {}}, {}, {}, sources, {}};
+  RawDataset raw{"C", {"query", "positive", "negative"}, {{}, {}, {}}, {}, {}, sources, {}, {}};
   for (const std::string& premise : order) {
     const auto& [entailed, contradicted] = by_premise[premise];
     for (size_t k = 0; k < std::min(entailed.size(), contradicted.size()); ++k) {
@@ -186,6 +187,7 @@ RawDataset read_raw(const RawOptions& o) {
                                                      {"snli-senteval", "0:1"}};
   if (raw.format == "A" && declared) {
     std::ostringstream range;
+    range.precision(std::numeric_limits<double>::max_digits10);
     range << o.label_min << ":" << o.label_max;
     raw.attributes["label_range"] = range.str();
   } else if (raw.format == "A" && scales.count(o.format)) {
@@ -198,20 +200,38 @@ RawDataset read_raw(const RawOptions& o) {
   return raw;
 }
 
-std::vector<std::string> column_prompts(const std::string& format, const Prompts& p) {
-  for (auto [key, value] : {std::pair{"text_prompt", &p.text}, {"query_prompt", &p.query}, {"doc_prompt", &p.doc}})
-    ANGLE_CHECK(value->empty() || value->find("{text}") != std::string::npos, key, " '", *value,
-                "' has no {text} placeholder");
+void check_prompt(const std::string& key, const std::string& prompt) {
+  ANGLE_CHECK(prompt.empty() || prompt.find("{text}") != std::string::npos, key, " '", prompt,
+              "' must contain {text}");
+}
+
+std::vector<std::string> column_prompts(const std::string& format, const Prompts& p, const std::string& where,
+                                        const std::string& style) {
+  const bool flags = style == "--";
+  const std::string text = flags ? "--text-prompt" : "data.text_prompt", query = flags ? "--query-prompt" : "data.query_prompt",
+                    doc = flags ? "--doc-prompt" : "data.doc_prompt";
+  check_prompt(text, p.text), check_prompt(query, p.query), check_prompt(doc, p.doc);
   if (format == "A") {
-    ANGLE_CHECK(p.query.empty() && p.doc.empty(), "query_prompt/doc_prompt apply to formats B and C; format A data "
-                "(text1, text2) takes text_prompt");
+    ANGLE_CHECK(p.query.empty() && p.doc.empty(), where, ": ", query, "/", doc, " apply to formats B and C; format A "
+                "data (text1, text2) takes ", text);
     return {p.text, p.text};
   }
-  ANGLE_CHECK(p.text.empty(), "text_prompt applies to format A; format ", format, " data takes query_prompt (the "
-              "query) and doc_prompt (positive and negative)");
+  ANGLE_CHECK(p.text.empty(), where, ": ", text, " applies to format A; format ", format, " data takes ", query,
+              " (the query) and ", doc, " (positive and negative)");
   std::vector<std::string> prompts = {p.query, p.doc};
   if (format == "C") prompts.push_back(p.doc);
   return prompts;
+}
+
+std::pair<double, double> parse_label_range(const std::string& where, const std::string& text) {
+  const auto colon = text.find(':');
+  char *end1 = nullptr, *end2 = nullptr;
+  const std::string lo = text.substr(0, colon), hi = colon == std::string::npos ? "" : text.substr(colon + 1);
+  const double a = std::strtod(lo.c_str(), &end1), b = std::strtod(hi.c_str(), &end2);
+  ANGLE_CHECK(colon != std::string::npos && !lo.empty() && !hi.empty() && *end1 == '\0' && *end2 == '\0' &&
+                  std::isfinite(a) && std::isfinite(b) && a < b,
+              where, ": label range '", text, "': expected MIN:MAX with MIN < MAX");
+  return {a, b};
 }
 
 }  // namespace angle::data

@@ -25,8 +25,14 @@ struct Prompts {
   std::string text, query, doc;
 };
 // The template of each text column of `format` ("" where none). A template without {text}, or one
-// that does not apply to the format (text with B/C, query/doc with A), is an error.
-std::vector<std::string> column_prompts(const std::string& format, const Prompts& prompts);
+// that does not apply to the format (text with B/C, query/doc with A), is an error; `where` (the
+// data spec or command) and `style` ("data." keys of a job, or "--" flags of prepare) name them.
+std::vector<std::string> column_prompts(const std::string& format, const Prompts& prompts, const std::string& where,
+                                        const std::string& style);
+// A prompt template must contain {text}: error naming `key` otherwise.
+void check_prompt(const std::string& key, const std::string& prompt);
+// "MIN:MAX" with MIN < MAX (a label range); errors name `where`.
+std::pair<double, double> parse_label_range(const std::string& where, const std::string& text);
 
 struct RawOptions {
   std::string format;        // stsb, sick, senteval-sts, snli-senteval, jsonl, tsv

@@ -20,8 +20,9 @@ namespace angle::loss {
 // - contrastive (formats B/C): ℓ_i = −s_ii + log Σ_j w_j exp(s_ij) over the candidates (a hard
 //   negative carries its example's weight), L = Σ w_i ℓ_i / Σ w_i — again exactly the copies;
 // - in-batch negatives (format A): candidates weighted as above inside the softmax, rows averaged
-//   with their example's weight, L = Σ_k w_k ℓ_k / Σ_k w_k (copies would add spurious targets
-//   through the reference's index rule, so here the weights are the definition).
+//   with their example's weight, L = Σ_k w_k ℓ_k / Σ_k w_k. Here copies are not the same thing (a
+//   text's own copies would become its candidates, and labels above 1 add index-rule targets):
+//   this form is the definition, and weight 0 still removes an example exactly.
 // All weights 1 gives the reference's values. Every sum of weights that is 0 gives a loss of 0.
 
 // CoSENT: log(1 + Σ_{y_i<y_j} exp(τ cos_i − τ cos_j)).

@@ -218,8 +218,9 @@ void ShardedModel::begin_forward() {
 
 at::Tensor ShardedModel::lookup(size_t unit, const at::Tensor& ids) {
   UnitState& u = *units_[unit];
-  if (options_.stage < 3 || !c10::GradMode::is_enabled()) return model::UnitSource::lookup(unit, ids);
-  if (unit == 0) begin_forward();
+  if (options_.stage < 3) return model::UnitSource::lookup(unit, ids);
+  const bool grad = c10::GradMode::is_enabled();  // no gradient: gradient caching's first pass
+  if (unit == 0 && grad) begin_forward();
   if (unit + 1 < units_.size()) start_gather(*units_[unit + 1]);  // prefetch, as acquire() does
   c10::NoGradGuard no_grad;
   // The rows every rank needs, sorted and unique.
@@ -236,6 +237,7 @@ at::Tensor ShardedModel::lookup(size_t unit, const at::Tensor& ids) {
     values.index_copy_(0, inside, part.view({-1, width}).index_select(0, rows.index_select(0, inside) - first_row));
   }
   comm_.all_reduce_sum(values);
+  if (!grad) return at::embedding(values, at::searchsorted(rows, ids), -1, false, false);
   at::Tensor leaf = values.requires_grad_(true);
   torch::autograd::impl::set_post_acc_grad_hooks(leaf, std::make_unique<GradReady>(this, unit, rows, u.shapes[0]));
   c10::AutoGradMode grad_on(true);

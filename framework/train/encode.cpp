@@ -93,13 +93,10 @@ void forward_backward(const model::Encoder& encoder, shard::ShardedModel& sharde
   for (int64_t c = 0, begin = 0; c < chunks; ++c) {
     set_generator_state(encoder.device, states[c]);
     at::Tensor part = encode_rows(encoder, sharded, chunk_of(c), options.bf16_autocast);
-    at::Tensor grad = cached.narrow(0, begin, part.size(0));
+    // (A rank out of rows back-propagates an empty gradient through its dummy row: its model
+    // backward still runs and takes part in the collectives.)
+    part.backward(cached.narrow(0, begin, part.size(0)));
     begin += part.size(0);
-    if (part.size(0) == 0) {  // a dummy row: take part in the collectives with a zero gradient
-      (part.sum() * 0).backward();
-    } else {
-      part.backward(grad);
-    }
     sharded.finish_backward();
   }
   set_generator_state(encoder.device, after_pass);

@@ -7,13 +7,14 @@
 // The parameter gradient is the one of the whole batch, while activations exist for one chunk at
 // a time. Every rank runs the same number of chunk passes (the largest rank's count), so that the
 // sharder's collectives match; a rank out of rows encodes one dummy row with a zero gradient.
+// Each chunk's backward is a full backward: stages 2 and 3 reduce the gradient once per chunk
+// (gradient traffic x chunks), stage 1 accumulates locally and reduces once per step.
 #pragma once
 #include <ATen/core/Tensor.h>
 
 #include <functional>
 #include <vector>
 
-#include "loss/angle_loss.h"
 #include "model/encoder.h"
 #include "shard/fsdp.h"
 #include "train/step_batch.h"

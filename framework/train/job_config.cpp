@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "data/raw_dataset.h"
 
 namespace angle::train {
 namespace po = boost::program_options;
@@ -154,10 +155,11 @@ void validate(const JobConfig& c) {
   ANGLE_CHECK(c.angle_reduction == "sum" || c.angle_reduction == "mean", "loss.angle_reduction '", c.angle_reduction,
               "' (sum or mean)");
   ANGLE_CHECK(!c.dropout || (*c.dropout >= 0 && *c.dropout < 1), "model.dropout must be in [0, 1)");
-  for (auto [key, value] : {std::pair{"data.text_prompt", &c.text_prompt}, {"data.query_prompt", &c.query_prompt},
-                            {"data.doc_prompt", &c.doc_prompt}})
-    ANGLE_CHECK(value->empty() || value->find("{text}") != std::string::npos, key, " '", *value,
-                "' must contain {text}");
+  data::check_prompt("data.text_prompt", c.text_prompt);
+  data::check_prompt("data.query_prompt", c.query_prompt);
+  data::check_prompt("data.doc_prompt", c.doc_prompt);
+  ANGLE_CHECK(!(c.label_norm == "range" && c.label_mode == "legacy-int"), "data.label_norm = range maps labels into "
+              "[0, 1], where loss.label_mode = legacy-int would truncate all but the largest to 0; use one of them");
 }
 
 }  // namespace

@@ -61,7 +61,8 @@ struct JobConfig {
 
   std::string dump() const;  // the resolved configuration, as an INI file
   // What must not change across a resume: the model, data, loss, optimizer and schedule keys
-  // (not [run], [shard], threads, backend, device or chunk: none of them changes the mathematics).
+  // (not [run], [shard], threads, backend, device or chunk: they change how the same training is
+  // computed, not what it computes; chunk changes which dropout masks are drawn).
   uint64_t identity_hash() const;
 };
 

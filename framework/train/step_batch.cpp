@@ -16,11 +16,12 @@ uint64_t hash_ids(const std::vector<int64_t>& ids) {
   return h;
 }
 
-std::vector<bool> duplicate_filter(const std::vector<uint64_t>& text_hashes, size_t texts_per_example) {
+std::vector<bool> duplicate_filter(const std::vector<uint64_t>& text_hashes, size_t texts_per_example,
+                                   const std::vector<bool>& active) {
   std::unordered_set<uint64_t> seen;
   std::vector<bool> keep(text_hashes.size() / texts_per_example, true);
   for (size_t e = 0; e < keep.size(); ++e)
-    for (size_t t = 0; t < texts_per_example; ++t)
+    for (size_t t = 0; t < texts_per_example && active[e]; ++t)
       if (!seen.insert(text_hashes[e * texts_per_example + t]).second) {
         keep[e] = false;
         break;
@@ -39,27 +40,35 @@ std::vector<int64_t> StepBatch::rows_per_rank() const {
 StepBatch assemble_batch(const std::vector<data::Example>& examples, int64_t rows_per_example, bool filter_duplicate,
                          comm::Comm& comm) {
   const int rank = comm.rank(), world = comm.size();
-  // Ranks exchange text hashes (which also tells every rank every other rank's example count).
-  std::vector<int64_t> local_hashes;
+  // Ranks exchange text hashes and whether the example has a weight (which also tells every rank
+  // every other rank's example count): per example k hashes, then 1 (weight > 0) or 0.
+  const int64_t stride = rows_per_example + 1;
+  std::vector<int64_t> local;
   for (const auto& e : examples) {
     ANGLE_CHECK(static_cast<int64_t>(e.ids.size()) == rows_per_example, "expected ", rows_per_example,
                 " texts per example, got ", e.ids.size());
-    for (const auto& ids : e.ids) local_hashes.push_back(static_cast<int64_t>(hash_ids(ids)));
+    for (const auto& ids : e.ids) local.push_back(static_cast<int64_t>(hash_ids(ids)));
+    local.push_back(e.weight > 0 ? 1 : 0);
   }
-  std::vector<int64_t> hash_counts;
-  at::Tensor all_hashes = comm.all_gather_rows(at::tensor(local_hashes, at::kLong).to(comm.device()), &hash_counts).cpu();
-  std::vector<uint64_t> hashes(all_hashes.numel());
-  const int64_t* hash_data = all_hashes.data_ptr<int64_t>();
-  for (int64_t i = 0; i < all_hashes.numel(); ++i) hashes[i] = static_cast<uint64_t>(hash_data[i]);
+  std::vector<int64_t> counts;
+  at::Tensor gathered = comm.all_gather_rows(at::tensor(local, at::kLong).to(comm.device()), &counts).cpu();
+  const int64_t* all = gathered.data_ptr<int64_t>();
+  const int64_t global_examples = gathered.numel() / stride;
+  std::vector<uint64_t> hashes;
+  std::vector<bool> active;
+  for (int64_t e = 0; e < global_examples; ++e) {
+    for (int64_t t = 0; t < rows_per_example; ++t) hashes.push_back(static_cast<uint64_t>(all[e * stride + t]));
+    active.push_back(all[e * stride + rows_per_example] != 0);
+  }
   const size_t k = static_cast<size_t>(rows_per_example);
-  std::vector<bool> keep_all = filter_duplicate ? duplicate_filter(hashes, k) : std::vector<bool>(hashes.size() / k, true);
+  std::vector<bool> keep_all = filter_duplicate ? duplicate_filter(hashes, k, active) : std::vector<bool>(active.size(), true);
 
   StepBatch batch;
   batch.rows_per_example = rows_per_example;
   batch.kept_per_rank.resize(world);
   int64_t my_begin = 0;
   for (int r = 0, at = 0; r < world; ++r) {
-    const int64_t examples_of_r = hash_counts[r] / rows_per_example;
+    const int64_t examples_of_r = counts[r] / stride;
     if (r == rank) my_begin = at;
     batch.kept_per_rank[r] = std::count(keep_all.begin() + at, keep_all.begin() + at + examples_of_r, true);
     at += static_cast<int>(examples_of_r);

@@ -10,7 +10,6 @@
 
 #include "comm/comm.h"
 #include "data/dataset_file.h"
-#include "model/encoder.h"
 
 namespace angle::train {
 
@@ -20,8 +19,10 @@ uint64_t hash_ids(const std::vector<int64_t>& ids);
 // angle-emb's AngleDataCollator filter over texts in global order (`texts_per_example` hashes
 // per example): an example is dropped when any of its texts equals one seen earlier in the batch
 // (text1 == text2 included); texts of a dropped example that came before the duplicate stay
-// "seen", exactly as the reference does. Returns one keep flag per example.
-std::vector<bool> duplicate_filter(const std::vector<uint64_t>& text_hashes, size_t texts_per_example);
+// "seen", exactly as the reference does. An example that is not `active` (weight 0: it must have
+// no effect at all) is kept, and its texts are not "seen". Returns one keep flag per example.
+std::vector<bool> duplicate_filter(const std::vector<uint64_t>& text_hashes, size_t texts_per_example,
+                                   const std::vector<bool>& active);
 
 struct StepBatch {
   std::vector<const std::vector<int64_t>*> rows;  // this rank's token rows, example by example

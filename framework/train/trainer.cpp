@@ -147,6 +147,29 @@ struct MetricsWindow {
   }
 };
 
+const eval::EmbedOptions kEvalOptions{64, false};
+
+// Rank 0, between gather_full() and release_full(): the dev score, logged and written to metrics.
+double evaluate_dev(model::Encoder& encoder, const data::StsPairs& dev_set, long step, std::ofstream& metrics) {
+  encoder.model.train(false);
+  const eval::StsScore dev = eval::evaluate_sts(encoder, dev_set, kEvalOptions);
+  encoder.model.train(true);
+  metrics << json{{"step", step}, {"dev", score_json(dev)}}.dump() << std::endl;
+  log_info("step " + std::to_string(step) + ": dev spearman " + std::to_string(dev.spearman));
+  return dev.spearman;
+}
+
+// Rank 0, at the end: the test score of the final model, and of best/ when there was a dev set.
+void add_test_scores(const JobConfig& c, const model::Encoder& final_model, const data::StsPairs& test_set,
+                     bool have_best, json& result) {
+  result["final"] = {{"test", score_json(eval::evaluate_sts(final_model, test_set, kEvalOptions))}};
+  if (!have_best) return;
+  model::EncoderOptions best_options;
+  best_options.device = c.device;
+  model::Encoder best = model::load_encoder((fs::path(c.output_dir) / "best").string(), best_options);
+  result["best"]["test"] = score_json(eval::evaluate_sts(best, test_set, kEvalOptions));
+}
+
 }  // namespace
 
 // The run itself, on every rank alike.
@@ -253,7 +276,6 @@ int train(const JobConfig& c, comm::Comm& comm) {
   std::signal(SIGTERM, request_stop);
   std::signal(SIGUSR1, request_stop);
 
-  const eval::EmbedOptions eval_options{64, false};
   auto next_batch = std::async(std::launch::async, fetch, start_step);
   Progress progress("step", total_steps, 5.0);
   MetricsWindow window;
@@ -318,13 +340,9 @@ int train(const JobConfig& c, comm::Comm& comm) {
     if (dev_set && (step % eval_every == 0 || step == total_steps)) {
       sharded.gather_full();
       if (rank == 0) {  // the other ranks wait at the barrier (within the watchdog timeout)
-        model.train(false);
-        eval::StsScore dev = eval::evaluate_sts(encoder, *dev_set, eval_options);
-        model.train(true);
-        metrics << json{{"step", step}, {"dev", score_json(dev)}}.dump() << std::endl;
-        log_info("step " + std::to_string(step) + ": dev spearman " + std::to_string(dev.spearman));
-        if (dev.spearman > best_dev) {
-          best_dev = dev.spearman, best_step = step;
+        const double dev = evaluate_dev(encoder, *dev_set, step, metrics);
+        if (dev > best_dev) {
+          best_dev = dev, best_step = step;
           model::save_model_dir(model, encoder.export_spec, (fs::path(c.output_dir) / "best").string());
         }
       }
@@ -344,15 +362,7 @@ int train(const JobConfig& c, comm::Comm& comm) {
     model::save_model_dir(model, encoder.export_spec, (fs::path(c.output_dir) / "final").string());
     json result = {{"job", c.job_file}, {"steps", total_steps}, {"ranks", world}};
     if (dev_set) result["best"] = {{"step", best_step}, {"dev", {{"spearman", best_dev}}}};
-    if (test_set) {
-      result["final"] = {{"test", score_json(eval::evaluate_sts(encoder, *test_set, eval_options))}};
-      if (dev_set) {
-        model::EncoderOptions best_options;
-        best_options.device = c.device;
-        model::Encoder best = model::load_encoder((fs::path(c.output_dir) / "best").string(), best_options);
-        result["best"]["test"] = score_json(eval::evaluate_sts(best, *test_set, eval_options));
-      }
-    }
+    if (test_set) add_test_scores(c, encoder, *test_set, dev_set.has_value(), result);
     std::ofstream(fs::path(c.output_dir) / "eval.json") << result.dump(2) << "\n";
     log_info("eval: " + result.dump());
   }

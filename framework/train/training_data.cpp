@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/text_file.h"
+#include "data/raw_dataset.h"
 
 namespace angle::train {
 namespace {
@@ -25,17 +26,6 @@ std::vector<double> per_source_numbers(const std::string& key, const std::string
   return values;
 }
 
-// "0:5" -> {0, 5}; MIN < MAX.
-std::pair<double, double> parse_range(const std::string& where, const std::string& text) {
-  const auto colon = text.find(':');
-  char *end1 = nullptr, *end2 = nullptr;
-  const std::string lo = text.substr(0, colon), hi = colon == std::string::npos ? "" : text.substr(colon + 1);
-  const double a = std::strtod(lo.c_str(), &end1), b = std::strtod(hi.c_str(), &end2);
-  ANGLE_CHECK(colon != std::string::npos && !lo.empty() && !hi.empty() && *end1 == '\0' && *end2 == '\0' && a < b,
-              where, ": label range '", text, "': expected MIN:MAX with MIN < MAX");
-  return {a, b};
-}
-
 }  // namespace
 
 TrainingData::TrainingData(const JobConfig& c, const text::Tokenizer& tokenizer, size_t max_length) {
@@ -54,23 +44,19 @@ TrainingData::TrainingData(const JobConfig& c, const text::Tokenizer& tokenizer,
   format_name_ = sources_.front()->info().format;
   format_ = loss::parse_format(format_name_);
 
-  std::vector<double> mix;
-  for (const std::string& w : split(c.mix_weights, ',')) {
-    if (c.mix_weights.empty()) break;
-    char* end = nullptr;
-    mix.push_back(std::strtod(w.c_str(), &end));
-    ANGLE_CHECK(!w.empty() && *end == '\0', "data.mix_weights: '", w, "' is not a number");
-  }
+  const std::vector<double> mix = c.mix_weights.empty() ? std::vector<double>{}
+                                                        : per_source_numbers("data.mix_weights", c.mix_weights, sizes.size());
   sampler_ = std::make_unique<data::GlobalSampler>(sizes, mix, c.seed, static_cast<uint64_t>(c.global_batch));
 
   const std::vector<double> source_weights = per_source_numbers("data.source_weights", c.source_weights, sources_.size());
-  std::vector<std::string> ranges = split(c.label_ranges, ',');
+  const std::vector<std::string> ranges = split(c.label_ranges, ',');
   ANGLE_CHECK(c.label_ranges.empty() || ranges.size() == sources_.size(), "data.label_ranges has ", ranges.size(),
               " entries for ", sources_.size(), " training sets (data.train)");
-  ANGLE_CHECK(c.label_ranges.empty() || format_ == loss::Format::A, "data.label_ranges: format ", format_name_,
-              " data has no labels");
+  ANGLE_CHECK((c.label_ranges.empty() && c.label_norm == "none") || format_ == loss::Format::A,
+              "data.label_norm/label_ranges: format ", format_name_, " data has no labels");
   bool any_confidence = false;
-  std::string first_range;
+  std::vector<std::pair<std::string, std::string>> known;  // (set, label range) where the range is known
+  std::vector<std::string> unknown;                        // sets whose label range is unknown
   for (size_t d = 0; d < sources_.size(); ++d) {
     const data::SourceInfo& info = sources_[d]->info();
     Adjust& a = adjust_.emplace_back();
@@ -78,18 +64,29 @@ TrainingData::TrainingData(const JobConfig& c, const text::Tokenizer& tokenizer,
     a.confidence = c.weight_mode == "confidence" && info.has_weights;
     any_confidence |= a.confidence;
     if (format_ != loss::Format::A) continue;
-    const std::string range = !c.label_ranges.empty() && !ranges[d].empty() ? ranges[d] : info.label_range;
-    if (c.label_norm == "range") {
-      ANGLE_CHECK(!range.empty(), info.spec, ": data.label_norm = range, but its label range is unknown; give it in "
-                  "data.label_ranges (or prepare the file with --label-range MIN:MAX)");
-      const auto [low, high] = parse_range(info.spec, range);
-      a.label_low = low, a.label_scale = 1.0 / (high - low);
-    } else if (!range.empty()) {
-      // Ranking terms compare labels across sets: different scales must be normalised first.
-      if (first_range.empty()) first_range = range;
-      ANGLE_CHECK(range == first_range, info.spec, ": labels on the scale ", range, ", but another training set's are on ",
-                  first_range, "; set data.label_norm = range to map every set to [0, 1]");
-    }
+    const bool overridden = !c.label_ranges.empty() && !ranges[d].empty();
+    const std::string range = overridden ? ranges[d] : info.label_range;
+    const std::string where = overridden ? "data.label_ranges entry " + std::to_string(d + 1) + " (" + info.spec + ")"
+                                         : info.spec;
+    if (range.empty()) unknown.push_back(info.spec);
+    else known.emplace_back(info.spec, range);
+    if (c.label_norm != "range") continue;
+    ANGLE_CHECK(!range.empty(), info.spec, ": data.label_norm = range, but its label range is unknown; give it in "
+                "data.label_ranges (or prepare the file with --label-range MIN:MAX)");
+    const auto [low, high] = data::parse_label_range(where, range);
+    ANGLE_CHECK(info.label_min >= low && info.label_max <= high, where, ": labels span [", info.label_min, ", ",
+                info.label_max, "], outside the label range ", range);
+    a.label_low = low, a.label_scale = 1.0 / (high - low);
+  }
+  // Ranking terms compare labels across sets: different (or unknown next to known) scales must be
+  // normalised first.
+  if (c.label_norm == "none" && sources_.size() > 1 && !known.empty()) {
+    ANGLE_CHECK(unknown.empty(), unknown.front(), ": label range unknown, next to ", known.front().first, " (",
+                known.front().second, "); give every set's range (data.label_ranges) and set data.label_norm = range, "
+                "or prepare with --label-range");
+    for (const auto& [spec, range] : known)
+      ANGLE_CHECK(range == known.front().second, spec, ": labels on the scale ", range, ", but ", known.front().first,
+                  "'s are on ", known.front().second, "; set data.label_norm = range to map every set to [0, 1]");
   }
   ANGLE_CHECK(c.weight_mode != "confidence" || any_confidence, "data.weight_mode = confidence, but no training set "
               "has per-example weights (prepare with --columns ...,weight=COLUMN)");

@@ -23,7 +23,6 @@ class TrainingData {
   // Whether the loss takes per-example weights (data.weight_mode = confidence or source weights).
   bool weighted() const { return weighted_; }
   const data::GlobalSampler& sampler() const { return *sampler_; }
-  const std::vector<std::unique_ptr<data::ExampleSource>>& sources() const { return sources_; }
 
   // This rank's contiguous slice of every micro-batch (of `micro` examples) of optimizer step
   // `step` (1-based), with final labels and weights. `shift` moves the data order back (only the

@@ -176,6 +176,36 @@ def main():
                    ['data.source_weights has 2 entries for 1'])
     expect.failure('unknown weight mode', bad + ['--data.train', llm, '--data.weight_mode', 'llm'],
                    ["data.weight_mode 'llm'"])
+    stsb_spec = f'stsb:{data}/STS/STSBenchmark/sts-train.csv'
+    expect.failure('malformed label range', bad + ['--data.train', llm, '--data.label_norm', 'range',
+                                                   '--data.label_ranges', '0-1'],
+                   ['data.label_ranges entry 1', "label range '0-1'", 'MIN:MAX'])
+    expect.failure('label ranges of the wrong count', bad + ['--data.train', llm, '--data.label_ranges', '0:1,0:5'],
+                   ['data.label_ranges has 2 entries for 1'])
+    expect.failure('label range that does not cover the labels', bad + ['--data.train', stsb_spec, '--data.label_norm',
+                                                                        'range', '--data.label_ranges', '0:1'],
+                   ['data.label_ranges entry 1', 'labels span [0, 5]', 'outside the label range 0:1'])
+    unranged = prepare('unranged', llm_rows[:40], 'text1=a,text2=b,label=score')
+    expect.failure('normalising a set without a known range', bad + ['--data.train', unranged, '--data.label_norm',
+                                                                     'range'], ['unranged.h5', 'label range is unknown'])
+    expect.failure('unknown range next to a known one', bad + ['--data.train', f'{stsb_spec},{unranged}'],
+                   ['unranged.h5: label range unknown', 'sts-train.csv (0:5)', 'data.label_norm = range'])
+    expect.failure('unknown label_norm', bad + ['--data.train', llm, '--data.label_norm', 'minmax'],
+                   ["data.label_norm 'minmax'"])
+    expect.failure('label ranges on format C', bad + ['--data.train', c_file, '--data.label_ranges', '0:1'],
+                   ['format C data has no labels'])
+    expect.failure('range normalisation with legacy-int labels', bad + ['--data.train', llm, '--data.label_norm', 'range',
+                                                                        '--loss.label_mode', 'legacy-int'],
+                   ['data.label_norm = range', 'legacy-int'])
+    expect.failure('negative source weight', bad + ['--data.train', llm, '--data.source_weights', '-1'],
+                   ['data.source_weights', "'-1' is not a finite number >= 0"])
+    import shutil
+    tampered = work / 'tampered.h5'
+    shutil.copy(llm, tampered)
+    with h5py.File(tampered, 'r+') as f:
+        f['weights'][3] = float('inf')
+    expect.failure('non-finite weight in a prepared file', bad + ['--data.train', tampered],
+                   ['tampered.h5', 'weights[3] = inf', 'finite and >= 0'])
     expect.exit_status()
     print('format, weight and gradient-caching checks passed')
 

@@ -10,6 +10,10 @@
 #include "comm/comm.h"
 #include "loss/angle_loss.h"
 #include "loss/gather.h"
+#include "model/encoder.h"
+#include "shard/fsdp.h"
+#include "tiny_model.h"
+#include "train/encode.h"
 #include "train/micro_batch_loss.h"
 
 using namespace angle;
@@ -130,6 +134,58 @@ BOOST_AUTO_TEST_CASE(gathered_loss_of_every_format_keeps_examples_aligned) {
     at::Tensor grouped = local.detach().view({mine, k, dim}).transpose(0, 1).reshape({k * mine, dim});
     const double misaligned = train::micro_batch_loss(grouped, batch, settings, c).value;
     BOOST_TEST(std::abs(misaligned - reference.total.item<double>()) > 1e-3, "a misaligned layout must change the loss");
+  }
+}
+
+// Gradient caching when ranks need different numbers of chunks: rank 0 holds 5 examples (3 chunks
+// of 2), rank 1 none or 1 (it runs dummy chunks), the others 2. Every stage: each rank's gradient
+// with chunks equals the one without (dropout 0), so the collectives of the extra passes matched.
+BOOST_AUTO_TEST_CASE(gradient_caching_with_uneven_chunk_counts) {
+  auto& c = world();
+  if (c.device().is_cuda()) return;  // the tiny model runs on the CPU
+  const int r = c.rank(), n = c.size();
+  testing::TempDir dir;
+  testing::write_tiny_model(dir.path);  // the same seed on every rank: the same model
+  for (int64_t rank1 : {0, 1}) {
+    std::vector<int64_t> kept;
+    for (int q = 0; q < n; ++q) kept.push_back(q == 0 ? 5 : q == 1 ? rank1 : 2);
+    std::vector<std::vector<int64_t>> ids;
+    at::manual_seed(20 + r);
+    for (int64_t i = 0; i < 3 * kept[r]; ++i) {
+      std::vector<int64_t> row{2};
+      for (int64_t t = 0, length = at::randint(1, 8, {1}).item<int64_t>(); t < length; ++t)
+        row.push_back(at::randint(5, 24, {1}).item<int64_t>());
+      row.push_back(3);
+      ids.push_back(row);
+    }
+    train::StepBatch batch;
+    for (const auto& row : ids) batch.rows.push_back(&row);
+    batch.rows_per_example = 3;
+    batch.labels = at::zeros({kept[r]});
+    batch.weights = at::ones({kept[r]});
+    batch.kept_per_rank = kept;
+    train::LossSettings settings;
+    settings.format = loss::Format::C;
+    for (int stage : {1, 2, 3}) {
+      std::vector<at::Tensor> grads;
+      for (int64_t chunk : {0, 2}) {
+        model::EncoderOptions options;
+        options.pooling = "mean";
+        options.dropout = 0.0;
+        model::Encoder encoder = model::load_encoder(dir.path.string(), options);
+        encoder.model.train(true);
+        shard::ShardOptions shard_options;
+        shard_options.stage = stage;
+        shard::ShardedModel sharded(encoder.model, c, shard_options, [](const std::string&) { return true; });
+        train::forward_backward(encoder, sharded, batch, {false, chunk}, [&](const at::Tensor& embeddings) {
+          return train::micro_batch_loss(embeddings, batch, settings, c).total;
+        });
+        grads.push_back(sharded.owned("grads").clone());
+      }
+      const double gap = (grads[1] - grads[0]).abs().max().item<double>() /
+                         std::max(grads[0].abs().max().item<double>(), 1e-3);
+      BOOST_TEST(gap <= 1e-5, "stage " << stage << ", rank 1 with " << rank1 << " examples, rank " << r << ": " << gap);
+    }
   }
 }
 

@@ -130,17 +130,21 @@ BOOST_AUTO_TEST_CASE(zero_weight_removes_an_example) {
   at::manual_seed(4);
   loss::Weights w = loss::Weights::preset("current");
   w.cosine_w = 1, w.angle_w = 0.5;
-  at::Tensor labels = at::tensor({1.0, 0.0, 1.0, 1.0}, at::kDouble);
-  for (auto format : {loss::Format::A, loss::Format::B, loss::Format::C}) {
-    const int64_t k = loss::rows_per_example(format);
-    at::Tensor e = at::randn({4 * k, 8}, at::kDouble).requires_grad_(true);
-    auto weighted = loss::angle_objective(format, w, labels, e, at::tensor({1.0, 0.0, 1.0, 1.0}, at::kDouble));
-    weighted.total.backward();
-    at::Tensor kept = at::cat({e.detach().narrow(0, 0, k), e.detach().narrow(0, 2 * k, 2 * k)});
-    auto reference = loss::angle_objective(format, w, at::tensor({1.0, 1.0, 1.0}, at::kDouble), kept);
-    BOOST_TEST(value(weighted.total) == value(reference.total), tt::tolerance(1e-10));
-    BOOST_TEST(e.grad().narrow(0, k, k).abs().max().item<double>() == 0.0);
+  // Example 1 is removed: once a positive (label 1, an in-batch target), once a negative.
+  for (double removed_label : {1.0, 0.0}) {
+    at::Tensor labels = at::tensor({1.0, removed_label, 0.0, 1.0}, at::kDouble);
+    for (auto format : {loss::Format::A, loss::Format::B, loss::Format::C}) {
+      const int64_t k = loss::rows_per_example(format);
+      at::Tensor e = at::randn({4 * k, 8}, at::kDouble).requires_grad_(true);
+      auto weighted = loss::angle_objective(format, w, labels, e, at::tensor({1.0, 0.0, 1.0, 1.0}, at::kDouble));
+      weighted.total.backward();
+      at::Tensor kept = at::cat({e.detach().narrow(0, 0, k), e.detach().narrow(0, 2 * k, 2 * k)});
+      auto reference = loss::angle_objective(format, w, at::tensor({1.0, 0.0, 1.0}, at::kDouble), kept);
+      BOOST_TEST(value(weighted.total) == value(reference.total), tt::tolerance(1e-10));
+      BOOST_TEST(e.grad().narrow(0, k, k).abs().max().item<double>() == 0.0);
+    }
   }
+  at::Tensor labels = at::tensor({1.0, 0.0, 1.0, 1.0}, at::kDouble);
   // Every weight 0: nothing to learn from, a loss of exactly 0.
   at::Tensor e = at::randn({8, 8}, at::kDouble);
   BOOST_TEST(value(loss::angle_objective(loss::Format::A, w, labels, e, at::zeros({4}, at::kDouble)).total) == 0.0);
