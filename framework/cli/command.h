@@ -25,6 +25,7 @@ int run_tokenize(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
 int run_export(const std::vector<std::string>& args);
 int run_prepare(const std::vector<std::string>& args);
+int run_plan(const std::vector<std::string>& args);
 
 // Parses args; prints usage and returns nullopt for --help. Unknown options are errors.
 std::optional<po::variables_map> parse(const std::string& command, const std::string& synopsis,

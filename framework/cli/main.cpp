@@ -14,6 +14,7 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
       {"prepare", "tokenize a raw dataset into HDF5 for training", run_prepare},
       {"train", "fine-tune with the AnglE objective from a job file", run_train},
+      {"plan", "memory and communication of a job on N ranks, before running it", run_plan},
       {"embed", "embed one text per line into .npy or .h5", run_embed},
       {"eval", "Spearman of cosine similarity on STS-B / SICK", run_eval},
       {"export", "write a checkpoint as a sentence-transformers model", run_export},

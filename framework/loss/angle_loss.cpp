@@ -24,15 +24,26 @@ at::Tensor weighted_mean(const at::Tensor& values, const at::Tensor& weights) {
   return (w * values).sum() / w.sum().clamp_min(1e-30);
 }
 
-// log(1 + Σ_{y_i<y_j} w_i w_j exp(s_i − s_j)): logsumexp over a 0 logit and the masked differences.
+// log(1 + Σ_{y_i<y_j} w_i w_j exp(s_i − s_j)) without the B x B matrix of differences (which is
+// what the reference builds, and 1 GiB per copy at 16k pairs): with a_i = w_i exp(s_i − M) and
+// b_j = w_j exp(m − s_j) (M, m the largest and smallest score, constants: the value does not
+// depend on them), the sum is exp(M − m) Σ_j b_j P(y_j), where P(y) = Σ_{i: y_i < y} a_i is a
+// prefix sum over the labels in ascending order, ties excluded. O(B log B) time and O(B) memory,
+// in float64 (exp(M − m) stays finite for any τ·|score| below ~350).
 at::Tensor ranking_loss(const at::Tensor& labels, const at::Tensor& scores, const at::Tensor& weights) {
-  at::Tensor order = (labels.unsqueeze(1) < labels.unsqueeze(0)).to(scores.scalar_type());
-  at::Tensor diff = (scores.unsqueeze(1) - scores.unsqueeze(0)) - (1 - order) * kMask;
+  at::Tensor s = scores.to(at::kDouble);
+  const at::Tensor high = s.max().detach(), low = s.min().detach();
+  at::Tensor a = (s - high).exp(), b = (low - s).exp();
   if (weights.defined()) {
-    at::Tensor lw = log_weights(weights, scores.options());
-    diff = diff + lw.unsqueeze(1) + lw.unsqueeze(0);
+    at::Tensor w = weights.to(at::kDouble);
+    a = a * w, b = b * w;
   }
-  return at::logsumexp(at::cat({at::zeros({1}, scores.options()), diff.flatten()}), 0);
+  auto [sorted_labels, order] = labels.to(at::kDouble).sort(/*stable=*/true, /*dim=*/0, /*descending=*/false);
+  a = a.index_select(0, order), b = b.index_select(0, order);
+  at::Tensor before = at::cat({at::zeros({1}, a.options()), a.cumsum(0)});  // before[t] = Σ_{i<t} a_i
+  at::Tensor first = at::searchsorted(sorted_labels, sorted_labels);       // first index of each label
+  at::Tensor total = (b * before.index_select(0, first)).sum();
+  return at::log1p((high - low).exp() * total).to(scores.scalar_type());
 }
 
 // −s_target + log Σ_j w_j exp(s_j) per row: the cross-entropy with weighted candidates.

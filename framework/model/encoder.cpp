@@ -38,7 +38,17 @@ Pooling default_pooling(const fs::path& dir, const json& modules) {
   return Pooling::parse(modes[0]);
 }
 
-size_t default_max_length(const fs::path& dir, const text::Tokenizer& tokenizer, const BertConfig& config) {
+at::Device parse_device(const std::string& name) {
+  ANGLE_CHECK(name == "cpu" || name.rfind("cuda", 0) == 0, "unknown device '", name, "' (cpu, cuda or cuda:N)");
+  at::Device device(name);
+  ANGLE_CHECK(device.is_cpu() || at::hasCUDA(), "device '", name, "' requested but no CUDA device is available");
+  return device;
+}
+
+}  // namespace
+
+size_t default_max_length(const std::string& model_dir, const text::Tokenizer& tokenizer, const BertConfig& config) {
+  const fs::path dir(model_dir);
   size_t limit = static_cast<size_t>(config.max_position_embeddings);
   fs::path st_config = dir / "sentence_bert_config.json";
   if (fs::exists(st_config)) {
@@ -48,15 +58,6 @@ size_t default_max_length(const fs::path& dir, const text::Tokenizer& tokenizer,
   }
   return std::min(limit, tokenizer.spec().model_max_length);
 }
-
-at::Device parse_device(const std::string& name) {
-  ANGLE_CHECK(name == "cpu" || name.rfind("cuda", 0) == 0, "unknown device '", name, "' (cpu, cuda or cuda:N)");
-  at::Device device(name);
-  ANGLE_CHECK(device.is_cpu() || at::hasCUDA(), "device '", name, "' requested but no CUDA device is available");
-  return device;
-}
-
-}  // namespace
 
 TokenBatch collate(const std::vector<const std::vector<int64_t>*>& sequences, int64_t pad_id) {
   size_t width = 0;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/bert.h"
+#include "model/bert_config.h"
 #include "model/export.h"
 #include "model/pooling.h"
 #include "text/tokenizer.h"
@@ -47,5 +48,8 @@ struct Encoder {
 };
 
 Encoder load_encoder(const std::string& dir, const EncoderOptions& options = {});
+// The max length a model directory implies: sentence-transformers' max_seq_length, else the
+// tokenizer's limit, never above the position embeddings.
+size_t default_max_length(const std::string& model_dir, const text::Tokenizer& tokenizer, const BertConfig& config);
 
 }  // namespace angle::model

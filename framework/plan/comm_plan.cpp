@@ -1,0 +1,154 @@
+#include "plan/comm_plan.h"
+
+#include <algorithm>
+#include <set>
+
+#include "train/step_batch.h"
+
+namespace angle::plan {
+namespace {
+
+// The token ids the word-embedding lookup sees for these rows: the packed real tokens, or every
+// padded position (pad ids included) when the batch is nearly dense (model/bert.cpp's rule); a
+// rank without rows looks up its dummy row.
+struct Lookup {
+  int64_t count = 0;
+  std::set<int64_t> unique;
+};
+Lookup lookup_of(std::vector<const std::vector<int64_t>*> rows, const std::vector<int64_t>& dummy, int64_t pad_id) {
+  if (rows.empty()) rows = {&dummy};
+  Lookup l;
+  int64_t tokens = 0, longest = 0;
+  for (const auto* r : rows) {
+    tokens += static_cast<int64_t>(r->size()), longest = std::max<int64_t>(longest, static_cast<int64_t>(r->size()));
+    l.unique.insert(r->begin(), r->end());
+  }
+  const int64_t padded = static_cast<int64_t>(rows.size()) * longest;
+  const bool dense = tokens * 10 >= padded * 9;
+  l.count = dense ? padded : tokens;
+  if (dense && padded > tokens) l.unique.insert(pad_id);
+  return l;
+}
+
+}  // namespace
+
+uint64_t CommBytes::total() const {
+  uint64_t t = 0;
+  for (const auto& [k, v] : by_phase) t += v;
+  return t;
+}
+
+CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step) {
+  const train::JobConfig& c = *setup.job;
+  const ModelShape& shape = *setup.shape;
+  const ShardSettings& s = setup.shard;
+  const int64_t n = s.ranks, k = loss::rows_per_example(setup.data->format()), h = shape.hidden;
+  CommBytes out;
+  auto add = [&](const char* phase, uint64_t bytes) { out.by_phase[phase] += bytes; };
+  const size_t micro = static_cast<size_t>(c.global_batch / c.grad_accum);
+  std::vector<std::vector<std::vector<data::Example>>> slices;  // [rank][micro-batch]
+  for (int r = 0; r < n; ++r) slices.push_back(setup.data->rank_slices(step, r, static_cast<int>(n), micro));
+  const std::vector<int64_t>& dummy = setup.empty_text_ids;
+  // The dense units' and the whole model's sizes.
+  int64_t dense = 0, padded = 0, shard = 0;
+  std::vector<int64_t> unit_shards;
+  for (const UnitShape& u : shape.units) {
+    const int64_t p = (u.numel() + n - 1) / n * n;
+    padded += p, shard += p / n;
+    unit_shards.push_back(p / n);
+    if (!u.sparse) dense += u.numel();
+  }
+  // Stage 3 all-gathers each unit's shard before its forward and, except the last unit, again
+  // before its backward; the word embeddings are looked up by rows instead.
+  auto stage3_forward = [&]() {
+    for (size_t u = 1; u < shape.units.size(); ++u) add("forward", unit_shards[u] * s.param_bytes);
+  };
+  auto stage3_backward = [&]() {
+    for (size_t u = 1; u + 1 < shape.units.size(); ++u) add("backward", unit_shards[u] * s.param_bytes);
+  };
+  for (size_t m = 0; m < slices[0].size(); ++m) {
+    // Batch: the duplicate filter's exchange (a count, then k hashes and a flag per example).
+    add("batch", 8 + 8 * (k + 1) * slices[rank][m].size());
+    std::vector<uint64_t> hashes;
+    std::vector<bool> active;
+    std::vector<int64_t> first_of_rank;
+    for (int r = 0; r < n; ++r) {
+      first_of_rank.push_back(static_cast<int64_t>(active.size()));
+      for (const data::Example& e : slices[r][m]) {
+        for (const auto& ids : e.ids) hashes.push_back(train::hash_ids(ids));
+        active.push_back(e.weight > 0);
+      }
+    }
+    const std::vector<bool> keep = c.filter_duplicate ? train::duplicate_filter(hashes, static_cast<size_t>(k), active)
+                                                      : std::vector<bool>(active.size(), true);
+    // Every rank's kept rows, in order; the rank's chunks (gradient caching).
+    std::vector<std::vector<const std::vector<int64_t>*>> rows(n);
+    for (int r = 0; r < n; ++r)
+      for (size_t i = 0; i < slices[r][m].size(); ++i)
+        if (keep[first_of_rank[r] + i])
+          for (const auto& ids : slices[r][m][i].ids) rows[r].push_back(&ids);
+    const int64_t chunk_rows = c.chunk > 0 ? c.chunk * k : 0;
+    int64_t chunks = 1;
+    if (c.chunk > 0)
+      for (int r = 0; r < n; ++r)
+        chunks = std::max<int64_t>(chunks, (static_cast<int64_t>(rows[r].size()) / k + c.chunk - 1) / c.chunk);
+    auto chunk_of = [&](int r, int64_t i) {
+      if (chunk_rows == 0) return rows[r];
+      const auto size = static_cast<int64_t>(rows[r].size());
+      const int64_t begin = std::min(size, i * chunk_rows), end = std::min(size, begin + chunk_rows);
+      return std::vector<const std::vector<int64_t>*>(rows[r].begin() + begin, rows[r].begin() + end);
+    };
+    // One forward: stage 3 gathers units and looks up the word-embedding rows of every rank.
+    auto forward = [&](int64_t i) {
+      if (s.stage < 3) return;
+      std::set<int64_t> all;
+      for (int r = 0; r < n; ++r) {
+        const std::set<int64_t> mine = lookup_of(chunk_of(r, i), dummy, setup.pad_id).unique;
+        if (r == rank) add("forward", 8 + 8 * mine.size());
+        all.insert(mine.begin(), mine.end());
+      }
+      add("forward", all.size() * h * s.param_bytes);
+      stage3_forward();
+      return;
+    };
+    // One backward: stages 2/3 reduce every dense gradient and all-gather the word-embedding rows.
+    auto backward = [&](int64_t i) {
+      if (s.stage == 1) return;
+      add("backward", dense * s.reduce_bytes);
+      int64_t word_rows = lookup_of(chunk_of(rank, i), dummy, setup.pad_id).count;
+      if (s.stage == 3) {
+        std::set<int64_t> all;
+        for (int r = 0; r < n; ++r) {
+          const std::set<int64_t> mine = lookup_of(chunk_of(r, i), dummy, setup.pad_id).unique;
+          all.insert(mine.begin(), mine.end());
+        }
+        word_rows = static_cast<int64_t>(all.size());
+        stage3_backward();
+      }
+      add("backward", 8 + 8 * word_rows + word_rows * h * s.reduce_bytes);
+    };
+    const int64_t kept = static_cast<int64_t>(rows[rank].size()) / k;
+    auto loss = [&]() {
+      if (c.local_negatives && n > 1) return add("loss", 8);
+      if (n > 1) add("loss", kept * k * h * 4);  // the embeddings (float32)
+      add("loss", kept * 4);                     // labels
+      if (setup.data->weighted()) add("loss", kept * 4);
+    };
+    if (c.chunk == 0) {
+      forward(0), loss(), backward(0);
+    } else {
+      for (int64_t i = 0; i < chunks; ++i) forward(i);
+      loss();
+      for (int64_t i = 0; i < chunks; ++i) forward(i), backward(i);
+    }
+  }
+  // Step: stage 1 reduce-scatters the gradient (several ranks or bf16), every stage sums the norm,
+  // stages 1/2 gather the updated parameters; then the stop-signal sum (several ranks).
+  if (s.stage == 1 && (n > 1 || s.reduce_bytes != 4)) add("step", padded * s.reduce_bytes);
+  add("step", 8);
+  if (s.stage < 3) add("step", shard * s.param_bytes);
+  if (n > 1) add("step", 8);
+  return out;
+}
+
+}  // namespace angle::plan

@@ -1,0 +1,34 @@
+// The communication half of `angle plan`: the bytes one rank hands to each kind of collective in
+// an optimizer step, counted as comm::Comm counts them (each rank's input tensor per call), from
+// the job's own data (the step's examples, duplicates and token counts decide the data-dependent
+// terms). A second code path to the trainer's, checked against its counters in the tests.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "plan/memory_plan.h"
+#include "train/job_config.h"
+#include "train/training_data.h"
+
+namespace angle::plan {
+
+struct CommBytes {
+  std::map<std::string, uint64_t> by_phase;  // "batch", "loss", "forward", "backward", "step"
+  uint64_t total() const;
+};
+
+struct CommSetup {
+  const train::JobConfig* job = nullptr;
+  const ModelShape* shape = nullptr;
+  const train::TrainingData* data = nullptr;
+  ShardSettings shard;
+  std::vector<int64_t> empty_text_ids;  // the dummy row of a rank without rows ("" tokenized)
+  int64_t pad_id = 0;
+};
+
+// Rank `rank` of `setup.shard.ranks` in optimizer step `step` (1-based).
+CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step);
+
+}  // namespace angle::plan

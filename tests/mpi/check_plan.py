@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""`angle plan` against measured runs of the same jobs (MiniLM, STS-B train, global batch 8, max
+length 32, 3 steps, metrics every step), at N = 1, 2, 4 x stages 1, 2, 3, plus bf16 parameters and
+reductions and gradient caching (train.chunk 2) at N = 2:
+  - communication: the bytes rank 0 hands to collectives in steps 2 and 3 (metrics.jsonl
+    `comm_bytes`, counted by the comm layer) equal the plan's exactly;
+  - model state: the sharder's measured peak (`state_peak_bytes`) within 10% of the plan's;
+  - bad input: a missing job, N < 1, a memory figure that does not parse: one error line."""
+import json
+import pathlib
+import subprocess
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'cli'))
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from expect import setup  # noqa: E402
+from runs import ROOT, metrics, mpirun, short_job  # noqa: E402
+
+
+def main():
+    args, angle, work, expect = setup(__doc__, '--model', '--data-dir')
+    failures = expect.failures
+    job = short_job(args.data_dir)[1:]  # without 'train': '--job FILE' and the overrides
+    job += ['--model.path', args.model, '--model.max_length', 32, '--train.global_batch', 8, '--train.max_steps', 3]
+    cases = [(n, stage, []) for stage in (1, 2, 3) for n in (1, 2, 4)]
+    cases += [(2, 3, ['--shard.param_dtype', 'bf16', '--shard.reduce_dtype', 'bf16'])]
+    cases += [(2, stage, ['--train.chunk', 2]) for stage in (1, 2, 3)]
+    worst_state = 0.0
+    for n, stage, extra in cases:
+        label = f'N={n} stage {stage}' + (' ' + ' '.join(map(str, extra)) if extra else '')
+        out = work / label.replace(' ', '_').replace('=', '')
+        overrides = job + ['--shard.stage', stage, *extra]
+        mpirun(n, angle, ['train'] + overrides + ['--run.output_dir', out])
+        measured = {m['step']: m for m in metrics(out)}
+        for step in (2, 3):
+            proc = subprocess.run([str(angle), 'plan', '--ranks', str(n), '--step', str(step), '--json'] +
+                                  [str(a) for a in overrides], capture_output=True, text=True, cwd=ROOT)
+            if proc.returncode != 0:
+                failures.append(f'{label}: angle plan failed: {proc.stderr[-500:]}')
+                continue
+            plan = json.loads(proc.stdout)
+            comm_ok = plan['comm_bytes']['total'] == measured[step]['comm_bytes']
+            state = measured[step]['state_peak_bytes']
+            gap = abs(plan['state_bytes']['total'] - state) / state
+            worst_state = max(worst_state, gap)
+            ok = comm_ok and gap <= 0.10
+            print(f'[{"ok" if ok else "FAIL"}] {label} step {step}: comm bytes plan {plan["comm_bytes"]["total"]} '
+                  f'measured {measured[step]["comm_bytes"]}; model state plan {plan["state_bytes"]["total"] / 2**20:.1f} '
+                  f'MiB measured {state / 2**20:.1f} MiB ({gap:.1%})')
+            if not ok:
+                failures.append(f'{label} step {step}: comm {plan["comm_bytes"]} vs {measured[step]["comm_bytes"]}, '
+                                f'state {plan["state_bytes"]["total"]} vs {state}')
+    print(f'worst model-state gap {worst_state:.1%}')
+
+    expect.failure('missing job', ['plan', '--job', work / 'nope.ini', '--ranks', 2], ['nope.ini', 'cannot open'])
+    expect.failure('no ranks', ['plan', '--ranks', 0] + job, ['--ranks 0', 'at least 1'])
+    expect.failure('memory that does not parse', ['plan', '--ranks', 2, '--memory-gb', 'lots'] + job, ['memory-gb'])
+    expect.exit_status()
+    print('plan checks passed')
+
+
+if __name__ == '__main__':
+    main()
