@@ -10,7 +10,8 @@ void log_info(const std::string& message);
 class Progress {
  public:
   Progress(std::string label, long long total, double min_interval_s = 2.0);
-  void update(long long done, bool final = false);
+  // `detail` (e.g. the loss) is printed beside the counts and the ETA.
+  void update(long long done, bool final = false, const std::string& detail = "");
 
  private:
   std::string label_;

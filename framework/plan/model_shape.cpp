@@ -14,6 +14,11 @@ int64_t ModelShape::numel() const {
 
 int64_t ModelShape::matmul_weights() const { return layers * (4 * hidden * hidden + 2 * hidden * intermediate); }
 
+double ModelShape::train_flops(double tokens, double squared_lengths) const {
+  return 6.0 * static_cast<double>(matmul_weights()) * tokens +
+         12.0 * static_cast<double>(layers * hidden) * squared_lengths;
+}
+
 ModelShape bert_shape(const model::BertConfig& c) {
   ModelShape s;
   s.vocab = c.vocab_size, s.hidden = c.hidden_size, s.layers = c.num_hidden_layers;

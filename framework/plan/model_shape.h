@@ -23,6 +23,11 @@ struct ModelShape {
   std::vector<UnitShape> units;
   int64_t numel() const;
   int64_t matmul_weights() const;  // weights of the encoder layers' matrix products (FLOPs)
+  // Model FLOPs of training (forward + backward = 3x forward) on `tokens` tokens whose sequences'
+  // squared lengths sum to `squared_lengths`: 6 x matmul_weights per token, plus attention's two
+  // batched products (2 x hidden x length^2 per layer and sequence in forward: 12 x layers x hidden
+  // x length^2 over forward and backward). Embedding look-ups, LayerNorm and biases are left out.
+  double train_flops(double tokens, double squared_lengths) const;
 };
 
 ModelShape bert_shape(const model::BertConfig& config);

@@ -14,11 +14,14 @@
 
 #include "ckpt/checkpoint.h"
 #include "comm/comm.h"
+#include "core/atomic_output.h"
 #include "core/error.h"
 #include "core/fault.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "core/text_file.h"
 #include "eval/sts_eval.h"
+#include "plan/model_shape.h"
 #include "shard/fsdp.h"
 #include "train/encode.h"
 #include "train/micro_batch_loss.h"
@@ -104,18 +107,10 @@ void check_bf16(const at::Device& device) {
   }
 }
 
-// Model FLOPs of a training step (forward + backward = 3x forward), for the achieved FLOP/s:
-// 6 x (weights of the encoder layers' matrix products) per token, plus attention's two batched
-// products of 2 x hidden x length^2 per layer and sequence in forward (12 x layers x hidden x
-// length^2 over forward and backward). Embedding look-ups, LayerNorm and biases are left out.
+// Model FLOPs of this rank's rows (plan/model_shape.h has the formula), for the achieved FLOP/s.
 // Gradient caching's extra forward is not counted: these are the model's FLOPs, not the machine's.
 struct FlopCounter {
-  double matmul_weights = 0, attention = 0;
-  explicit FlopCounter(const model::BertModel& model) {
-    for (const auto& [name, p] : model.named_parameters())
-      if (name.starts_with("encoder.layer.") && p.dim() == 2) matmul_weights += static_cast<double>(p.numel());
-    attention = 12.0 * static_cast<double>(model.config().num_hidden_layers * model.config().hidden_size);
-  }
+  plan::ModelShape shape;
   // {tokens, FLOPs} of this rank's rows.
   std::pair<double, double> of(const StepBatch& batch) const {
     double tokens = 0, squares = 0;
@@ -123,7 +118,7 @@ struct FlopCounter {
       const auto n = static_cast<double>(row->size());
       tokens += n, squares += n * n;
     }
-    return {tokens, 6.0 * matmul_weights * tokens + attention * squares};
+    return {tokens, shape.train_flops(tokens, squares)};
   }
 };
 
@@ -146,6 +141,26 @@ struct MetricsWindow {
     return j;
   }
 };
+
+// A resumed run rewrites metrics.jsonl with the lines of the steps up to its checkpoint only
+// (the interrupted run may have logged later steps, and a kill may have cut the last line), so
+// that every step appears once however often the run is resumed.
+void keep_metrics_until(const std::string& path, long last_step) {
+  if (!fs::exists(path)) return;
+  std::vector<std::string> kept;
+  for (const std::string& line : read_utf8_lines(path)) {
+    const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<long>() <= last_step)
+      kept.push_back(line);
+  }
+  AtomicOutput output(path);
+  {
+    std::ofstream out(output.temp_path());
+    for (const std::string& line : kept) out << line << "\n";
+    ANGLE_CHECK(out.good(), path, ": cannot write");
+  }
+  output.commit();
+}
 
 const eval::EmbedOptions kEvalOptions{64, false};
 
@@ -227,7 +242,7 @@ int train(const JobConfig& c, comm::Comm& comm) {
 
   model::BertModel& model = encoder.model;
   if (c.param_dtype == "bf16" || c.reduce_dtype == "bf16") check_bf16(encoder.device);
-  const FlopCounter flop_counter(model);
+  const FlopCounter flop_counter{plan::bert_shape(model.config())};
   shard::ShardedModel sharded(model, comm, shard_options(c), [](const std::string& name) {
     return !(name.ends_with("bias") || name.find("LayerNorm") != std::string::npos);
   });
@@ -262,7 +277,9 @@ int train(const JobConfig& c, comm::Comm& comm) {
   if (rank == 0) {
     fs::create_directories(c.output_dir);
     std::ofstream(fs::path(c.output_dir) / "job.ini") << c.dump();
-    metrics.open(fs::path(c.output_dir) / "metrics.jsonl", start_step > 1 ? std::ios::app : std::ios::trunc);
+    const std::string metrics_path = (fs::path(c.output_dir) / "metrics.jsonl").string();
+    if (start_step > 1) keep_metrics_until(metrics_path, start_step - 1);
+    metrics.open(metrics_path, start_step > 1 ? std::ios::app : std::ios::trunc);
     ANGLE_CHECK(metrics.good(), c.output_dir, "/metrics.jsonl: cannot open for writing");
   }
   double best_dev = -1e9;
@@ -280,6 +297,8 @@ int train(const JobConfig& c, comm::Comm& comm) {
   Progress progress("step", total_steps, 5.0);
   MetricsWindow window;
   int64_t run_peak_state = 0;
+  double run_examples = 0;
+  const double run_start = now_seconds();
   model.train(true);
 
   for (long step = start_step; step <= total_steps; ++step) {
@@ -289,7 +308,7 @@ int train(const JobConfig& c, comm::Comm& comm) {
     auto micro_batches = next_batch.get();
     if (step < total_steps) next_batch = std::async(std::launch::async, fetch, step + 1);
     std::map<std::string, double> terms;
-    double step_loss = 0;
+    double step_loss = 0, window_examples_of_step = 0;
     long dropped = 0;
     for (const auto& examples : micro_batches) {
       // Batch: the global duplicate filter, this rank's token rows.
@@ -299,6 +318,7 @@ int train(const JobConfig& c, comm::Comm& comm) {
                   "set data.filter_duplicate = false or deduplicate the data");
       const auto [tokens, flops] = flop_counter.of(batch);
       window.tokens += tokens, window.flops += flops, window.examples += static_cast<double>(batch.global_kept());
+      window_examples_of_step += static_cast<double>(batch.global_kept());
       // Encode, loss, backward (stages 2/3 reduce each gradient as backward produces it).
       forward_backward(encoder, sharded, batch, encode_options, [&](const at::Tensor& embeddings) {
         MicroBatchLoss value = micro_batch_loss(embeddings, batch, loss_settings, comm);
@@ -322,7 +342,13 @@ int train(const JobConfig& c, comm::Comm& comm) {
       window = MetricsWindow{};
       sharded.reset_memory_peak();
     }
-    if (rank == 0) progress.update(step, step == total_steps);
+    run_examples += window_examples_of_step;
+    if (rank == 0) {
+      char detail[128];
+      std::snprintf(detail, sizeof detail, "loss %.4f, lr %.2e, %.1f pairs/s", step_loss, lr,
+                    run_examples / std::max(1e-9, now_seconds() - run_start));
+      progress.update(step, step == total_steps, detail);
+    }
 
     // A stop signal on any rank stops every rank after this step, with a checkpoint.
     at::Tensor stop = at::full({1}, static_cast<int64_t>(g_stop_signal), at::kLong).to(comm.device());
