@@ -1,11 +1,18 @@
+#include <cmath>
 #include <iomanip>
+#include <map>
+#include <thread>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
 #include "core/error.h"
 #include "model/encoder.h"
+#include "comm/comm.h"
+#include "core/text_file.h"
+#include "plan/calibrate.h"
 #include "plan/comm_plan.h"
+#include "plan/time_plan.h"
 #include "plan/memory_plan.h"
 #include "text/tokenizer.h"
 #include "train/job_config.h"
@@ -18,6 +25,30 @@ std::string mib(int64_t bytes) {
   std::ostringstream o;
   o << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / (1 << 20) << " MiB";
   return o.str();
+}
+
+double positive(const char* what, double value) {
+  ANGLE_CHECK(std::isfinite(value) && value > 0, what, " ", value, ": must be a positive number");
+  return value;
+}
+
+// "intra=GB/s,inter=GB/s,latency=us": the bandwidth the ring's slowest link has (inter when the
+// ranks span nodes) and the latency.
+void apply_link(const std::string& spec, bool across_nodes, plan::Machine& m) {
+  std::map<std::string, double> values;
+  for (const std::string& item : split(spec, ',')) {
+    const auto eq = item.find('=');
+    char* end = nullptr;
+    const std::string key = item.substr(0, eq), text = eq == std::string::npos ? "" : item.substr(eq + 1);
+    const double v = std::strtod(text.c_str(), &end);
+    ANGLE_CHECK(eq != std::string::npos && !text.empty() && *end == '\0' && std::isfinite(v) && v > 0 &&
+                    (key == "intra" || key == "inter" || key == "latency"),
+                "--link '", spec, "': expected intra=GB/s[,inter=GB/s][,latency=us] with positive numbers");
+    values[key] = v;
+  }
+  if (values.count("latency")) m.alpha_s = values["latency"] * 1e-6;
+  const char* used = across_nodes && values.count("inter") ? "inter" : "intra";
+  if (values.count(used)) m.beta_bytes_per_s = values[used] * 1e9;
 }
 
 }  // namespace
@@ -33,12 +64,35 @@ int run_plan(const std::vector<std::string>& args) {
   po::options_description options("plan");
   options.add_options()
       ("job", po::value<std::string>()->required(), "job file (as for angle train); --section.key value overrides")
-      ("ranks", po::value<int64_t>()->required(), "number of ranks N")
+      ("ranks", po::value<int64_t>()->default_value(1), "number of ranks N")
       ("step", po::value<long>()->default_value(2), "optimizer step whose data sets the data-dependent bytes")
       ("memory-gb", po::value<double>(), "memory per rank (GB) to check the model state against")
+      ("calibrate", po::value<std::string>(), "measure this machine (FLOP/s of one thread on the job's model and "
+                                               "data; alpha/beta when run on several ranks) into FILE.json, then exit")
+      ("machine", po::value<std::string>(), "a calibration FILE.json (from --calibrate)")
+      ("flops", po::value<double>(), "achieved model FLOP/s of one thread (overrides the machine file)")
+      ("link", po::value<std::string>(), "intra=GB/s[,inter=GB/s][,latency=us]: link bandwidths (per direction) "
+                                         "within and across nodes, and the latency per message")
+      ("per-node", po::value<int64_t>(), "ranks per node (default: all N on one node)")
+      ("cores", po::value<int64_t>(), "cores per node (default: the machine file's, else this machine's)")
       ("json", po::bool_switch(), "print one JSON object instead of the table");
-  auto vm = parse("plan", "--job FILE.ini --ranks N [options] [--section.key value ...]", options, own);
+  auto vm = parse("plan", "--job FILE.ini --ranks N [options] [--section.key value ...]\n"
+                  "       mpirun -np 2 angle plan --job FILE.ini --calibrate machine.json", options, own);
   if (!vm) return 0;
+  if (vm->count("calibrate")) {
+    auto job = train::parse_job((*vm)["job"].as<std::string>(), overrides);
+    std::unique_ptr<comm::Comm> comm = comm::make_comm(job->backend);
+    const plan::Machine machine = plan::calibrate(*job, *comm);
+    if (comm->rank() == 0) {
+      plan::save_machine(machine, (*vm)["calibrate"].as<std::string>());
+      std::cout << "calibrated on " << comm->size() << " rank(s): " << machine.flops_per_thread / 1e9
+                << " GFLOP/s per thread, alpha " << machine.alpha_s * 1e6 << " us, beta "
+                << machine.beta_bytes_per_s / 1e9 << " GB/s, " << machine.cores << " cores -> "
+                << (*vm)["calibrate"].as<std::string>() << "\n";
+    }
+    comm->barrier();
+    return 0;
+  }
   const int64_t ranks = (*vm)["ranks"].as<int64_t>();
   ANGLE_CHECK(ranks >= 1, "--ranks ", ranks, ": must be at least 1");
   const long step = (*vm)["step"].as<long>();
@@ -63,11 +117,49 @@ int run_plan(const std::vector<std::string>& args) {
   plan::CommSetup setup{&*job, &shape, &data, shard, tokenizer.encode("", max_length), tokenizer.pad_id()};
   const plan::CommBytes comm = plan::step_comm_bytes(setup, 0, step);
 
+  // Time: the machine (calibrated or given), this step at N ranks and at 1 rank.
+  plan::Machine machine;
+  machine.cores = std::max(1u, std::thread::hardware_concurrency());
+  if (vm->count("machine")) machine = plan::load_machine((*vm)["machine"].as<std::string>());
+  if (vm->count("flops")) machine.flops_per_thread = positive("--flops", (*vm)["flops"].as<double>());
+  if (vm->count("cores")) machine.cores = static_cast<int64_t>(positive("--cores", static_cast<double>((*vm)["cores"].as<int64_t>())));
+  machine.ranks_per_node = vm->count("per-node") ? (*vm)["per-node"].as<int64_t>() : ranks;
+  ANGLE_CHECK(machine.ranks_per_node >= 1, "--per-node must be at least 1");
+  if (vm->count("link")) apply_link((*vm)["link"].as<std::string>(), ranks > machine.ranks_per_node, machine);
+  // The rank with the most model FLOPs sets the pace of a synchronous step.
+  const auto slowest = [&](const plan::ShardSettings& settings) {
+    plan::CommBytes most;
+    for (int r = 0; r < settings.ranks; ++r) {
+      plan::CommBytes t = plan::step_comm_bytes({&*job, &shape, &data, settings, setup.empty_text_ids, setup.pad_id}, r, step);
+      if (t.forward_flops + t.backward_flops > most.forward_flops + most.backward_flops) most = t;
+    }
+    return most;
+  };
+  const auto time_at = [&](int64_t n, const plan::CommBytes& traffic, const plan::CommBytes& most) {
+    plan::Machine m = machine;
+    m.ranks_per_node = std::min(m.ranks_per_node, n);
+    m.threads_per_rank = job->threads ? *job->threads : (n > 1 ? 1 : m.cores);
+    int64_t shard_params = 0;
+    for (const plan::UnitShape& u : shape.units) shard_params += (u.numel() + n - 1) / n;
+    return plan::step_time(traffic, most, n, m, shard_params, shard.stage < 3 ? shape.numel() * shard.param_bytes : 0);
+  };
+  const plan::StepTime time = time_at(ranks, comm, slowest(shard));
+  plan::ShardSettings single = shard;
+  single.ranks = 1;
+  const plan::CommBytes one_rank = slowest(single);
+  const plan::StepTime time1 = time_at(1, one_rank, one_rank);
+  const double steps_per_epoch = static_cast<double>(data.sampler().steps_per_epoch());
+
   nlohmann::json j = {{"ranks", ranks}, {"stage", shard.stage}, {"parameters", shape.numel()},
                       {"state_bytes", {{"params", state.params}, {"grads", state.grads}, {"optim", state.optim},
                                        {"total", state.total()}}},
                       {"comm_bytes", {{"step", step}, {"rank", 0}, {"total", comm.total()}}}};
-  for (const auto& [phase, bytes] : comm.by_phase) j["comm_bytes"][phase] = bytes;
+  for (const auto& [phase, bytes] : comm.by_phase()) j["comm_bytes"][phase] = bytes;
+  j["time"] = {{"compute_s", time.compute}, {"optimizer_s", time.optimizer}, {"comm_s", time.comm}, {"exposed_comm_s", time.exposed_comm},
+               {"step_s", time.step()}, {"epoch_s", time.step() * steps_per_epoch}, {"step_s_one_rank", time1.step()},
+               {"scaling_efficiency", time1.step() / (static_cast<double>(ranks) * time.step())},
+               {"flops_per_thread", machine.flops_per_thread}, {"alpha_s", machine.alpha_s},
+               {"beta_bytes_per_s", machine.beta_bytes_per_s}, {"cores", machine.cores}};
   std::optional<bool> fits;
   if (vm->count("memory-gb")) {
     const double limit = (*vm)["memory-gb"].as<double>() * 1e9;
@@ -84,8 +176,15 @@ int run_plan(const std::vector<std::string>& args) {
             << "model state per rank (peak): parameters " << mib(state.params) << ", gradients " << mib(state.grads)
             << ", optimizer " << mib(state.optim) << ", total " << mib(state.total()) << "\n"
             << "communication of rank 0 in step " << step << ": " << mib(static_cast<int64_t>(comm.total()));
-  for (const auto& [phase, bytes] : comm.by_phase) std::cout << ", " << phase << " " << mib(static_cast<int64_t>(bytes));
+  for (const auto& [phase, bytes] : comm.by_phase()) std::cout << ", " << phase << " " << mib(static_cast<int64_t>(bytes));
   std::cout << "\n";
+  std::cout << std::setprecision(3) << "time per step (rank 0): compute " << time.compute << " s, optimizer "
+            << time.optimizer << " s, communication "
+            << time.comm << " s of which exposed " << time.exposed_comm << " s, step " << time.step() << " s; epoch "
+            << time.step() * steps_per_epoch / 60 << " min; 1 rank " << time1.step() << " s/step, scaling efficiency "
+            << 100 * time1.step() / (static_cast<double>(ranks) * time.step()) << "%\n"
+            << "  (machine: " << machine.flops_per_thread / 1e9 << " GFLOP/s per thread, alpha " << machine.alpha_s * 1e6
+            << " us, beta " << machine.beta_bytes_per_s / 1e9 << " GB/s, " << machine.cores << " cores per node)\n";
   if (fits) std::cout << "model state " << (*fits ? "fits" : "does NOT fit") << " in " << (*vm)["memory-gb"].as<double>()
                       << " GB per rank\n";
   return 0;

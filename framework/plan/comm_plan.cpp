@@ -32,9 +32,15 @@ Lookup lookup_of(std::vector<const std::vector<int64_t>*> rows, const std::vecto
 
 }  // namespace
 
+std::map<std::string, uint64_t> CommBytes::by_phase() const {
+  std::map<std::string, uint64_t> phases;
+  for (const Call& c : calls) phases[c.phase] += c.bytes;
+  return phases;
+}
+
 uint64_t CommBytes::total() const {
   uint64_t t = 0;
-  for (const auto& [k, v] : by_phase) t += v;
+  for (const Call& c : calls) t += c.bytes;
   return t;
 }
 
@@ -44,31 +50,40 @@ CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step) {
   const ShardSettings& s = setup.shard;
   const int64_t n = s.ranks, k = loss::rows_per_example(setup.data->format()), h = shape.hidden;
   CommBytes out;
-  auto add = [&](const char* phase, uint64_t bytes) { out.by_phase[phase] += bytes; };
+  auto add = [&](const char* phase, const char* op, uint64_t bytes) { out.calls.push_back({phase, op, bytes}); };
+  auto gather = [&](const char* phase, uint64_t bytes) { add(phase, "all_gather", bytes); };
   const size_t micro = static_cast<size_t>(c.global_batch / c.grad_accum);
   std::vector<std::vector<std::vector<data::Example>>> slices;  // [rank][micro-batch]
   for (int r = 0; r < n; ++r) slices.push_back(setup.data->rank_slices(step, r, static_cast<int>(n), micro));
   const std::vector<int64_t>& dummy = setup.empty_text_ids;
-  // The dense units' and the whole model's sizes.
-  int64_t dense = 0, padded = 0, shard = 0;
+  // Each unit's shard: its parameters padded to a multiple of n, over n.
   std::vector<int64_t> unit_shards;
-  for (const UnitShape& u : shape.units) {
-    const int64_t p = (u.numel() + n - 1) / n * n;
-    padded += p, shard += p / n;
-    unit_shards.push_back(p / n);
-    if (!u.sparse) dense += u.numel();
+  for (const UnitShape& u : shape.units) unit_shards.push_back((u.numel() + n - 1) / n);
+  // Stages 2/3 reduce each dense parameter's gradient in one piece per owner its range spans.
+  std::vector<uint64_t> dense_pieces;  // bytes of each piece
+  for (size_t u = 0; u < shape.units.size(); ++u) {
+    if (shape.units[u].sparse) continue;
+    int64_t begin = 0;
+    for (int64_t numel : shape.units[u].param_numels) {
+      const int64_t end = begin + numel;
+      for (int64_t owner = begin / unit_shards[u]; owner <= (end - 1) / unit_shards[u]; ++owner) {
+        const int64_t from = std::max(begin, owner * unit_shards[u]), to = std::min(end, (owner + 1) * unit_shards[u]);
+        dense_pieces.push_back(static_cast<uint64_t>((to - from) * s.reduce_bytes));
+      }
+      begin = end;
+    }
   }
   // Stage 3 all-gathers each unit's shard before its forward and, except the last unit, again
   // before its backward; the word embeddings are looked up by rows instead.
   auto stage3_forward = [&]() {
-    for (size_t u = 1; u < shape.units.size(); ++u) add("forward", unit_shards[u] * s.param_bytes);
+    for (size_t u = 1; u < shape.units.size(); ++u) gather("forward", unit_shards[u] * s.param_bytes);
   };
   auto stage3_backward = [&]() {
-    for (size_t u = 1; u + 1 < shape.units.size(); ++u) add("backward", unit_shards[u] * s.param_bytes);
+    for (size_t u = 1; u + 1 < shape.units.size(); ++u) gather("backward", unit_shards[u] * s.param_bytes);
   };
   for (size_t m = 0; m < slices[0].size(); ++m) {
     // Batch: the duplicate filter's exchange (a count, then k hashes and a flag per example).
-    add("batch", 8 + 8 * (k + 1) * slices[rank][m].size());
+    gather("batch", 8), gather("batch", 8 * (k + 1) * slices[rank][m].size());
     std::vector<uint64_t> hashes;
     std::vector<bool> active;
     std::vector<int64_t> first_of_rank;
@@ -104,17 +119,17 @@ CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step) {
       std::set<int64_t> all;
       for (int r = 0; r < n; ++r) {
         const std::set<int64_t> mine = lookup_of(chunk_of(r, i), dummy, setup.pad_id).unique;
-        if (r == rank) add("forward", 8 + 8 * mine.size());
+        if (r == rank) gather("forward", 8), gather("forward", 8 * mine.size());
         all.insert(mine.begin(), mine.end());
       }
-      add("forward", all.size() * h * s.param_bytes);
+      add("forward", "all_reduce", all.size() * h * s.param_bytes);
       stage3_forward();
       return;
     };
     // One backward: stages 2/3 reduce every dense gradient and all-gather the word-embedding rows.
     auto backward = [&](int64_t i) {
       if (s.stage == 1) return;
-      add("backward", dense * s.reduce_bytes);
+      for (const uint64_t bytes : dense_pieces) add("backward", "reduce", bytes);
       int64_t word_rows = lookup_of(chunk_of(rank, i), dummy, setup.pad_id).count;
       if (s.stage == 3) {
         std::set<int64_t> all;
@@ -125,15 +140,24 @@ CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step) {
         word_rows = static_cast<int64_t>(all.size());
         stage3_backward();
       }
-      add("backward", 8 + 8 * word_rows + word_rows * h * s.reduce_bytes);
+      gather("backward", 8), gather("backward", 8 * word_rows), gather("backward", word_rows * h * s.reduce_bytes);
     };
     const int64_t kept = static_cast<int64_t>(rows[rank].size()) / k;
     auto loss = [&]() {
-      if (c.local_negatives && n > 1) return add("loss", 8);
-      if (n > 1) add("loss", kept * k * h * 4);  // the embeddings (float32)
-      add("loss", kept * 4);                     // labels
-      if (setup.data->weighted()) add("loss", kept * 4);
+      if (c.local_negatives && n > 1) return add("loss", "all_reduce", 8);
+      if (n > 1) gather("loss", kept * k * h * 4);  // the embeddings (float32)
+      gather("loss", kept * 4);                     // labels
+      if (setup.data->weighted()) gather("loss", kept * 4);
     };
+    double tokens = 0, squares = 0;
+    for (const auto* row : rows[rank]) {
+      const auto len = static_cast<double>(row->size());
+      tokens += len, squares += len * len;
+    }
+    const double flops = shape.train_flops(tokens, squares);  // forward 1/3, backward 2/3
+    out.forward_flops += flops / 3 * (c.chunk > 0 ? 2 : 1), out.backward_flops += flops * 2 / 3;
+    out.rows_per_forward = std::max<double>(1, c.chunk > 0 ? std::min<double>(chunk_rows, rows[rank].size())
+                                                            : static_cast<double>(rows[rank].size()));
     if (c.chunk == 0) {
       forward(0), loss(), backward(0);
     } else {
@@ -144,10 +168,12 @@ CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step) {
   }
   // Step: stage 1 reduce-scatters the gradient (several ranks or bf16), every stage sums the norm,
   // stages 1/2 gather the updated parameters; then the stop-signal sum (several ranks).
-  if (s.stage == 1 && (n > 1 || s.reduce_bytes != 4)) add("step", padded * s.reduce_bytes);
-  add("step", 8);
-  if (s.stage < 3) add("step", shard * s.param_bytes);
-  if (n > 1) add("step", 8);
+  if (s.stage == 1 && (n > 1 || s.reduce_bytes != 4))
+    for (size_t u = 0; u < shape.units.size(); ++u) add("step", "reduce_scatter", unit_shards[u] * n * s.reduce_bytes);
+  add("step", "all_reduce", 8);
+  if (s.stage < 3)
+    for (size_t u = 0; u < shape.units.size(); ++u) gather("step", unit_shards[u] * s.param_bytes);
+  if (n > 1) add("step", "all_reduce", 8);
   return out;
 }
 

@@ -14,8 +14,18 @@
 
 namespace angle::plan {
 
+// One collective call of the rank: its phase ("batch", "loss", "forward", "backward", "step"),
+// kind ("all_gather", "all_reduce", "reduce_scatter", "reduce") and the bytes it hands over.
+struct Call {
+  std::string phase, op;
+  uint64_t bytes = 0;
+};
+
 struct CommBytes {
-  std::map<std::string, uint64_t> by_phase;  // "batch", "loss", "forward", "backward", "step"
+  std::vector<Call> calls;
+  double forward_flops = 0, backward_flops = 0;  // the model FLOPs of the rank's rows (plan/model_shape.h)
+  double rows_per_forward = 1;                   // the rank's rows per forward pass (a chunk's with caching)
+  std::map<std::string, uint64_t> by_phase() const;
   uint64_t total() const;
 };
 

@@ -5,7 +5,9 @@ reductions and gradient caching (train.chunk 2) at N = 2:
   - communication: the bytes rank 0 hands to collectives in steps 2 and 3 (metrics.jsonl
     `comm_bytes`, counted by the comm layer) equal the plan's exactly;
   - model state: the sharder's measured peak (`state_peak_bytes`) within 10% of the plan's;
-  - bad input: a missing job, N < 1, a memory figure that does not parse: one error line."""
+  - bad input: a missing job or model directory, N < 1, a memory or link figure that does not
+    parse: one error line.
+The time model is compared with measured step times by tests/bench/plan_time.py (a benchmark)."""
 import json
 import pathlib
 import subprocess
@@ -55,6 +57,10 @@ def main():
     expect.failure('missing job', ['plan', '--job', work / 'nope.ini', '--ranks', 2], ['nope.ini', 'cannot open'])
     expect.failure('no ranks', ['plan', '--ranks', 0] + job, ['--ranks 0', 'at least 1'])
     expect.failure('memory that does not parse', ['plan', '--ranks', 2, '--memory-gb', 'lots'] + job, ['memory-gb'])
+    expect.failure('link that does not parse', ['plan', '--ranks', 2, '--link', 'intra=fast'] + job,
+                   ["--link 'intra=fast'", 'intra=GB/s'])
+    expect.failure('missing model directory', ['plan', '--ranks', 2] + job + ['--model.path', work / 'no-model'],
+                   ['no-model'])
     expect.exit_status()
     print('plan checks passed')
 

@@ -1,0 +1,151 @@
+#include "plan/calibrate.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/atomic_output.h"
+#include "core/error.h"
+#include "core/json_file.h"
+#include "core/log.h"
+#include "model/encoder.h"
+#include "plan/model_shape.h"
+#include "shard/adamw.h"
+#include "train/step_batch.h"
+#include "train/training_data.h"
+
+namespace angle::plan {
+namespace {
+
+template <typename F>
+double best_seconds(int repeats, F&& body) {
+  double best = 1e30;
+  for (int i = 0; i < repeats; ++i) {
+    const double start = now_seconds();
+    body();
+    best = std::min(best, now_seconds() - start);
+  }
+  return best;
+}
+
+}  // namespace
+
+Machine calibrate(const train::JobConfig& job, comm::Comm& comm) {
+  Machine m;
+  m.cores = std::max(1u, std::thread::hardware_concurrency());
+  at::set_num_threads(1);
+  // FLOP/s: rank 0 trains on its share of the job's first micro-batch (the others wait).
+  double flops_per_thread = 0;
+  if (comm.rank() == 0) {
+    model::EncoderOptions options;
+    options.pooling = job.pooling;
+    options.max_length = job.max_length;
+    options.dropout = job.dropout;
+    model::Encoder encoder = model::load_encoder(job.model_path, options);
+    encoder.model.train(true);
+    const train::TrainingData data(job, encoder.tokenizer, encoder.max_length);
+    const size_t micro = static_cast<size_t>(job.global_batch / job.grad_accum);
+    const auto examples = data.rank_slices(1, 0, 1, micro).front();
+    std::vector<const std::vector<int64_t>*> rows;
+    double tokens = 0, squares = 0;
+    for (const auto& e : examples)
+      for (const auto& ids : e.ids) {
+        rows.push_back(&ids);
+        tokens += static_cast<double>(ids.size()), squares += static_cast<double>(ids.size() * ids.size());
+      }
+    // Forward + backward on the first R rows, R = all, 1/2, 1/4, 1/8 of the micro-batch's.
+    const ModelShape shape = bert_shape(encoder.model.config());
+    for (size_t count = rows.size(); count >= 1; count /= 2) {
+      std::vector<const std::vector<int64_t>*> some(rows.begin(), rows.begin() + static_cast<int64_t>(count));
+      double tokens = 0, squares = 0;
+      for (const auto* r : some) tokens += static_cast<double>(r->size()), squares += static_cast<double>(r->size() * r->size());
+      const model::TokenBatch batch = model::collate(some, encoder.tokenizer.pad_id());
+      const double seconds = best_seconds(3, [&] {
+        at::Tensor hidden = encoder.model.forward(batch.input_ids, batch.attention_mask);
+        model::pool(hidden, batch.attention_mask, encoder.pooling).pow(2).sum().backward();
+      });
+      m.flops_by_rows.insert(m.flops_by_rows.begin(), {static_cast<double>(count), shape.train_flops(tokens, squares) / seconds});
+      if (count == rows.size() || count <= 1) flops_per_thread = std::max(flops_per_thread, m.flops_by_rows.front().second);
+      if (count <= 1 || m.flops_by_rows.size() == 4) break;
+    }
+    // The optimizer: AdamW on a 4M-parameter shard, then the gradient zeroed (as step() does).
+    const int64_t size = 1 << 22;
+    at::Tensor p = at::randn({size}), g = at::randn({size}), m1 = at::zeros({size}), m2 = at::zeros({size}),
+               decay = at::ones({size});
+    m.optimizer_s_per_param = best_seconds(3, [&] {
+                                shard::adamw_update(p, g, m1, m2, decay, 1, 1e-5, {});
+                                g.zero_();
+                              }) / static_cast<double>(size);
+    at::Tensor from = at::randn({size}), to = at::empty({size});
+    m.copy_bytes_per_s = static_cast<double>(size * 4) / best_seconds(3, [&] { to.copy_(from); });
+  }
+  // Rank 0's figures to every rank (the others hold zeros).
+  std::vector<double> figures = {flops_per_thread, m.optimizer_s_per_param, m.copy_bytes_per_s};
+  for (const auto& [rows, flops] : m.flops_by_rows) figures.push_back(rows), figures.push_back(flops);
+  figures.resize(3 + 2 * 4, 0.0);
+  at::Tensor shared = at::tensor(figures, at::kDouble);
+  if (comm.rank() != 0) shared.zero_();
+  shared = shared.to(comm.device());
+  comm.all_reduce_sum(shared);
+  shared = shared.cpu();
+  m.flops_per_thread = shared[0].item<double>();
+  m.optimizer_s_per_param = shared[1].item<double>();
+  m.copy_bytes_per_s = shared[2].item<double>();
+  m.flops_by_rows.clear();
+  for (int i = 0; i < 4; ++i)
+    if (shared[3 + 2 * i].item<double>() > 0)
+      m.flops_by_rows.emplace_back(shared[3 + 2 * i].item<double>(), shared[4 + 2 * i].item<double>());
+  if (comm.size() > 1) {
+    // alpha from 8-byte all-gathers, beta from 8 MiB ones (ring: n-1 steps of the rank's bytes).
+    auto time_gather = [&](int64_t bytes) {
+      at::Tensor chunk = at::zeros({bytes / 4}, at::TensorOptions().dtype(at::kFloat).device(comm.device()));
+      at::Tensor all = at::empty({bytes / 4 * comm.size()}, chunk.options());
+      comm.barrier();
+      return best_seconds(5, [&] {
+        comm.all_gather_into(chunk, all);
+        comm.barrier();
+      });
+    };
+    const double steps = static_cast<double>(comm.size() - 1), small = time_gather(8), large = time_gather(8 << 20);
+    m.alpha_s = small / steps;
+    m.beta_bytes_per_s = static_cast<double>(8 << 20) / std::max(1e-12, (large - small) / steps);
+  }
+  m.ranks_per_node = comm.size();
+  return m;
+}
+
+void save_machine(const Machine& m, const std::string& path) {
+  nlohmann::json j = {{"flops_per_thread", m.flops_per_thread}, {"alpha_s", m.alpha_s},
+                      {"beta_bytes_per_s", m.beta_bytes_per_s}, {"cores", m.cores},
+                      {"optimizer_s_per_param", m.optimizer_s_per_param}, {"copy_bytes_per_s", m.copy_bytes_per_s},
+                      {"flops_by_rows", m.flops_by_rows}};
+  AtomicOutput output(path);
+  {
+    std::ofstream out(output.temp_path());
+    out << j.dump(2) << "\n";
+    ANGLE_CHECK(out.good(), path, ": cannot write");
+  }
+  output.commit();
+}
+
+Machine load_machine(const std::string& path) {
+  const nlohmann::json j = read_json_file(path);
+  Machine m;
+  for (auto [key, field] : {std::pair{"flops_per_thread", &m.flops_per_thread}, {"alpha_s", &m.alpha_s},
+                            {"beta_bytes_per_s", &m.beta_bytes_per_s}, {"optimizer_s_per_param", &m.optimizer_s_per_param},
+                            {"copy_bytes_per_s", &m.copy_bytes_per_s}}) {
+    ANGLE_CHECK(j.contains(key) && j[key].is_number() && j[key].get<double>() > 0, path, ": '", key,
+                "' must be a positive number");
+    *field = j[key].get<double>();
+  }
+  ANGLE_CHECK(j.contains("cores") && j["cores"].is_number_integer() && j["cores"].get<int64_t>() > 0, path,
+              ": 'cores' must be a positive integer");
+  m.cores = j["cores"].get<int64_t>();
+  if (j.contains("flops_by_rows")) m.flops_by_rows = j["flops_by_rows"].get<std::vector<std::pair<double, double>>>();
+  return m;
+}
+
+}  // namespace angle::plan

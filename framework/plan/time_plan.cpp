@@ -1,0 +1,57 @@
+#include "plan/time_plan.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace angle::plan {
+
+double collective_seconds(const std::string& op, uint64_t bytes, int64_t n, const Machine& m) {
+  if (n <= 1) return 0;
+  const double b = static_cast<double>(bytes), steps = static_cast<double>(n - 1), a = m.alpha_s,
+               bw = m.beta_bytes_per_s;
+  if (op == "all_gather") return steps * (a + b / bw);                       // ring: n-1 steps of b
+  if (op == "reduce_scatter") return steps * (a + b / static_cast<double>(n) / bw);  // ring: n-1 steps of b/n
+  if (op == "all_reduce") return 2 * steps * (a + b / static_cast<double>(n) / bw);  // reduce-scatter + all-gather
+  return std::ceil(std::log2(static_cast<double>(n))) * (a + b / bw);        // reduce: binomial tree
+}
+
+double flops_at(const Machine& m, double rows) {
+  const auto& t = m.flops_by_rows;
+  if (t.empty()) return m.flops_per_thread;
+  if (rows <= t.front().first) return t.front().second;
+  if (rows >= t.back().first) return t.back().second;
+  for (size_t i = 1; i < t.size(); ++i)
+    if (rows <= t[i].first) {  // linear in log(rows)
+      const double x = (std::log(rows) - std::log(t[i - 1].first)) / (std::log(t[i].first) - std::log(t[i - 1].first));
+      return t[i - 1].second + x * (t[i].second - t[i - 1].second);
+    }
+  return t.back().second;
+}
+
+StepTime step_time(const CommBytes& traffic, const CommBytes& slowest_compute, int64_t ranks, const Machine& m,
+                   int64_t shard_params, int64_t gathered_bytes) {
+  // Ranks of a node share its cores: a rank computes with min(threads, cores / ranks per node).
+  const double share = std::min(static_cast<double>(m.threads_per_rank),
+                                static_cast<double>(m.cores) / static_cast<double>(std::max<int64_t>(1, m.ranks_per_node)));
+  const double rate = flops_at(m, slowest_compute.rows_per_forward) * share;
+  StepTime t;
+  const double forward = slowest_compute.forward_flops / rate, backward = slowest_compute.backward_flops / rate;
+  t.compute = forward + backward;
+  t.optimizer = (static_cast<double>(shard_params) * m.optimizer_s_per_param +
+                 static_cast<double>(gathered_bytes) / m.copy_bytes_per_s) / share;
+  double during_forward = 0, during_backward = 0, serial = 0;
+  Machine overlapped = m;
+  overlapped.alpha_s = std::max(m.alpha_s, m.async_latency_s);
+  for (const Call& c : traffic.calls) {
+    const bool async = c.phase == "forward" || c.phase == "backward";
+    const double s = collective_seconds(c.op, c.bytes, ranks, async ? overlapped : m);
+    t.comm += s;
+    if (c.phase == "forward") during_forward += s;
+    else if (c.phase == "backward") during_backward += s;
+    else serial += s;
+  }
+  t.exposed_comm = serial + std::max(0.0, during_forward - forward) + std::max(0.0, during_backward - backward);
+  return t;
+}
+
+}  // namespace angle::plan

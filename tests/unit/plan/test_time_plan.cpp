@@ -1,0 +1,37 @@
+// The time model's closed forms: ring all-gather / reduce-scatter / all-reduce and tree reduce
+// costs, nothing at one rank, the FLOP/s table interpolated in log(rows), and compute shared by
+// the ranks of a node.
+#include <boost/test/unit_test.hpp>
+
+#include "plan/time_plan.h"
+
+using namespace angle;
+namespace tt = boost::test_tools;
+
+BOOST_AUTO_TEST_SUITE(time_plan)
+
+BOOST_AUTO_TEST_CASE(collective_costs_are_the_stated_closed_forms) {
+  plan::Machine m;
+  m.alpha_s = 1e-5, m.beta_bytes_per_s = 1e9;
+  const uint64_t b = 1 << 20;
+  BOOST_TEST(plan::collective_seconds("all_gather", b, 1, m) == 0.0);
+  BOOST_TEST(plan::collective_seconds("all_gather", b, 4, m) == 3 * (1e-5 + b / 1e9), tt::tolerance(1e-12));
+  BOOST_TEST(plan::collective_seconds("reduce_scatter", b, 4, m) == 3 * (1e-5 + b / 4.0 / 1e9), tt::tolerance(1e-12));
+  BOOST_TEST(plan::collective_seconds("all_reduce", b, 4, m) == 6 * (1e-5 + b / 4.0 / 1e9), tt::tolerance(1e-12));
+  BOOST_TEST(plan::collective_seconds("reduce", b, 8, m) == 3 * (1e-5 + b / 1e9), tt::tolerance(1e-12));
+}
+
+BOOST_AUTO_TEST_CASE(flops_table_and_core_sharing) {
+  plan::Machine m;
+  m.flops_by_rows = {{2, 1e10}, {8, 3e10}};
+  BOOST_TEST(plan::flops_at(m, 1) == 1e10);
+  BOOST_TEST(plan::flops_at(m, 4) == 2e10, tt::tolerance(1e-12));  // halfway in log(rows)
+  BOOST_TEST(plan::flops_at(m, 64) == 3e10);
+  plan::CommBytes work;
+  work.forward_flops = 1e10, work.backward_flops = 2e10, work.rows_per_forward = 8;
+  m.cores = 2, m.threads_per_rank = 1, m.ranks_per_node = 4, m.optimizer_s_per_param = 0;
+  // Four single-thread ranks on two cores: each computes at half a core.
+  BOOST_TEST(plan::step_time(work, work, 1, m, 0, 0).compute == 3e10 / (3e10 * 0.5), tt::tolerance(1e-12));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
