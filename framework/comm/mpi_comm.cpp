@@ -172,7 +172,7 @@ at::Tensor MpiComm::do_all_gather_rows(const at::Tensor& local, const std::vecto
     total += rows[r];
   }
   std::vector<int64_t> shape = buffer.sizes().vec();
-  if (shape.empty()) shape = {1};
+  if (shape.empty()) shape.push_back(1);  // (not `= {1}`: GCC 12 warns falsely on that assignment)
   shape[0] = total;
   at::Tensor out = at::empty(shape, buffer.options());
   MPI_Request request;
