@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""`angle plan` against measured runs of the same jobs (MiniLM, STS-B train, global batch 8, max
-length 32, 3 steps, metrics every step), at N = 1, 2, 4 x stages 1, 2, 3, plus bf16 parameters and
-reductions and gradient caching (train.chunk 2) at N = 2:
+"""`angle plan` against measured runs of the same jobs (STS-B train, global batch 8, max length 32,
+3 steps, metrics every step): MiniLM at N = 1, 2, 4 x stages 1, 2, 3, plus bf16 parameters and
+reductions and gradient caching (train.chunk 2) at N = 2; the BERT-base-sized model at N = 1, 2, 4
+x stages 1, 2, 3:
   - communication: the bytes rank 0 hands to collectives in steps 2 and 3 (metrics.jsonl
     `comm_bytes`, counted by the comm layer) equal the plan's exactly;
   - model state: the sharder's measured peak (`state_peak_bytes`) within 10% of the plan's;
@@ -20,18 +21,20 @@ from runs import ROOT, metrics, mpirun, short_job  # noqa: E402
 
 
 def main():
-    args, angle, work, expect = setup(__doc__, '--model', '--data-dir')
+    args, angle, work, expect = setup(__doc__, '--model', '--bert-base', '--data-dir')
     failures = expect.failures
     job = short_job(args.data_dir)[1:]  # without 'train': '--job FILE' and the overrides
-    job += ['--model.path', args.model, '--model.max_length', 32, '--train.global_batch', 8, '--train.max_steps', 3]
-    cases = [(n, stage, []) for stage in (1, 2, 3) for n in (1, 2, 4)]
-    cases += [(2, 3, ['--shard.param_dtype', 'bf16', '--shard.reduce_dtype', 'bf16'])]
-    cases += [(2, stage, ['--train.chunk', 2]) for stage in (1, 2, 3)]
+    job += ['--model.max_length', 32, '--train.global_batch', 8, '--train.max_steps', 3]
+    grid = [(n, stage, []) for stage in (1, 2, 3) for n in (1, 2, 4)]
+    cases = [('MiniLM', args.model, *case) for case in grid]
+    cases += [('MiniLM', args.model, 2, 3, ['--shard.param_dtype', 'bf16', '--shard.reduce_dtype', 'bf16'])]
+    cases += [('MiniLM', args.model, 2, stage, ['--train.chunk', 2]) for stage in (1, 2, 3)]
+    cases += [('BERT-base', args.bert_base, *case) for case in grid]
     worst_state = 0.0
-    for n, stage, extra in cases:
-        label = f'N={n} stage {stage}' + (' ' + ' '.join(map(str, extra)) if extra else '')
+    for model, path, n, stage, extra in cases:
+        label = f'{model} N={n} stage {stage}' + (' ' + ' '.join(map(str, extra)) if extra else '')
         out = work / label.replace(' ', '_').replace('=', '')
-        overrides = job + ['--shard.stage', stage, *extra]
+        overrides = job + ['--model.path', path, '--shard.stage', stage, *extra]
         mpirun(n, angle, ['train'] + overrides + ['--run.output_dir', out])
         measured = {m['step']: m for m in metrics(out)}
         for step in (2, 3):
@@ -54,6 +57,7 @@ def main():
                                 f'state {plan["state_bytes"]["total"]} vs {state}')
     print(f'worst model-state gap {worst_state:.1%}')
 
+    job += ['--model.path', args.model]
     expect.failure('missing job', ['plan', '--job', work / 'nope.ini', '--ranks', 2], ['nope.ini', 'cannot open'])
     expect.failure('no ranks', ['plan', '--ranks', 0] + job, ['--ranks 0', 'at least 1'])
     expect.failure('memory that does not parse', ['plan', '--ranks', 2, '--memory-gb', 'lots'] + job, ['memory-gb'])
