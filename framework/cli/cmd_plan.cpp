@@ -7,6 +7,8 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/memory.h"
+#include "loss/angle_loss.h"
 #include "model/encoder.h"
 #include "comm/comm.h"
 #include "core/text_file.h"
@@ -65,7 +67,8 @@ int run_plan(const std::vector<std::string>& args) {
   options.add_options()
       ("job", po::value<std::string>()->required(), "job file (as for angle train); --section.key value overrides")
       ("ranks", po::value<int64_t>()->default_value(1), "number of ranks N")
-      ("step", po::value<long>()->default_value(2), "optimizer step whose data sets the data-dependent bytes")
+      ("step", po::value<long>()->default_value(2), "optimizer step whose data sets the data-dependent bytes "
+                                                      "(communication and time: step S; peak memory: steps 1..S)")
       ("memory-gb", po::value<double>(), "memory per rank (GB) to check the model state against")
       ("calibrate", po::value<std::string>(), "measure this machine (FLOP/s of one thread on the job's model and "
                                                "data; alpha/beta when run on several ranks) into FILE.json, then exit")
@@ -114,8 +117,23 @@ int run_plan(const std::vector<std::string>& args) {
   shard.reduce_bytes = job->reduce_dtype == "bf16" ? 2 : 4;
   shard.inflight_bytes = static_cast<int64_t>(job->inflight_mb * (1 << 20));
   const plan::StateBytes state = plan::state_peak(shape, shard);
-  plan::CommSetup setup{&*job, &shape, &data, shard, tokenizer.encode("", max_length), tokenizer.pad_id()};
+  // What this process holds now (the runtime, the tokenizer and the job's data, as a training
+  // rank does before it loads the model) is the base of the peak-RSS estimate.
+  const int64_t runtime = static_cast<int64_t>(resident_bytes());
+  plan::CommSetup setup{&*job, &shape, &data, shard, tokenizer.encode("", max_length), tokenizer.pad_id(),
+                        job->dropout ? *job->dropout > 0
+                                     : config.hidden_dropout_prob > 0 || config.attention_probs_dropout_prob > 0};
   const plan::CommBytes comm = plan::step_comm_bytes(setup, 0, step);
+  // The peak by step S: the largest forward and loss of any rank in steps 1..S (a rank's RSS
+  // keeps its high-water mark).
+  int64_t activations = 0, activation_rows = 1, loss = 0;
+  for (long s = 1; s <= step; ++s)
+    for (int r = 0; r < ranks; ++r) {
+      const plan::CommBytes t = s == step && r == 0 ? comm : plan::step_comm_bytes(setup, r, s);
+      if (t.activation_bytes > activations) activations = t.activation_bytes, activation_rows = t.activation_rows;
+      loss = std::max(loss, t.loss_bytes);
+    }
+  const plan::PeakBytes peak = plan::peak_bytes(shape, shard, runtime, activations, loss);
 
   // Time: the machine (calibrated or given), this step at N ranks and at 1 rank.
   plan::Machine machine;
@@ -126,33 +144,43 @@ int run_plan(const std::vector<std::string>& args) {
   machine.ranks_per_node = vm->count("per-node") ? (*vm)["per-node"].as<int64_t>() : ranks;
   ANGLE_CHECK(machine.ranks_per_node >= 1, "--per-node must be at least 1");
   if (vm->count("link")) apply_link((*vm)["link"].as<std::string>(), ranks > machine.ranks_per_node, machine);
-  // The rank with the most model FLOPs sets the pace of a synchronous step.
-  const auto slowest = [&](const plan::ShardSettings& settings) {
-    plan::CommBytes most;
+  // The rank with the most model FLOPs sets the pace of a synchronous step; the ranks sharing
+  // rank 0's node share its cores.
+  struct Work {
+    plan::CommBytes slowest;
+    double node_flops = 0;
+  };
+  const auto work_of = [&](const plan::ShardSettings& settings, int64_t per_node) {
+    Work w;
     for (int r = 0; r < settings.ranks; ++r) {
       plan::CommBytes t = plan::step_comm_bytes({&*job, &shape, &data, settings, setup.empty_text_ids, setup.pad_id}, r, step);
-      if (t.forward_flops + t.backward_flops > most.forward_flops + most.backward_flops) most = t;
+      const double flops = t.forward_flops + t.backward_flops;
+      if (r < per_node) w.node_flops += flops;
+      if (flops > w.slowest.forward_flops + w.slowest.backward_flops) w.slowest = std::move(t);
     }
-    return most;
+    return w;
   };
-  const auto time_at = [&](int64_t n, const plan::CommBytes& traffic, const plan::CommBytes& most) {
+  const auto time_at = [&](int64_t n, const plan::CommBytes& traffic, const Work& work) {
     plan::Machine m = machine;
     m.ranks_per_node = std::min(m.ranks_per_node, n);
     m.threads_per_rank = job->threads ? *job->threads : (n > 1 ? 1 : m.cores);
     int64_t shard_params = 0;
     for (const plan::UnitShape& u : shape.units) shard_params += (u.numel() + n - 1) / n;
-    return plan::step_time(traffic, most, n, m, shard_params, shard.stage < 3 ? shape.numel() * shard.param_bytes : 0);
+    return plan::step_time(traffic, work.slowest, work.node_flops, n, m, shard_params,
+                           shard.stage < 3 ? shape.numel() * shard.param_bytes : 0);
   };
-  const plan::StepTime time = time_at(ranks, comm, slowest(shard));
+  const plan::StepTime time = time_at(ranks, comm, work_of(shard, machine.ranks_per_node));
   plan::ShardSettings single = shard;
   single.ranks = 1;
-  const plan::CommBytes one_rank = slowest(single);
-  const plan::StepTime time1 = time_at(1, one_rank, one_rank);
+  const Work one_rank = work_of(single, 1);
+  const plan::StepTime time1 = time_at(1, one_rank.slowest, one_rank);
   const double steps_per_epoch = static_cast<double>(data.sampler().steps_per_epoch());
 
   nlohmann::json j = {{"ranks", ranks}, {"stage", shard.stage}, {"parameters", shape.numel()},
                       {"state_bytes", {{"params", state.params}, {"grads", state.grads}, {"optim", state.optim},
                                        {"total", state.total()}}},
+                      {"peak_bytes", {{"runtime", peak.runtime}, {"load", peak.load}, {"activations", peak.activations},
+                                      {"loss", peak.loss}, {"total", peak.total()}}},
                       {"comm_bytes", {{"step", step}, {"rank", 0}, {"total", comm.total()}}}};
   for (const auto& [phase, bytes] : comm.by_phase()) j["comm_bytes"][phase] = bytes;
   j["time"] = {{"compute_s", time.compute}, {"optimizer_s", time.optimizer}, {"comm_s", time.comm}, {"exposed_comm_s", time.exposed_comm},
@@ -161,11 +189,23 @@ int run_plan(const std::vector<std::string>& args) {
                {"flops_per_thread", machine.flops_per_thread}, {"alpha_s", machine.alpha_s},
                {"beta_bytes_per_s", machine.beta_bytes_per_s}, {"cores", machine.cores}};
   std::optional<bool> fits;
+  int64_t max_examples = 0;
   if (vm->count("memory-gb")) {
-    const double limit = (*vm)["memory-gb"].as<double>() * 1e9;
-    fits = static_cast<double>(state.total()) <= limit;
+    const double limit = positive("--memory-gb", (*vm)["memory-gb"].as<double>()) * 1e9;
+    fits = static_cast<double>(peak.total()) <= limit;
     j["memory_limit_bytes"] = limit;
-    j["state_fits"] = *fits;
+    j["fits"] = *fits;
+    j["state_fits"] = static_cast<double>(state.total()) <= limit;
+    // The most examples one forward pass can take within the limit, activations scaled linearly
+    // with the rows of the largest forward: the largest train.chunk, or (without caching) the
+    // largest global batch.
+    const int64_t k = loss::rows_per_example(data.format());
+    const double room = (limit - static_cast<double>(peak.runtime + peak.state)) / plan::kHeapOverhead -
+                        static_cast<double>(peak.loss);
+    const double per_example = static_cast<double>(activations) / static_cast<double>(std::max<int64_t>(1, activation_rows)) * k;
+    max_examples = static_cast<int64_t>(std::max(0.0, room / per_example));
+    if (static_cast<double>(peak.runtime + peak.load) > limit) max_examples = 0;
+    j["max_examples_per_forward"] = max_examples;
   }
   if ((*vm)["json"].as<bool>()) {
     std::cout << j.dump() << "\n";
@@ -175,6 +215,9 @@ int run_plan(const std::vector<std::string>& args) {
             << shape.numel() << " parameters\n"
             << "model state per rank (peak): parameters " << mib(state.params) << ", gradients " << mib(state.grads)
             << ", optimizer " << mib(state.optim) << ", total " << mib(state.total()) << "\n"
+            << "peak RSS per rank (estimate): " << mib(peak.total()) << " = runtime and data " << mib(peak.runtime)
+            << " + max(model load " << mib(peak.load) << ", model state " << mib(peak.state) << " + " << plan::kHeapOverhead
+            << " x (activations " << mib(peak.activations) << " + loss " << mib(peak.loss) << "))\n"
             << "communication of rank 0 in step " << step << ": " << mib(static_cast<int64_t>(comm.total()));
   for (const auto& [phase, bytes] : comm.by_phase()) std::cout << ", " << phase << " " << mib(static_cast<int64_t>(bytes));
   std::cout << "\n";
@@ -185,8 +228,14 @@ int run_plan(const std::vector<std::string>& args) {
             << 100 * time1.step() / (static_cast<double>(ranks) * time.step()) << "%\n"
             << "  (machine: " << machine.flops_per_thread / 1e9 << " GFLOP/s per thread, alpha " << machine.alpha_s * 1e6
             << " us, beta " << machine.beta_bytes_per_s / 1e9 << " GB/s, " << machine.cores << " cores per node)\n";
-  if (fits) std::cout << "model state " << (*fits ? "fits" : "does NOT fit") << " in " << (*vm)["memory-gb"].as<double>()
-                      << " GB per rank\n";
+  if (fits) {
+    std::cout << "peak " << (*fits ? "fits" : "does NOT fit") << " in " << (*vm)["memory-gb"].as<double>() << " GB per rank";
+    if (max_examples == 0) std::cout << "; the model alone does not fit: more ranks or a higher stage\n";
+    else
+      std::cout << "; at most ~" << max_examples << " examples per forward pass: train.chunk " << max_examples
+                << " (gradient caching), or without it train.global_batch up to "
+                << max_examples * ranks * job->grad_accum << "\n";
+  }
   return 0;
 }
 

@@ -114,6 +114,7 @@ Machine calibrate(const train::JobConfig& job, comm::Comm& comm) {
     m.beta_bytes_per_s = static_cast<double>(8 << 20) / std::max(1e-12, (large - small) / steps);
   }
   m.ranks_per_node = comm.size();
+  m.comm_on_cores = comm.backend() != "nccl";
   return m;
 }
 
@@ -121,7 +122,7 @@ void save_machine(const Machine& m, const std::string& path) {
   nlohmann::json j = {{"flops_per_thread", m.flops_per_thread}, {"alpha_s", m.alpha_s},
                       {"beta_bytes_per_s", m.beta_bytes_per_s}, {"cores", m.cores},
                       {"optimizer_s_per_param", m.optimizer_s_per_param}, {"copy_bytes_per_s", m.copy_bytes_per_s},
-                      {"flops_by_rows", m.flops_by_rows}};
+                      {"flops_by_rows", m.flops_by_rows}, {"comm_on_cores", m.comm_on_cores}};
   AtomicOutput output(path);
   {
     std::ofstream out(output.temp_path());
@@ -144,6 +145,10 @@ Machine load_machine(const std::string& path) {
   ANGLE_CHECK(j.contains("cores") && j["cores"].is_number_integer() && j["cores"].get<int64_t>() > 0, path,
               ": 'cores' must be a positive integer");
   m.cores = j["cores"].get<int64_t>();
+  if (j.contains("comm_on_cores")) {
+    ANGLE_CHECK(j["comm_on_cores"].is_boolean(), path, ": 'comm_on_cores' must be true or false");
+    m.comm_on_cores = j["comm_on_cores"].get<bool>();
+  }
   if (j.contains("flops_by_rows")) m.flops_by_rows = j["flops_by_rows"].get<std::vector<std::pair<double, double>>>();
   return m;
 }

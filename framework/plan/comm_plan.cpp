@@ -149,6 +149,18 @@ CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step) {
       gather("loss", kept * 4);                     // labels
       if (setup.data->weighted()) gather("loss", kept * 4);
     };
+    int64_t global_rows = 0;
+    for (int r = 0; r < n; ++r) global_rows += static_cast<int64_t>(rows[r].size());
+    out.loss_bytes = std::max(out.loss_bytes, loss_bytes(shape, global_rows, global_rows));
+    for (int64_t i = 0; i < chunks; ++i) {
+      ForwardShape f{0, 0, 0, setup.dropout};
+      for (const auto* row : chunk_of(rank, i)) {
+        ++f.rows, f.tokens += static_cast<int64_t>(row->size());
+        f.longest = std::max<int64_t>(f.longest, static_cast<int64_t>(row->size()));
+      }
+      if (const int64_t bytes = activation_bytes(shape, f); bytes > out.activation_bytes)
+        out.activation_bytes = bytes, out.activation_rows = f.rows;
+    }
     double tokens = 0, squares = 0;
     for (const auto* row : rows[rank]) {
       const auto len = static_cast<double>(row->size());

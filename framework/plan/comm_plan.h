@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "plan/activation_plan.h"
 #include "plan/memory_plan.h"
 #include "train/job_config.h"
 #include "train/training_data.h"
@@ -25,6 +26,8 @@ struct CommBytes {
   std::vector<Call> calls;
   double forward_flops = 0, backward_flops = 0;  // the model FLOPs of the rank's rows (plan/model_shape.h)
   double rows_per_forward = 1;                   // the rank's rows per forward pass (a chunk's with caching)
+  int64_t activation_bytes = 0, loss_bytes = 0;  // the largest forward's and loss's (plan/activation_plan.h)
+  int64_t activation_rows = 0;                   // the rows of that forward
   std::map<std::string, uint64_t> by_phase() const;
   uint64_t total() const;
 };
@@ -36,6 +39,7 @@ struct CommSetup {
   ShardSettings shard;
   std::vector<int64_t> empty_text_ids;  // the dummy row of a rank without rows ("" tokenized)
   int64_t pad_id = 0;
+  bool dropout = false;  // dropout > 0 in training
 };
 
 // Rank `rank` of `setup.shard.ranks` in optimizer step `step` (1-based).

@@ -23,4 +23,18 @@ struct StateBytes {
 // Per rank, at the peak of a step.
 StateBytes state_peak(const ModelShape& shape, const ShardSettings& s);
 
+// The peak resident bytes of a rank: the runtime and data it holds before the model, then the
+// larger of loading (every rank maps the whole fp32 model file and builds the model from it while
+// the sharder allocates its state) and a step (model state, one forward's activations, the loss).
+// Freed activations stay resident in glibc's heap and are not reused exactly (varying shapes): a
+// factor on them, measured on this machine (README "Planning"); DeepSpeed's estimators use an
+// "additional buffer factor" of 1.5 for the same reason.
+constexpr double kHeapOverhead = 1.15;
+struct PeakBytes {
+  int64_t runtime = 0, load = 0, state = 0, activations = 0, loss = 0;
+  int64_t total() const;
+};
+PeakBytes peak_bytes(const ModelShape& shape, const ShardSettings& s, int64_t runtime, int64_t activations,
+                     int64_t loss);
+
 }  // namespace angle::plan

@@ -28,15 +28,19 @@ double flops_at(const Machine& m, double rows) {
   return t.back().second;
 }
 
-StepTime step_time(const CommBytes& traffic, const CommBytes& slowest_compute, int64_t ranks, const Machine& m,
-                   int64_t shard_params, int64_t gathered_bytes) {
-  // Ranks of a node share its cores: a rank computes with min(threads, cores / ranks per node).
-  const double share = std::min(static_cast<double>(m.threads_per_rank),
-                                static_cast<double>(m.cores) / static_cast<double>(std::max<int64_t>(1, m.ranks_per_node)));
-  const double rate = flops_at(m, slowest_compute.rows_per_forward) * share;
+StepTime step_time(const CommBytes& traffic, const CommBytes& slowest_compute, double node_flops, int64_t ranks,
+                   const Machine& m, int64_t shard_params, int64_t gathered_bytes) {
+  // A rank computes with its threads; the node's ranks together with at most its cores (the
+  // slower of the two bounds: processor sharing, where a rank that waits frees its core).
+  const double threads = static_cast<double>(m.threads_per_rank), cores = static_cast<double>(m.cores);
+  const double rate = flops_at(m, slowest_compute.rows_per_forward);
+  const double slowest = slowest_compute.forward_flops + slowest_compute.backward_flops;
   StepTime t;
-  const double forward = slowest_compute.forward_flops / rate, backward = slowest_compute.backward_flops / rate;
-  t.compute = forward + backward;
+  t.compute = slowest > 0 ? std::max(slowest / (rate * threads), node_flops / (rate * cores)) : 0;
+  const double forward = slowest > 0 ? t.compute * slowest_compute.forward_flops / slowest : 0,
+               backward = t.compute - forward;
+  // The optimizer's work is the same on every rank (its shard): the same sharing of the cores.
+  const double share = std::min(threads, cores / static_cast<double>(std::max<int64_t>(1, m.ranks_per_node)));
   t.optimizer = (static_cast<double>(shard_params) * m.optimizer_s_per_param +
                  static_cast<double>(gathered_bytes) / m.copy_bytes_per_s) / share;
   double during_forward = 0, during_backward = 0, serial = 0;
@@ -50,7 +54,12 @@ StepTime step_time(const CommBytes& traffic, const CommBytes& slowest_compute, i
     else if (c.phase == "backward") during_backward += s;
     else serial += s;
   }
-  t.exposed_comm = serial + std::max(0.0, during_forward - forward) + std::max(0.0, during_backward - backward);
+  // The part of the compute that collectives can hide behind: all of it when they move data on
+  // their own, else the idle cores' share.
+  const double busy = threads * static_cast<double>(std::max<int64_t>(1, m.ranks_per_node));
+  const double hiding = m.comm_on_cores ? std::max(0.0, 1 - busy / cores) : 1.0;
+  t.exposed_comm = serial + std::max(0.0, during_forward - hiding * forward) +
+                   std::max(0.0, during_backward - hiding * backward);
   return t;
 }
 

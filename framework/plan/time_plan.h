@@ -25,6 +25,9 @@ struct Machine {
   double async_latency_s = 100e-6;
   double alpha_s = 5e-6;            // latency per message step
   double beta_bytes_per_s = 5e9;    // bandwidth per link
+  // MPI on CPUs: the ranks' own cores copy and reduce the data, so a collective overlaps compute
+  // only as far as cores are left idle. NCCL on GPUs moves data beside the kernels (false).
+  bool comm_on_cores = false;
   int64_t cores = 1;                // cores per node that the node's ranks share
   int64_t threads_per_rank = 1;
   int64_t ranks_per_node = 1;
@@ -42,9 +45,11 @@ struct StepTime {
 };
 
 // `traffic`: rank 0's calls; `slowest_compute`: the FLOPs of the rank with the most work (a
-// synchronous step waits for it); `shard_params`: the parameters this rank updates;
-// `gathered_bytes`: what it copies when the parameters are gathered again (stages 1 and 2).
-StepTime step_time(const CommBytes& traffic, const CommBytes& slowest_compute, int64_t ranks, const Machine& m,
-                   int64_t shard_params, int64_t gathered_bytes);
+// synchronous step waits for it); `node_flops`: the model FLOPs of all ranks sharing rank 0's node
+// (with more threads than cores they share the cores, and a rank that waits gives its core to the
+// others); `shard_params`: the parameters this rank updates; `gathered_bytes`: what it copies when
+// the parameters are gathered again (stages 1 and 2).
+StepTime step_time(const CommBytes& traffic, const CommBytes& slowest_compute, double node_flops, int64_t ranks,
+                   const Machine& m, int64_t shard_params, int64_t gathered_bytes);
 
 }  // namespace angle::plan

@@ -13,7 +13,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'cli'))
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from expect import setup  # noqa: E402
-from runs import metrics, mpirun, short_job  # noqa: E402
+from runs import metrics, mpirun_peak_rss, short_job  # noqa: E402
 
 
 def main():
@@ -25,14 +25,11 @@ def main():
     for n in (1, 2, 4):
         for stage in (1, 2, 3):
             out = work / f'stage{stage}-n{n}'
-            proc = mpirun(n, angle, job + ['--shard.stage', stage, '--run.output_dir', out],
-                          wrap=['/usr/bin/time', '-f', 'max-rss-kb %M'])
-            ranks_kb = [int(l.split()[-1]) for l in proc.stderr.splitlines() if l.startswith('max-rss-kb ')]
-            if len(ranks_kb) != n:
-                sys.exit(f'expected {n} max-rss-kb lines from /usr/bin/time, got {ranks_kb}')
+            _, ranks_rss = mpirun_peak_rss(n, angle, job + ['--shard.stage', stage, '--run.output_dir', out],
+                                           work / 'rss')
             lines = metrics(out)
             state[(stage, n)] = max(m['state_peak_bytes'] for m in lines)
-            rss[(stage, n)] = max(ranks_kb) * 1024
+            rss[(stage, n)] = max(ranks_rss)
             parts = lines[-1]
             print(f'stage {stage} N={n}: peak model state {state[(stage, n)] / 2**20:7.1f} MiB (parameters '
                   f'{parts["params_bytes"] / 2**20:.0f}, gradients {parts["grads_bytes"] / 2**20:.0f}, optimizer '

@@ -6,6 +6,9 @@ x stages 1, 2, 3:
   - communication: the bytes rank 0 hands to collectives in steps 2 and 3 (metrics.jsonl
     `comm_bytes`, counted by the comm layer) equal the plan's exactly;
   - model state: the sharder's measured peak (`state_peak_bytes`) within 10% of the plan's;
+  - peak RSS: the largest over the ranks as the kernel reports it to /usr/bin/time, within 25% of
+    the plan's estimate (also at N = 1 with global batch 128 and 256 with train.chunk 16, max length
+    128, where activations dominate);
   - bad input: a missing job or model directory, N < 1, a memory or link figure that does not
     parse: one error line.
 The time model is compared with measured step times by tests/bench/plan_time.py (a benchmark)."""
@@ -18,7 +21,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'cli'))
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from expect import setup  # noqa: E402
-from runs import ROOT, metrics, mpirun, short_job  # noqa: E402
+from runs import ROOT, metrics, mpirun_peak_rss, short_job  # noqa: E402
 
 
 def main():
@@ -30,13 +33,17 @@ def main():
     cases = [('MiniLM', args.model, *case) for case in grid]
     cases += [('MiniLM', args.model, 2, 3, ['--shard.param_dtype', 'bf16', '--shard.reduce_dtype', 'bf16'])]
     cases += [('MiniLM', args.model, 2, stage, ['--train.chunk', 2]) for stage in (1, 2, 3)]
+    # Where activations dominate the peak (one rank, larger batches; with gradient caching).
+    cases += [('MiniLM', args.model, 1, 2, ['--train.global_batch', 128, '--model.max_length', 128]),
+              ('MiniLM', args.model, 1, 2, ['--train.global_batch', 256, '--model.max_length', 128, '--train.chunk', 16])]
     cases += [('BERT-base', args.bert_base, *case) for case in grid]
-    worst_state = 0.0
+    worst_state = worst_peak = 0.0
     for model, path, n, stage, extra in cases:
         label = f'{model} N={n} stage {stage}' + (' ' + ' '.join(map(str, extra)) if extra else '')
         out = work / label.replace(' ', '_').replace('=', '')
         overrides = job + ['--model.path', path, '--shard.stage', stage, *extra]
-        mpirun(n, angle, ['train'] + overrides + ['--run.output_dir', out])
+        _, ranks_rss = mpirun_peak_rss(n, angle, ['train'] + overrides + ['--run.output_dir', out], work / 'rss')
+        rss = max(ranks_rss)
         measured = {m['step']: m for m in metrics(out)}
         shutil.rmtree(out)  # the run's model directories (440 MB each for BERT-base) are not needed
         for step in (2, 3):
@@ -46,6 +53,13 @@ def main():
                 failures.append(f'{label}: angle plan failed: {proc.stderr[-500:]}')
                 continue
             plan = json.loads(proc.stdout)
+            if step == 3:
+                peak_gap = (plan['peak_bytes']['total'] - rss) / rss
+                worst_peak = max(worst_peak, abs(peak_gap))
+                print(f'[{"ok" if abs(peak_gap) <= 0.25 else "FAIL"}] {label}: peak RSS plan '
+                      f'{plan["peak_bytes"]["total"] / 2**20:.0f} MiB measured {rss / 2**20:.0f} MiB ({peak_gap:+.0%})')
+                if abs(peak_gap) > 0.25:
+                    failures.append(f'{label}: peak RSS plan {plan["peak_bytes"]} measured {rss}')
             comm_ok = plan['comm_bytes']['total'] == measured[step]['comm_bytes']
             state = measured[step]['state_peak_bytes']
             gap = abs(plan['state_bytes']['total'] - state) / state
@@ -57,7 +71,7 @@ def main():
             if not ok:
                 failures.append(f'{label} step {step}: comm {plan["comm_bytes"]} vs {measured[step]["comm_bytes"]}, '
                                 f'state {plan["state_bytes"]["total"]} vs {state}')
-    print(f'worst model-state gap {worst_state:.1%}')
+    print(f'worst model-state gap {worst_state:.1%}, worst peak-RSS gap {worst_peak:.0%}')
 
     job += ['--model.path', args.model]
     expect.failure('missing job', ['plan', '--job', work / 'nope.ini', '--ranks', 2], ['nope.ini', 'cannot open'])

@@ -22,6 +22,20 @@ def mpirun(n, angle, args, check=True, wrap=()):
     return proc
 
 
+def mpirun_peak_rss(n, angle, args, rss_prefix):
+    """mpirun with every rank under /usr/bin/time writing its peak RSS to its own file
+    (`rss_prefix`.RANK: the ranks' stderr lines can interleave). Returns (proc, [bytes per rank])."""
+    for old in pathlib.Path(rss_prefix).parent.glob(pathlib.Path(rss_prefix).name + '.*'):
+        old.unlink()
+    script = 'exec /usr/bin/time -f "%M" -o "$0.$OMPI_COMM_WORLD_RANK" "$@"'
+    proc = mpirun(n, angle, args, wrap=['sh', '-c', script, str(rss_prefix)])
+    files = [pathlib.Path(f'{rss_prefix}.{r}') for r in range(n)]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        sys.exit(f'/usr/bin/time wrote no peak RSS to {missing}')
+    return proc, [1024 * int(f.read_text().split()[-1]) for f in files]
+
+
 def metrics(out):
     return [json.loads(l) for l in (pathlib.Path(out) / 'metrics.jsonl').read_text().splitlines() if '"loss"' in l]
 

@@ -1,6 +1,6 @@
 // The time model's closed forms: ring all-gather / reduce-scatter / all-reduce and tree reduce
 // costs, nothing at one rank, the FLOP/s table interpolated in log(rows), and compute shared by
-// the ranks of a node.
+// the ranks of a node (at most one thread per rank, at most the node's cores).
 #include <boost/test/unit_test.hpp>
 
 #include "plan/time_plan.h"
@@ -30,8 +30,31 @@ BOOST_AUTO_TEST_CASE(flops_table_and_core_sharing) {
   plan::CommBytes work;
   work.forward_flops = 1e10, work.backward_flops = 2e10, work.rows_per_forward = 8;
   m.cores = 2, m.threads_per_rank = 1, m.ranks_per_node = 4, m.optimizer_s_per_param = 0;
-  // Four single-thread ranks on two cores: each computes at half a core.
-  BOOST_TEST(plan::step_time(work, work, 1, m, 0, 0).compute == 3e10 / (3e10 * 0.5), tt::tolerance(1e-12));
+  // Four equal single-thread ranks on two cores: each computes at half a core.
+  BOOST_TEST(plan::step_time(work, work, 4 * 3e10, 1, m, 0, 0).compute == 3e10 / (3e10 * 0.5), tt::tolerance(1e-12));
+  // Unequal ones: the cores do the node's work, but no rank runs faster than one thread.
+  BOOST_TEST(plan::step_time(work, work, 3e10 + 3 * 1e10, 1, m, 0, 0).compute == 6e10 / (3e10 * 2), tt::tolerance(1e-12));
+  m.ranks_per_node = 2;
+  BOOST_TEST(plan::step_time(work, work, 3e10 + 1e10, 1, m, 0, 0).compute == 1.0, tt::tolerance(1e-12));
+  // The forward part keeps its share (what the forward's collectives overlap with).
+  const plan::StepTime t = plan::step_time(work, work, 3e10, 1, m, 0, 0);
+  BOOST_TEST(t.compute == 1.0, tt::tolerance(1e-12));
+}
+
+BOOST_AUTO_TEST_CASE(collectives_hide_behind_compute_only_where_they_can) {
+  plan::Machine m;
+  m.alpha_s = m.async_latency_s = 0, m.beta_bytes_per_s = 1e9, m.optimizer_s_per_param = 0;
+  m.flops_per_thread = 1e10, m.cores = 4, m.threads_per_rank = 1, m.ranks_per_node = 2;
+  plan::CommBytes work;
+  work.forward_flops = 1e10, work.backward_flops = 2e10;                 // 1 s + 2 s
+  work.calls = {{"backward", "all_gather", 3'000'000'000}, {"step", "all_gather", 1'000'000'000}};  // 3 s + 1 s at n = 2
+  auto exposed = [&](bool on_cores, int64_t ranks_per_node) {
+    m.comm_on_cores = on_cores, m.ranks_per_node = ranks_per_node;
+    return plan::step_time(work, work, 3e10, 2, m, 0, 0).exposed_comm;
+  };
+  BOOST_TEST(exposed(false, 2) == 1 + (3 - 2), tt::tolerance(1e-12));      // NCCL-like: backward hides 2 s
+  BOOST_TEST(exposed(true, 2) == 1 + (3 - 0.5 * 2), tt::tolerance(1e-12));  // half the cores idle
+  BOOST_TEST(exposed(true, 4) == 1 + 3, tt::tolerance(1e-12));              // every core computing
 }
 
 BOOST_AUTO_TEST_SUITE_END()
