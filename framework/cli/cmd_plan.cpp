@@ -69,7 +69,7 @@ int run_plan(const std::vector<std::string>& args) {
       ("ranks", po::value<int64_t>()->default_value(1), "number of ranks N")
       ("step", po::value<long>()->default_value(2), "optimizer step whose data sets the data-dependent bytes "
                                                       "(communication and time: step S; peak memory: steps 1..S)")
-      ("memory-gb", po::value<double>(), "memory per rank (GB) to check the model state against")
+      ("memory-gb", po::value<double>(), "memory per rank (GB): does the peak fit, how many examples per forward do")
       ("calibrate", po::value<std::string>(), "measure this machine (FLOP/s of one thread on the job's model and "
                                                "data; alpha/beta when run on several ranks) into FILE.json, then exit")
       ("machine", po::value<std::string>(), "a calibration FILE.json (from --calibrate)")
