@@ -123,17 +123,6 @@ int run_plan(const std::vector<std::string>& args) {
   plan::CommSetup setup{&*job, &shape, &data, shard, tokenizer.encode("", max_length), tokenizer.pad_id(),
                         job->dropout ? *job->dropout > 0
                                      : config.hidden_dropout_prob > 0 || config.attention_probs_dropout_prob > 0};
-  const plan::CommBytes comm = plan::step_comm_bytes(setup, 0, step);
-  // The peak by step S: the largest forward and loss of any rank in steps 1..S (a rank's RSS
-  // keeps its high-water mark).
-  int64_t activations = 0, activation_rows = 1, loss = 0;
-  for (long s = 1; s <= step; ++s)
-    for (int r = 0; r < ranks; ++r) {
-      const plan::CommBytes t = s == step && r == 0 ? comm : plan::step_comm_bytes(setup, r, s);
-      if (t.activation_bytes > activations) activations = t.activation_bytes, activation_rows = t.activation_rows;
-      loss = std::max(loss, t.loss_bytes);
-    }
-  const plan::PeakBytes peak = plan::peak_bytes(shape, shard, runtime, activations, loss);
 
   // Time: the machine (calibrated or given), this step at N ranks and at 1 rank.
   plan::Machine machine;
@@ -149,17 +138,27 @@ int run_plan(const std::vector<std::string>& args) {
   struct Work {
     plan::CommBytes slowest;
     double node_flops = 0;
-  };
-  const auto work_of = [&](const plan::ShardSettings& settings, int64_t per_node) {
-    Work w;
-    for (int r = 0; r < settings.ranks; ++r) {
-      plan::CommBytes t = plan::step_comm_bytes({&*job, &shape, &data, settings, setup.empty_text_ids, setup.pad_id}, r, step);
+    void add(plan::CommBytes t, bool on_rank0_node) {
       const double flops = t.forward_flops + t.backward_flops;
-      if (r < per_node) w.node_flops += flops;
-      if (flops > w.slowest.forward_flops + w.slowest.backward_flops) w.slowest = std::move(t);
+      if (on_rank0_node) node_flops += flops;
+      if (flops > slowest.forward_flops + slowest.backward_flops) slowest = std::move(t);
     }
-    return w;
   };
+  // Every rank in steps 1..S: the peak memory is the largest forward and loss of any of them (a
+  // rank's RSS keeps its high-water mark); step S gives rank 0's traffic and the step's work.
+  plan::CommBytes comm;
+  Work work;
+  int64_t activations = 0, activation_rows = 1, loss = 0;
+  for (long s = 1; s <= step; ++s)
+    for (int r = 0; r < ranks; ++r) {
+      plan::CommBytes t = plan::step_comm_bytes(setup, r, s);
+      if (t.activation_bytes > activations) activations = t.activation_bytes, activation_rows = t.activation_rows;
+      loss = std::max(loss, t.loss_bytes);
+      if (s < step) continue;
+      if (r == 0) comm = t;
+      work.add(std::move(t), r < machine.ranks_per_node);
+    }
+  const plan::PeakBytes peak = plan::peak_bytes(shape, shard, runtime, activations, loss);
   const auto time_at = [&](int64_t n, const plan::CommBytes& traffic, const Work& work) {
     plan::Machine m = machine;
     m.ranks_per_node = std::min(m.ranks_per_node, n);
@@ -169,10 +168,11 @@ int run_plan(const std::vector<std::string>& args) {
     return plan::step_time(traffic, work.slowest, work.node_flops, n, m, shard_params,
                            shard.stage < 3 ? shape.numel() * shard.param_bytes : 0);
   };
-  const plan::StepTime time = time_at(ranks, comm, work_of(shard, machine.ranks_per_node));
-  plan::ShardSettings single = shard;
-  single.ranks = 1;
-  const Work one_rank = work_of(single, 1);
+  const plan::StepTime time = time_at(ranks, comm, work);
+  plan::CommSetup single = setup;
+  single.shard.ranks = 1;
+  Work one_rank;
+  one_rank.add(plan::step_comm_bytes(single, 0, step), true);
   const plan::StepTime time1 = time_at(1, one_rank.slowest, one_rank);
   const double steps_per_epoch = static_cast<double>(data.sampler().steps_per_epoch());
 

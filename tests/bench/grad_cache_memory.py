@@ -11,21 +11,14 @@ Wall-clock seconds of each whole process (model loading included) are printed be
   python3 tests/bench/grad_cache_memory.py [--limit-gb 8] [--max-batch 16384]   (~15 minutes)"""
 import argparse
 import pathlib
-import platform
 import subprocess
 import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'tests/bench'))
+from distributed_step_time import machine  # noqa: E402
 from train_side_by_side import sh  # noqa: E402
-
-
-def cpu_name():
-    for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
-        if line.startswith('model name'):
-            return line.split(':', 1)[1].strip()
-    return platform.processor()
 
 
 def main():
@@ -66,8 +59,7 @@ def main():
         print(f'global batch {batch:6d}, chunk {chunk:3d}: peak RSS {gib:6.2f} GiB, {seconds:7.1f} s', flush=True)
         return gib, seconds
 
-    print(f'machine: {cpu_name()}, {subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()} cores, '
-          '2 threads, fp32', flush=True)
+    print(f'machine: {machine()}; 2 threads, fp32', flush=True)
     plain, plain_s = step(1024, 0)
     cached, cached_s = step(1024, 32)
     largest = None

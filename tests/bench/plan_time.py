@@ -11,9 +11,12 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / 'tests/bench'))
+from distributed_step_time import machine  # noqa: E402
 
 
 def main():
@@ -26,7 +29,7 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     job = ['--job', 'jobs/stsb.ini', '--data.dev', '', '--data.test', '', '--model.max_length', '32',
            '--train.global_batch', '8', '--model.dropout', '0', '--train.threads', '1']
-    machine = work / 'machine.json'
+    machine_file = work / 'machine.json'
 
     def run(cmd):
         proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=ROOT)
@@ -34,10 +37,11 @@ def main():
             raise SystemExit(proc.stderr[-2000:])
         return proc.stdout
 
-    print(run(['mpirun', '--oversubscribe', '-np', 2, args.angle, 'plan', *job, '--calibrate', machine]).strip())
+    print(f'machine: {machine()}; 1 thread per rank')
+    print(run(['mpirun', '--oversubscribe', '-np', 2, args.angle, 'plan', *job, '--calibrate', machine_file]).strip())
     print(f'{"ranks":>5s} {"predicted s/step":>17s} {"measured s/step":>16s} {"gap":>7s}')
     for n in (1, 2, 4):
-        plan = json.loads(run([args.angle, 'plan', *job, '--ranks', n, '--machine', machine, '--json']))
+        plan = json.loads(run([args.angle, 'plan', *job, '--ranks', n, '--machine', machine_file, '--json']))
         walls = {}
         for steps in (3, 13):
             start = time.perf_counter()
