@@ -35,8 +35,23 @@ int64_t layer_activation_bytes(const ModelShape& shape, const ForwardShape& f) {
   return bytes;
 }
 
+// A LLaMA-family layer as transformers' LlamaDecoderLayer runs in bf16 with a fused attention
+// kernel (counted by hand, not measured here: the product does not train decoders yet): per
+// token, each RMSNorm keeps its float32 input (4h) and bf16 output (2h); the kernel keeps the
+// rotated Q (2q) and K, V (2kv each) and its output (2q, also the output projection's input); the
+// MLP keeps gate and up outputs, the SiLU output and the product (2f each). Adapters' rank-r
+// intermediates are left out.
+int64_t decoder_activation_bytes(const ModelShape& shape, const ForwardShape& f) {
+  const int64_t tokens = f.rows * f.longest, h = shape.hidden, q = shape.heads * shape.head_dim,
+                kv = shape.kv_heads * shape.head_dim, ff = shape.intermediate;
+  const int64_t layer = tokens * (12 * h + 4 * q + 4 * kv + 8 * ff);
+  const int64_t in_flight = tokens * (4 * ff + 4 * h);  // the largest layer's input gradients (bf16)
+  return shape.layers * layer + in_flight;
+}
+
 int64_t activation_bytes(const ModelShape& shape, const ForwardShape& f) {
   if (f.rows == 0) return 0;
+  if (shape.decoder) return decoder_activation_bytes(shape, f);
   const Sizes z = sizes_of(shape, f);
   const int64_t embeddings = z.tokens * shape.hidden * (4 + z.mask);  // LayerNorm input, dropout mask
   // During the backward of a layer: gradients of its largest tensors (feed-forward intermediate

@@ -7,12 +7,13 @@ namespace angle::plan {
 StateBytes state_peak(const ModelShape& shape, const ShardSettings& s) {
   StateBytes b;
   const int64_t n = s.ranks;
-  int64_t padded = 0, shard = 0, largest_gathered = 0, largest_dense_param = 0, dense = 0;
+  int64_t padded = 0, shard = 0, largest_gathered = 0, largest_dense_param = 0, dense = 0, frozen = 0;
   for (const UnitShape& u : shape.units) {
     const int64_t p = (u.numel() + n - 1) / n * n;
     padded += p, shard += p / n;
+    frozen += (u.frozen + n - 1) / n * n;
     if (!u.sparse) {
-      largest_gathered = std::max(largest_gathered, p);
+      largest_gathered = std::max(largest_gathered, (u.numel() + u.frozen + n - 1) / n * n);
       dense += u.numel();
       for (int64_t numel : u.param_numels) largest_dense_param = std::max(largest_dense_param, numel);
     }
@@ -22,6 +23,8 @@ StateBytes state_peak(const ModelShape& shape, const ShardSettings& s) {
   if (views) b.params = 4 * padded;
   else if (s.stage < 3) b.params = 4 * shard + s.param_bytes * padded;
   else b.params = 4 * shard + 2 * s.param_bytes * largest_gathered;  // a unit and the prefetched next
+  // Frozen weights (LoRA's base) are held in the parameter dtype, sharded at stage 3.
+  b.params += s.param_bytes * (s.stage < 3 ? frozen : frozen / n);
   // Gradients: a dense parameter's gradient is held from autograd until it is added or reduced.
   const int64_t held = 4 * largest_dense_param;
   if (s.stage == 1) {

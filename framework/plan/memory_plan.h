@@ -1,6 +1,6 @@
 // The memory half of `angle plan` (formulas in README "Planning"): the model-state bytes one rank
 // holds at its peak for a sharding stage, exactly as the sharder allocates them (shard/fsdp.cpp),
-// plus the bounded transients (gradients in flight).
+// plus the bounded transients (gradients in flight); frozen weights in the parameter dtype.
 #pragma once
 #include <cstdint>
 

@@ -1,6 +1,8 @@
 // The shapes `angle plan` reasons about, from a model's config.json alone (no weights loaded):
 // the sharding units of model::BertModel (word embeddings, the rest of the embeddings, each
-// layer) with their parameter counts, and the sizes the activation and FLOP formulas need.
+// layer) with their parameter counts, and the sizes the activation and FLOP formulas need. For
+// projections also LLaMA-family decoders (embeddings, each layer, the final norm), optionally with
+// LoRA adapters: then the base weights are frozen and only the adapters train.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -12,24 +14,38 @@ namespace angle::plan {
 
 struct UnitShape {
   std::string name;
-  std::vector<int64_t> param_numels;  // in named_parameters() order
+  std::vector<int64_t> param_numels;  // trainable, in named_parameters() order
   bool sparse = false;                // word embeddings: looked up, sparse gradient
   bool backward_reads_params = true;
-  int64_t numel() const;
+  int64_t frozen = 0;                 // frozen parameters (LoRA's base weights): no gradient, no optimizer state
+  int64_t numel() const;              // trainable
 };
 
 struct ModelShape {
   int64_t vocab = 0, hidden = 0, layers = 0, heads = 0, intermediate = 0;
+  int64_t kv_heads = 0, head_dim = 0;  // decoders (grouped-query attention); 0 for BERT
+  bool decoder = false;                // LLaMA family: activations by decoder_activation_bytes
+  int64_t lora_rank = 0;               // > 0: the matrices are frozen, their adapters train
   std::vector<UnitShape> units;
-  int64_t numel() const;
-  int64_t matmul_weights() const;  // weights of the encoder layers' matrix products (FLOPs)
-  // Model FLOPs of training (forward + backward = 3x forward) on `tokens` tokens whose sequences'
-  // squared lengths sum to `squared_lengths`: 6 x matmul_weights per token, plus attention's two
-  // batched products (2 x hidden x length^2 per layer and sequence in forward: 12 x layers x hidden
-  // x length^2 over forward and backward). Embedding look-ups, LayerNorm and biases are left out.
+  int64_t numel() const;   // trainable
+  int64_t frozen() const;
+  int64_t matmul_weights() const;  // weights of the layers' matrix products (FLOPs)
+  // Model FLOPs of training on `tokens` tokens whose sequences' squared lengths sum to
+  // `squared_lengths`: forward 2 x matmul_weights per token, backward 4 x (gradients of inputs and
+  // of weights; 2 x with LoRA, whose frozen weights need none), plus attention's two batched
+  // products (2 x hidden x length^2 per layer and sequence in forward: 12 x layers x hidden x
+  // length^2 over forward and backward). Embedding look-ups, norms, biases and adapters are left out.
   double train_flops(double tokens, double squared_lengths) const;
 };
 
 ModelShape bert_shape(const model::BertConfig& config);
+
+// A LLaMA-family config.json (model_type llama, mistral, qwen2): q/k/v/o and gate/up/down
+// projections, two RMSNorms per layer, the final norm; lora_rank > 0 puts an adapter of that rank
+// on each of the seven projections and freezes everything else.
+ModelShape decoder_shape(const std::string& config_path, int64_t lora_rank);
+
+// BERT or LLaMA family by the config's model_type (LoRA only for the latter).
+ModelShape shape_from_config(const std::string& config_path, int64_t lora_rank);
 
 }  // namespace angle::plan

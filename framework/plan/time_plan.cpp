@@ -12,6 +12,7 @@ double collective_seconds(const std::string& op, uint64_t bytes, int64_t n, cons
   if (op == "all_gather") return steps * (a + b / bw);                       // ring: n-1 steps of b
   if (op == "reduce_scatter") return steps * (a + b / static_cast<double>(n) / bw);  // ring: n-1 steps of b/n
   if (op == "all_reduce") return 2 * steps * (a + b / static_cast<double>(n) / bw);  // reduce-scatter + all-gather
+  if (m.ring_reduce) return steps * a + b / bw;                                // reduce: pipelined ring
   return std::ceil(std::log2(static_cast<double>(n))) * (a + b / bw);        // reduce: binomial tree
 }
 

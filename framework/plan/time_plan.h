@@ -28,6 +28,9 @@ struct Machine {
   // MPI on CPUs: the ranks' own cores copy and reduce the data, so a collective overlaps compute
   // only as far as cores are left idle. NCCL on GPUs moves data beside the kernels (false).
   bool comm_on_cores = false;
+  // NCCL reduces along a pipelined ring ((N-1) latencies, the buffer once over the slowest link);
+  // MPI's reduce of the sizes here is a binomial tree (false).
+  bool ring_reduce = false;
   int64_t cores = 1;                // cores per node that the node's ranks share
   int64_t threads_per_rank = 1;
   int64_t ranks_per_node = 1;

@@ -11,6 +11,10 @@ x stages 1, 2, 3:
     128, where activations dominate);
   - bad input: a missing job or model directory, N < 1, a memory or link figure that does not
     parse: one error line.
+  - projection (`--project config.json`, closed form on uniform data) against the simulation of a
+    job on data that is uniform (every text 10 distinct tokens): communication bytes equal at
+    stages 1 and 2, an upper bound at stage 3 (it counts every token as distinct), N = 2 and 4,
+    with and without gradient caching; and its bad input.
 The time model is compared with measured step times by tests/bench/plan_time.py (a benchmark)."""
 import json
 import pathlib
@@ -22,6 +26,46 @@ sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'cli'))
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from expect import setup  # noqa: E402
 from runs import ROOT, metrics, mpirun_peak_rss, short_job  # noqa: E402
+
+
+def plan_json(angle, args):
+    proc = subprocess.run([str(angle), 'plan', '--json'] + [str(a) for a in args], capture_output=True, text=True,
+                          cwd=ROOT)
+    if proc.returncode != 0:
+        sys.exit(f'angle plan {args} failed: {proc.stderr[-500:]}')
+    return json.loads(proc.stdout)
+
+
+def check_projection(angle, model, job, work, expect):
+    """Uniform STS-B-format data: 64 examples, every text 8 distinct whole words of the model's
+    vocabulary ([CLS] + 8 + [SEP] = 10 tokens), no text twice."""
+    words = [w for w in (pathlib.Path(model) / 'vocab.txt').read_text().split('\n') if w.isalpha() and w.islower()
+             and len(w) >= 3][:64 * 2 * 8]
+    data = work / 'uniform.csv'
+    data.write_text(''.join(f'main-captions\tMSRvid\t2012test\t{i:04d}\t{i % 6}.000\t'
+                            f'{" ".join(words[16 * i:16 * i + 8])}\t{" ".join(words[16 * i + 8:16 * i + 16])}\n'
+                            for i in range(64)))
+    job = job + ['--data.train', f'stsb:{data}', '--model.path', model]
+    for n in (2, 4):
+        for stage in (1, 2, 3):
+            for chunk in (0, 2):
+                simulated = plan_json(angle, ['--ranks', n] + job + ['--shard.stage', stage, '--train.chunk', chunk])
+                projected = plan_json(angle, ['--project', pathlib.Path(model) / 'config.json', '--ranks', n,
+                                              '--global-batch', 8, '--tokens', 10, '--stage', stage, '--chunk', chunk,
+                                              '--dtype', 'fp32', '--flops', 1e12])
+                a, b = projected['comm_bytes']['total'], simulated['comm_bytes']['total']
+                ok = a == b if stage < 3 else a >= b
+                print(f'[{"ok" if ok else "FAIL"}] projection N={n} stage {stage} chunk {chunk}: {a} bytes, '
+                      f'simulated {b} ({"equal" if stage < 3 else "upper bound"})')
+                if not ok:
+                    expect.failures.append(f'projection N={n} stage {stage} chunk {chunk}: {projected["comm_bytes"]} '
+                                           f'vs {simulated["comm_bytes"]}')
+    config = pathlib.Path(model) / 'config.json'
+    expect.failure('projection without --flops', ['plan', '--project', config, '--ranks', 8], ['--flops'])
+    expect.failure('LoRA on BERT', ['plan', '--project', config, '--lora', 8, '--flops', 1e12], ['LoRA'])
+    expect.failure('batch not divisible', ['plan', '--project', config, '--ranks', 3, '--global-batch', 8,
+                                           '--flops', 1e12], ['global batch 8', 'multiple of the ranks 3'])
+    expect.failure('both job and projection', ['plan', '--project', config] + job, ['either --job'])
 
 
 def main():
@@ -73,6 +117,7 @@ def main():
                                 f'state {plan["state_bytes"]["total"]} vs {state}')
     print(f'worst model-state gap {worst_state:.1%}, worst peak-RSS gap {worst_peak:.0%}')
 
+    check_projection(angle, args.model, job, work, expect)
     job += ['--model.path', args.model]
     expect.failure('missing job', ['plan', '--job', work / 'nope.ini', '--ranks', 2], ['nope.ini', 'cannot open'])
     expect.failure('no ranks', ['plan', '--ranks', 0] + job, ['--ranks 0', 'at least 1'])

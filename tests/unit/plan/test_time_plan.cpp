@@ -1,4 +1,4 @@
-// The time model's closed forms: ring all-gather / reduce-scatter / all-reduce and tree reduce
+// The time model's closed forms: ring all-gather / reduce-scatter / all-reduce, tree and ring reduce
 // costs, nothing at one rank, the FLOP/s table interpolated in log(rows), and compute shared by
 // the ranks of a node (at most one thread per rank, at most the node's cores).
 #include <boost/test/unit_test.hpp>
@@ -19,6 +19,8 @@ BOOST_AUTO_TEST_CASE(collective_costs_are_the_stated_closed_forms) {
   BOOST_TEST(plan::collective_seconds("reduce_scatter", b, 4, m) == 3 * (1e-5 + b / 4.0 / 1e9), tt::tolerance(1e-12));
   BOOST_TEST(plan::collective_seconds("all_reduce", b, 4, m) == 6 * (1e-5 + b / 4.0 / 1e9), tt::tolerance(1e-12));
   BOOST_TEST(plan::collective_seconds("reduce", b, 8, m) == 3 * (1e-5 + b / 1e9), tt::tolerance(1e-12));
+  m.ring_reduce = true;  // NCCL: a pipelined ring, the buffer once over the slowest link
+  BOOST_TEST(plan::collective_seconds("reduce", b, 8, m) == 7 * 1e-5 + b / 1e9, tt::tolerance(1e-12));
 }
 
 BOOST_AUTO_TEST_CASE(flops_table_and_core_sharing) {
