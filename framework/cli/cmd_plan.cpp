@@ -116,8 +116,8 @@ int report(const Outcome& o, const po::variables_map& vm) {
                       {"frozen_parameters", o.shape->frozen()},
                       {"state_bytes", {{"params", state.params}, {"grads", state.grads}, {"optim", state.optim},
                                        {"total", state.total()}}},
-                      {"peak_bytes", {{"runtime", peak.runtime}, {"load", peak.load}, {"activations", peak.activations},
-                                      {"loss", peak.loss}, {"total", peak.total()}}},
+                      {"peak_bytes", {{"runtime", peak.runtime}, {"load", peak.load}, {"retained", peak.retained},
+                                      {"activations", peak.activations}, {"loss", peak.loss}, {"total", peak.total()}}},
                       {"comm_bytes", {{"step", o.step}, {"rank", 0}, {"total", o.comm.total()}}}};
   for (const auto& [phase, bytes] : o.comm.by_phase()) j["comm_bytes"][phase] = bytes;
   j["time"] = {{"compute_s", o.time.compute}, {"optimizer_s", o.time.optimizer}, {"comm_s", o.time.comm},
@@ -136,7 +136,7 @@ int report(const Outcome& o, const po::variables_map& vm) {
     // The most examples one forward pass can take within the limit, activations scaled linearly
     // with the rows of the largest forward: the largest train.chunk, or (without caching) the
     // largest global batch.
-    const double room = (limit - static_cast<double>(peak.runtime + peak.state)) / plan::kHeapOverhead -
+    const double room = (limit - static_cast<double>(peak.runtime + peak.retained + peak.state)) / plan::kHeapOverhead -
                         static_cast<double>(peak.loss);
     const double per_example = static_cast<double>(peak.activations) /
                                static_cast<double>(std::max<int64_t>(1, o.activation_rows)) * o.rows_per_example;
@@ -155,9 +155,9 @@ int report(const Outcome& o, const po::variables_map& vm) {
             << "model state per rank (peak): parameters " << mib(state.params) << ", gradients " << mib(state.grads)
             << ", optimizer " << mib(state.optim) << ", total " << mib(state.total()) << "\n"
             << "peak memory per rank (estimate): " << mib(peak.total()) << " = " << o.runtime_label << " "
-            << mib(peak.runtime) << " + max(model load " << mib(peak.load) << ", model state " << mib(peak.state)
-            << " + " << plan::kHeapOverhead << " x (activations " << mib(peak.activations) << " + loss "
-            << mib(peak.loss) << "))\n"
+            << mib(peak.runtime) << " + max(model load " << mib(peak.load) << ", model as loaded "
+            << mib(peak.retained) << " + model state " << mib(peak.state) << " + " << plan::kHeapOverhead
+            << " x (activations " << mib(peak.activations) << " + loss " << mib(peak.loss) << "))\n"
             << "communication of rank 0 in step " << o.step << ": " << mib(static_cast<int64_t>(o.comm.total()));
   for (const auto& [phase, bytes] : o.comm.by_phase()) std::cout << ", " << phase << " " << mib(static_cast<int64_t>(bytes));
   std::cout << "\n"
@@ -281,7 +281,8 @@ int plan_projection(const po::variables_map& vm, int64_t ranks) {
   o.runtime_label = "reserved";
   o.peak = plan::peak_bytes(shape, shard, static_cast<int64_t>(vm["reserve-gb"].as<double>() * 1e9),
                             step.activation_bytes, step.loss_bytes);
-  o.peak.load = 0;  // the weights reach the accelerator shard by shard from host memory
+  // The weights reach the accelerator shard by shard from host memory; nothing of them stays.
+  o.peak.load = o.peak.retained = 0;
   Work work;
   work.add(step, true);
   work.node_flops = (step.forward_flops + step.backward_flops) * static_cast<double>(std::min(o.machine.ranks_per_node, ranks));

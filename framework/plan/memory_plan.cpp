@@ -40,18 +40,17 @@ StateBytes state_peak(const ModelShape& shape, const ShardSettings& s) {
   return b;
 }
 
-int64_t PeakBytes::total() const {
-  return runtime + std::max(load, state + static_cast<int64_t>(kHeapOverhead * static_cast<double>(activations + loss)));
+int64_t PeakBytes::step() const {
+  return retained + state + static_cast<int64_t>(kHeapOverhead * static_cast<double>(activations + loss));
 }
+
+int64_t PeakBytes::total() const { return runtime + std::max(load, step()); }
 
 PeakBytes peak_bytes(const ModelShape& shape, const ShardSettings& s, int64_t runtime, int64_t activations,
                      int64_t loss) {
-  const int64_t n = s.ranks;
-  int64_t padded = 0;
-  for (const UnitShape& u : shape.units) padded += (u.numel() + n - 1) / n * n;
   const StateBytes state = state_peak(shape, s);
   // Loading: the mapped model file and the model built from it, beside the sharder's state.
-  return {runtime, 8 * shape.numel() + state.total(), state.total(), activations, loss};
+  return {runtime, 8 * shape.numel() + state.total(), 4 * shape.numel(), state.total(), activations, loss};
 }
 
 }  // namespace angle::plan
