@@ -47,10 +47,18 @@ ModelShape bert_shape(const model::BertConfig& c) {
   return s;
 }
 
+namespace {
+
+bool is_decoder_type(const std::string& model_type) {
+  return model_type == "llama" || model_type == "mistral" || model_type == "qwen2";
+}
+
+}  // namespace
+
 ModelShape decoder_shape(const std::string& path, int64_t lora_rank) {
   const nlohmann::json j = read_json_file(path);
   const std::string type = json_field_or<std::string>(j, "model_type", "", path);
-  ANGLE_CHECK(type == "llama" || type == "mistral" || type == "qwen2", path, ": model_type '", type,
+  ANGLE_CHECK(is_decoder_type(type), path, ": model_type '", type,
               "' is not a LLaMA-family decoder (llama, mistral, qwen2)");
   ModelShape s;
   s.decoder = true, s.lora_rank = lora_rank;
@@ -92,7 +100,7 @@ ModelShape decoder_shape(const std::string& path, int64_t lora_rank) {
 ModelShape shape_from_config(const std::string& path, int64_t lora_rank) {
   const nlohmann::json j = read_json_file(path);
   const std::string type = json_field_or<std::string>(j, "model_type", "", path);
-  if (type == "llama" || type == "mistral" || type == "qwen2") return decoder_shape(path, lora_rank);
+  if (is_decoder_type(type)) return decoder_shape(path, lora_rank);
   ANGLE_CHECK(lora_rank == 0, path, ": LoRA is planned for LLaMA-family decoders only (model_type '", type, "')");
   return bert_shape(model::BertConfig::from_file(path));
 }
