@@ -11,18 +11,8 @@ PYTHON=${PYTHON:-python3}
 BUILD_DIR=${ANGLE_BUILD_DIR:-build}
 say() { printf '[setup] %s\n' "$*" >&2; }
 
-apt_packages=(cmake g++ make libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libboost-program-options-dev
-              libboost-test-dev nlohmann-json3-dev libicu-dev libssl-dev time)
-missing=()
-for p in "${apt_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  say "installing Debian packages: ${missing[*]}"
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -q >&2
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >&2
-fi
+launch/apt-install.sh cmake g++ make libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libboost-program-options-dev \
+  libboost-test-dev nlohmann-json3-dev libicu-dev libssl-dev time
 
 # Only the pins that are not satisfied go to pip (a no-op run costs well under a second).
 need_pip=$("$PYTHON" - launch/requirements.txt <<'PY'
