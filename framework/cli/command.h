@@ -26,6 +26,8 @@ int run_train(const std::vector<std::string>& args);
 int run_export(const std::vector<std::string>& args);
 int run_prepare(const std::vector<std::string>& args);
 int run_plan(const std::vector<std::string>& args);
+int run_sweep(const std::vector<std::string>& args);
+int run_report(const std::vector<std::string>& args);
 
 // Parses args; prints usage and returns nullopt for --help. Unknown options are errors.
 std::optional<po::variables_map> parse(const std::string& command, const std::string& synopsis,

@@ -7,6 +7,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/version.h"
 
 namespace angle::cli {
 
@@ -15,6 +16,8 @@ const std::vector<Command>& commands() {
       {"prepare", "tokenize a raw dataset into HDF5 for training", run_prepare},
       {"train", "fine-tune with the AnglE objective from a job file", run_train},
       {"plan", "memory and communication of a job on N ranks, before running it", run_plan},
+      {"sweep", "train a job over a grid of keys x seeds, here or as a Slurm job array", run_sweep},
+      {"report", "one table (and CSV, JSON, plots) of runs and sweeps", run_report},
       {"embed", "embed one text per line into .npy or .h5", run_embed},
       {"eval", "Spearman of cosine similarity on STS-B / SICK", run_eval},
       {"export", "write a checkpoint as a sentence-transformers model", run_export},
@@ -38,7 +41,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!std::strcmp(argv[1], "--version")) {
-    std::cout << "angle 0.1.0\n";
+    std::cout << "angle " << angle::version() << " (" << angle::revision() << ")\n";
     return 0;
   }
   std::string name = argv[1];

@@ -20,11 +20,13 @@
 #include "core/log.h"
 #include "core/memory.h"
 #include "core/text_file.h"
+#include "core/version.h"
 #include "eval/sts_eval.h"
 #include "plan/model_shape.h"
 #include "shard/fsdp.h"
 #include "train/encode.h"
 #include "train/micro_batch_loss.h"
+#include "train/run_record.h"
 #include "train/schedule.h"
 #include "train/step_batch.h"
 #include "train/training_data.h"
@@ -127,9 +129,9 @@ struct MetricsWindow {
   double start = now_seconds(), examples = 0, tokens = 0, flops = 0, comm_wait = 0;
   uint64_t comm_bytes = 0;
   json line(long step, long epoch, double loss, double lr, double grad_norm, long dropped,
-            const std::map<std::string, double>& terms, const shard::MemoryLedger& memory) const {
+            const std::map<std::string, double>& terms, const shard::MemoryLedger& memory, double elapsed) const {
     const double seconds = std::max(1e-9, now_seconds() - start);
-    json j = {{"step", step}, {"epoch", epoch}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
+    json j = {{"step", step}, {"epoch", epoch}, {"elapsed_s", elapsed}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
               {"pairs_per_s", examples / seconds}, {"tokens_per_s", tokens / seconds},
               {"model_flops_per_s", flops / seconds}, {"rss_bytes", resident_bytes()},
               {"rss_peak_bytes", peak_resident_bytes()}, {"state_peak_bytes", memory.peak()},
@@ -144,14 +146,18 @@ struct MetricsWindow {
 
 // A resumed run rewrites metrics.jsonl with the lines of the steps up to its checkpoint only
 // (the interrupted run may have logged later steps, and a kill may have cut the last line), so
-// that every step appears once however often the run is resumed.
-void keep_metrics_until(const std::string& path, long last_step) {
-  if (!fs::exists(path)) return;
+// that every step appears once however often the run is resumed. Returns the training time the
+// kept lines reach (their last elapsed_s), from which the resumed run counts on.
+double keep_metrics_until(const std::string& path, long last_step) {
+  if (!fs::exists(path)) return 0;
   std::vector<std::string> kept;
+  double elapsed = 0;
   for (const std::string& line : read_utf8_lines(path)) {
     const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<long>() <= last_step)
+    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<long>() <= last_step) {
       kept.push_back(line);
+      if (j.contains("elapsed_s") && j["elapsed_s"].is_number()) elapsed = j["elapsed_s"].get<double>();
+    }
   }
   AtomicOutput output(path);
   {
@@ -160,9 +166,11 @@ void keep_metrics_until(const std::string& path, long last_step) {
     ANGLE_CHECK(out.good(), path, ": cannot write");
   }
   output.commit();
+  return elapsed;
 }
 
 const eval::EmbedOptions kEvalOptions{64, false};
+
 
 // Rank 0, between gather_full() and release_full(): the dev score, logged and written to metrics.
 double evaluate_dev(model::Encoder& encoder, const data::StsPairs& dev_set, long step, std::ofstream& metrics) {
@@ -198,6 +206,7 @@ int run_training(const JobConfig& c) {
   } catch (const std::exception& e) {
     // One rank's error is everyone's: its message, then every rank ends at once (the others
     // would otherwise wait in their next collective until the watchdog gives up).
+    record_failure(c.output_dir, comm->rank(), message_of(e));
     if (comm->size() == 1) throw;
     std::fprintf(stderr, "angle train: error: rank %d: %s\n", comm->rank(), message_of(e).c_str());
     std::fflush(stderr);
@@ -274,11 +283,15 @@ int train(const JobConfig& c, comm::Comm& comm) {
     }
   }
   std::ofstream metrics;
+  double elapsed_before = 0;  // training seconds of the earlier runs this one resumes
   if (rank == 0) {
     fs::create_directories(c.output_dir);
+    // What an earlier run here concluded no longer holds (angle report reads these two).
+    fs::remove(fs::path(c.output_dir) / kEvalFile);
+    fs::remove(fs::path(c.output_dir) / kFailedFile);
     std::ofstream(fs::path(c.output_dir) / "job.ini") << c.dump();
-    const std::string metrics_path = (fs::path(c.output_dir) / "metrics.jsonl").string();
-    if (start_step > 1) keep_metrics_until(metrics_path, start_step - 1);
+    const std::string metrics_path = (fs::path(c.output_dir) / kMetricsFile).string();
+    if (start_step > 1) elapsed_before = keep_metrics_until(metrics_path, start_step - 1);
     metrics.open(metrics_path, start_step > 1 ? std::ios::app : std::ios::trunc);
     ANGLE_CHECK(metrics.good(), c.output_dir, "/metrics.jsonl: cannot open for writing");
   }
@@ -338,7 +351,8 @@ int train(const JobConfig& c, comm::Comm& comm) {
 
     // Log.
     if (rank == 0 && (step % c.log_every == 0 || step == total_steps)) {
-      metrics << window.line(step, epoch, step_loss, lr, grad_norm, dropped, terms, memory).dump() << std::endl;
+      metrics << window.line(step, epoch, step_loss, lr, grad_norm, dropped, terms, memory,
+                             elapsed_before + now_seconds() - run_start).dump() << std::endl;
       window = MetricsWindow{};
       sharded.reset_memory_peak();
     }
@@ -386,10 +400,15 @@ int train(const JobConfig& c, comm::Comm& comm) {
   sharded.gather_full();
   if (rank == 0) {
     model::save_model_dir(model, encoder.export_spec, (fs::path(c.output_dir) / "final").string());
-    json result = {{"job", c.job_file}, {"steps", total_steps}, {"ranks", world}};
+    const double seconds = now_seconds() - run_start;
+    json result = {{"job", c.job_file}, {"steps", total_steps}, {"ranks", world}, {"seed", c.seed},
+                   {"version", version()}, {"revision", revision()}, {"wall_s", elapsed_before + seconds},
+                   {"pairs_per_s", run_examples / std::max(1e-9, seconds)}};
     if (dev_set) result["best"] = {{"step", best_step}, {"dev", {{"spearman", best_dev}}}};
     if (test_set) add_test_scores(c, encoder, *test_set, dev_set.has_value(), result);
-    std::ofstream(fs::path(c.output_dir) / "eval.json") << result.dump(2) << "\n";
+    AtomicOutput eval_file((fs::path(c.output_dir) / kEvalFile).string());  // its presence means "finished"
+    std::ofstream(eval_file.temp_path()) << result.dump(2) << "\n";
+    eval_file.commit();
     log_info("eval: " + result.dump());
   }
   comm.barrier();

@@ -9,7 +9,8 @@ namespace angle::train {
 
 // Writes into c.output_dir: job.ini (resolved), metrics.jsonl, best/ and final/ (model
 // directories that `angle eval`, `angle export` and sentence-transformers read), eval.json, and
-// the sharded checkpoints step-<N>/ with `latest` (ckpt/checkpoint.h).
+// the sharded checkpoints step-<N>/ with `latest` (ckpt/checkpoint.h); failed.json on an error
+// (train/run_record.h).
 // Returns the process exit status: 0, or 128 + signal after SIGTERM/SIGUSR1 (checkpoint written).
 int run_training(const JobConfig& c);
 

@@ -98,6 +98,20 @@ def main():
           ['short-sts.csv:1', 'expected at least 7'])
     expect.failure('unknown data format', ['eval', '--model', base, '--data', 'msrp:x.tsv'], ["unknown format 'msrp'"])
 
+    # every subcommand listed by `angle --help` answers --help with its usage and exit 0
+    import re
+    import subprocess
+    listing = subprocess.run([str(angle), '--help'], capture_output=True, text=True).stdout
+    commands = re.findall(r'^  (\w+) ', listing, flags=re.M)
+    for command in commands:
+        proc = subprocess.run([str(angle), command, '--help'], capture_output=True, text=True)
+        ok = proc.returncode == 0 and f'usage: angle {command}' in proc.stdout
+        print(f'[{"ok" if ok else "FAIL"}] angle {command} --help')
+        if not ok:
+            expect.failures.append(f'angle {command} --help: rc={proc.returncode} {proc.stdout[:200]}')
+    if len(commands) < 9:
+        expect.failures.append(f'angle --help lists {commands}')
+
     expect.exit_status()
     print('all error cases behave')
 

@@ -8,15 +8,21 @@ slurm/local-cluster.sh, srun --mpi=pmix with 2 tasks), torn down at the end even
   - a different task count: the same, with the pending job updated to 1 task (dropout 0): final
     parameters within 1e-5 (relative L2) of the uninterrupted 2-task run;
   - a failing run (a bad job key) ends the job FAILED, not requeued;
+  - angle sweep --slurm: a 2 x 2 grid x 2 seeds as one job array; one task cancelled mid-run;
+    the same `angle sweep --slurm` again submits only that run, which resumes; the report lists
+    the 8 runs with their values and seeds, all finished;
   - no Slurm daemon is left running.
 Needs root (slurmd starts the jobs); installs slurm-wlm and munge like launch/setup.sh does."""
+import json
 import pathlib
 import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'cli'))
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'mpi'))
+from check_sweep import expected_runs, sweep_args  # noqa: E402
 from expect import setup  # noqa: E402
 from local_cluster import ROOT, finished, local_cluster, sbatch, wait_for  # noqa: E402
 from runs import final_params, metrics, param_distance  # noqa: E402
@@ -39,7 +45,7 @@ def main():
     failures = []
 
     def check(label, ok, detail=''):
-        print(f'[{"ok" if ok else "FAIL"}] {label} {detail}')
+        print(f'[{"ok" if ok else "FAIL"}] {label} {detail if not ok else detail[:100]}')
         if not ok:
             failures.append(f'{label} {detail}')
 
@@ -101,12 +107,47 @@ def main():
         check('failing run: job FAILED, not requeued, error in the log',
               fields['JobState'] == 'FAILED' and fields['Restarts'] == '0' and 'must be divisible' in log,
               f'{fields["JobState"]} restarts {fields["Restarts"]}')
+        # --- a sweep as a job array; one task cancelled, then resubmitted alone ---
+        sweep = work / 'sweep'
+        submit_sweep = [str(angle)] + [str(a) for a in sweep_args(args.tiny, args.data_dir, sweep)] + \
+            ['--slurm', '--sbatch-arg=--ntasks=1']
+        proc = subprocess.run(submit_sweep, capture_output=True, text=True, cwd=ROOT)
+        array = re.search(r'submitted job array (\d+) \(--array=([^)]*)\)', proc.stdout)
+        check('sweep --slurm: one array of the 8 runs', array is not None and array.group(2) == '0,1,2,3,4,5,6,7',
+              proc.stdout[-300:] + proc.stderr[-500:])
+        if array:
+            victim = sweep / 'run-005'
+            wait_for(f'{array.group(1)}_5', lambda f: finished(f) or (victim / 'latest').exists(), 'checkpointed')
+            subprocess.run(['scancel', f'{array.group(1)}_5'], check=True)
+            wait_for_queue_empty()
+            proc = subprocess.run(submit_sweep, capture_output=True, text=True, cwd=ROOT)
+            again = re.search(r'submitted job array (\d+) \(--array=([^)]*)\)', proc.stdout)
+            check('sweep --slurm again: only the cancelled run', again is not None and again.group(2) == '5',
+                  proc.stdout[-300:] + proc.stderr[-500:])
+            wait_for_queue_empty()
+            log = (sweep / f'slurm-{again.group(1)}_5.out').read_text() if again else ''
+            check('sweep --slurm again: run 5 resumed from its checkpoint', 'resumed from' in log, log[-500:])
+            subprocess.run([str(angle), 'report', sweep, '--no-plots'], check=True, capture_output=True)
+            report = json.loads((sweep / 'report.json').read_text())
+            got = sorted((r['index'], r['state'], r['values']['optim.lr'], r['values']['train.global_batch'], r['seed'])
+                         for r in report['runs'])
+            want = [(i, 'finished', lr, batch, seed) for i, (lr, batch, seed) in enumerate(expected_runs())]
+            check('sweep --slurm: the report lists the 8 runs, finished, with their values', got == want, str(got))
+
         remaining = subprocess.run(['squeue', '-h'], capture_output=True, text=True).stdout.strip()
         check('no job left in the queue', remaining == '', remaining)
     print('cluster down: no daemon left')  # local_cluster raises otherwise
     if failures:
         sys.exit('FAILED:\n  ' + '\n  '.join(failures))
     return 0
+
+
+def wait_for_queue_empty(timeout=300):
+    deadline = time.time() + timeout
+    while subprocess.run(['squeue', '-h'], capture_output=True, text=True).stdout.strip():
+        if time.time() > deadline:
+            raise RuntimeError(f'jobs still queued after {timeout} s')
+        time.sleep(0.2)
 
 
 def logged(out):
