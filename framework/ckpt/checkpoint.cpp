@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -40,10 +41,6 @@ void write_synced(const fs::path& path, const std::string& text) {
     ANGLE_CHECK(out.good(), path.string(), ": write failed (disk full?)");
   }
   fsync_path(path);
-}
-
-std::string shard_name(int rank, int world) {
-  return "shard-" + std::to_string(rank) + "-of-" + std::to_string(world) + ".safetensors";
 }
 
 // sha256 hex (64 chars) <-> 4 int64 words, so that ranks can exchange checksums as a tensor.
@@ -87,19 +84,28 @@ long step_of(const fs::path& dir) {
 std::string problem_with(const fs::path& dir) {
   if (!fs::exists(dir / "COMPLETE")) return "no COMPLETE marker (interrupted while writing)";
   if (!fs::exists(dir / "manifest.json")) return "manifest.json is missing";
-  json manifest;
+  Manifest manifest;
   try {
-    manifest = read_json_file((dir / "manifest.json").string());
+    manifest = read_manifest((dir / "manifest.json").string());
   } catch (const Error& e) {
     return e.what();
   }
-  if (manifest.value("format_version", 0) > kFormatVersion) return "";  // reported as an error by resume()
-  for (const json& shard : manifest.value("shards", json::array())) {
-    fs::path file = dir / shard.value("file", "");
-    if (!fs::exists(file)) return "shard " + file.filename().string() + " is missing";
-    if (sha256_file(file.string()) != shard.value("sha256", "")) return "shard " + file.filename().string() + " fails its checksum";
+  if (manifest.format_version > kFormatVersion) return "";  // reported as an error by the reader
+  for (const ShardRecord& shard : manifest.shards) {
+    const fs::path file = dir / shard.file;
+    if (!fs::exists(file)) return "shard " + shard.file + " is missing";
+    if (sha256_file(file.string()) != shard.sha256) return "shard " + shard.file + " fails its checksum";
   }
   return "";
+}
+
+// The manifest of a usable checkpoint, of a format this build reads.
+Manifest usable_manifest(const fs::path& dir) {
+  const std::string where = (dir / "manifest.json").string();
+  Manifest manifest = read_manifest(where);
+  ANGLE_CHECK(manifest.format_version <= kFormatVersion, where, ": format version ", manifest.format_version,
+              " is newer than this build of angle supports (", kFormatVersion, ")");
+  return manifest;
 }
 
 // Where each element of the global flat space sits in the saved shards.
@@ -107,24 +113,20 @@ struct Segment {
   int rank;
   int64_t begin, size, local;  // global [begin, begin + size) = the rank's tensors at [local, local + size)
 };
-std::vector<Segment> segments_of(const json& manifest, const std::string& where) {
+std::vector<Segment> segments_of(const Manifest& manifest) {
   std::vector<Segment> out;
-  const int64_t numel = manifest.value("numel", int64_t{0});
-  for (const json& shard : manifest.value("shards", json::array())) {
-    const int rank = shard.value("rank", -1);
-    int64_t local = 0;
-    if (shard.contains("ranges")) {
-      for (const json& range : shard["ranges"]) {
-        ANGLE_CHECK(range.is_array() && range.size() == 2, where, ": shard ", rank, ": a range is not [begin, size]");
-        const int64_t begin = range[0].get<int64_t>(), size = range[1].get<int64_t>();
-        ANGLE_CHECK(begin >= 0 && size >= 0 && begin + size <= numel, where, ": shard ", rank, ": range [", begin, ", ",
-                    begin + size, ") outside the ", numel, " parameters");
-        out.push_back({rank, begin, size, local});
+  for (const ShardRecord& shard : manifest.shards) {
+    if (shard.has_ranges) {
+      int64_t local = 0;
+      for (const auto& [begin, size] : shard.ranges) {
+        out.push_back({shard.rank, begin, size, local});
         local += size;
       }
-    } else {  // format 1: equal slices of the padded space
-      const int64_t size = manifest.value("shard_size", int64_t{0});
-      out.push_back({rank, size * rank, size, 0});
+    } else {  // format 1: equal slices of the padded space (the last ones reach past numel)
+      const int64_t begin = manifest.shard_size > 0 && shard.rank <= manifest.numel / manifest.shard_size
+                                ? manifest.shard_size * shard.rank
+                                : manifest.numel;
+      out.push_back({shard.rank, begin, manifest.shard_size, 0});
     }
   }
   return out;
@@ -222,19 +224,16 @@ std::optional<TrainingState> resume(const std::string& output_dir, const ResumeO
   const int64_t chosen = on_device.cpu()[0].item<int64_t>();
   if (chosen < 0) return std::nullopt;
   const fs::path dir = candidates[static_cast<size_t>(chosen)];
-  json manifest = read_json_file((dir / "manifest.json").string());
   const std::string where = (dir / "manifest.json").string();
-  ANGLE_CHECK(manifest.value("format_version", 0) <= kFormatVersion, where, ": format version ",
-              manifest.value("format_version", 0), " is newer than this build of angle supports (", kFormatVersion, ")");
-  ANGLE_CHECK(manifest.value("numel", int64_t{0}) == sharded.numel(), where, ": checkpoint has ",
-              manifest.value("numel", int64_t{0}), " parameters but the model has ", sharded.numel(),
-              " (a checkpoint of a different model)");
-  ANGLE_CHECK(options.allow_job_change || manifest.value("job_hash", "") == std::to_string(job_hash), where,
-              ": written by a different job configuration (hash ", manifest.value("job_hash", ""), " vs ", job_hash,
+  const Manifest manifest = usable_manifest(dir);
+  ANGLE_CHECK(manifest.numel == sharded.numel(), where, ": checkpoint has ", manifest.numel,
+              " parameters but the model has ", sharded.numel(), " (a checkpoint of a different model)");
+  ANGLE_CHECK(options.allow_job_change || manifest.job_hash == std::to_string(job_hash), where,
+              ": written by a different job configuration (hash ", manifest.job_hash, " vs ", job_hash,
               "); pass --run.allow_job_change true to resume anyway");
 
-  const int old_world = manifest["world_size"].get<int>();
-  const std::vector<Segment> segments = segments_of(manifest, where);
+  const int old_world = manifest.world_size;
+  const std::vector<Segment> segments = segments_of(manifest);
   std::map<int, std::unique_ptr<model::SafetensorsFile>> files;
   std::map<std::pair<int, std::string>, at::Tensor> loaded;
   auto tensor_of = [&](int r, const std::string& name) -> const at::Tensor& {
@@ -260,19 +259,19 @@ std::optional<TrainingState> resume(const std::string& output_dir, const ResumeO
     ANGLE_CHECK(out.numel() == end - begin, where, ": the shards' ranges do not cover [", begin, ", ", end, ")");
     return out.to(sharded.device());
   };
-  sharded.restore(read, manifest.value("optimizer_steps", int64_t{0}));
+  sharded.restore(read, manifest.optimizer_steps);
   if (options.restore_rng && old_world == comm.size()) {
     model::SafetensorsFile own((dir / shard_name(comm.rank(), old_world)).string());
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     generator.set_state(own.load("rng"));
   }
   TrainingState state;
-  state.step = manifest["step"].get<long>();
-  state.cursor = manifest["cursor"].get<uint64_t>();
-  state.job = manifest.value("job", "");
+  state.step = manifest.step;
+  state.cursor = manifest.cursor;
+  state.job = manifest.job;
   state.job_hash = job_hash;
-  state.best_dev = manifest.value("best_dev", -1e9);
-  state.best_step = manifest.value("best_step", 0L);
+  state.best_dev = manifest.best_dev;
+  state.best_step = manifest.best_step;
   if (comm.rank() == 0)
     log_info("resumed from " + dir.string() + " (step " + std::to_string(state.step) + ", written by " +
              std::to_string(old_world) + " rank(s), now " + std::to_string(comm.size()) + ")");
@@ -283,27 +282,36 @@ FullCheckpoint read_full(const std::string& dir_name) {
   const fs::path dir(dir_name);
   std::string problem = problem_with(dir);
   ANGLE_CHECK(problem.empty(), dir_name, ": not a usable checkpoint: ", problem);
-  json manifest = read_json_file((dir / "manifest.json").string());
-  ANGLE_CHECK(manifest.value("format_version", 0) <= kFormatVersion, dir_name, "/manifest.json: format version ",
-              manifest.value("format_version", 0), " is newer than this build of angle supports (", kFormatVersion, ")");
-  const int world = manifest["world_size"].get<int>();
-  const int64_t numel = manifest["numel"].get<int64_t>();
-  FullCheckpoint full;
-  full.parameters = at::zeros({numel}, at::kFloat);
-  int64_t total = 0;
+  const Manifest manifest = usable_manifest(dir);
+  const std::string where = dir_name + "/manifest.json";
+  std::vector<Segment> segments = segments_of(manifest);
+  // The shards first: the parameters are allocated only once the ranges are known to tile them
+  // and every range is backed by its shard's tensor (a manifest cannot ask for more memory than
+  // its shard files hold).
   std::map<int, at::Tensor> params;
-  for (const Segment& s : segments_of(manifest, dir_name + "/manifest.json")) {
-    if (!params.count(s.rank)) params[s.rank] = model::SafetensorsFile((dir / shard_name(s.rank, world)).string()).load("params");
-    const int64_t size = std::min(s.size, numel - s.begin);
-    ANGLE_CHECK(s.local + size <= params[s.rank].numel(), dir_name, ": shard of rank ", s.rank, " is shorter than its ranges");
-    if (size > 0) full.parameters.narrow(0, s.begin, size).copy_(params[s.rank].narrow(0, s.local, size)), total += size;
+  for (const Segment& s : segments)
+    if (!params.count(s.rank))
+      params[s.rank] = model::SafetensorsFile((dir / shard_name(s.rank, manifest.world_size)).string()).load("params");
+  std::sort(segments.begin(), segments.end(), [](const Segment& a, const Segment& b) { return a.begin < b.begin; });
+  int64_t covered = 0;
+  for (Segment& s : segments) {
+    s.size = std::min(s.size, manifest.numel - s.begin);  // format 1: the padding past numel
+    if (s.size == 0) continue;
+    ANGLE_CHECK(s.begin == covered, where, ": the shards' ranges ", s.begin < covered ? "overlap" : "leave a gap",
+                " at parameter ", std::min(s.begin, covered));
+    ANGLE_CHECK(s.local <= params[s.rank].numel() && s.size <= params[s.rank].numel() - s.local, dir_name,
+                ": shard of rank ", s.rank, " is shorter than its ranges");
+    covered += s.size;
   }
-  ANGLE_CHECK(total == numel, dir_name, "/manifest.json: the shards' ranges cover ", total, " of ", numel, " parameters");
-  full.job = manifest.value("job", "");
-  full.step = manifest["step"].get<long>();
-  for (const json& entry : manifest.value("layout", json::array()))
-    full.layout[entry["name"].get<std::string>()] = {entry["offset"].get<int64_t>(),
-                                                      entry["shape"].get<std::vector<int64_t>>()};
+  ANGLE_CHECK(covered == manifest.numel, where, ": the shards' ranges cover ", covered, " of ", manifest.numel,
+              " parameters");
+  FullCheckpoint full;
+  full.parameters = at::zeros({manifest.numel}, at::kFloat);
+  for (const Segment& s : segments)
+    if (s.size > 0) full.parameters.narrow(0, s.begin, s.size).copy_(params[s.rank].narrow(0, s.local, s.size));
+  full.job = manifest.job;
+  full.step = manifest.step;
+  for (const LayoutRecord& entry : manifest.layout) full.layout[entry.name] = {entry.offset, entry.shape};
   return full;
 }
 

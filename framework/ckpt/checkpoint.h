@@ -13,14 +13,11 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "ckpt/manifest.h"
 #include "comm/comm.h"
 #include "shard/fsdp.h"
 
 namespace angle::ckpt {
-
-// 2: each shard lists the ranges of the global flat space it holds (one per unit since FSDP
-// units); 1 (still read): rank r held the r-th equal slice.
-constexpr int64_t kFormatVersion = 2;
 
 struct TrainingState {
   long step = 0;           // optimizer steps completed

@@ -13,6 +13,8 @@ nlohmann::json read_json_file(const std::string& path) {
     return nlohmann::json::parse(in);
   } catch (const nlohmann::json::parse_error& e) {
     ANGLE_FAIL(path, ": invalid JSON at byte ", e.byte);
+  } catch (const nlohmann::json::exception& e) {  // e.g. out_of_range 406: a number beyond double
+    ANGLE_FAIL(path, ": invalid JSON (", e.what(), ")");
   }
 }
 

@@ -9,8 +9,10 @@ BertConfig BertConfig::from_file(const std::string& path) {
   nlohmann::json j = read_json_file(path);
   std::string model_type = json_field_or<std::string>(j, "model_type", "", path);
   std::string architecture;
-  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty())
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty()) {
+    if (!j["architectures"][0].is_string()) throw_wrong_type(path, "architectures", j["architectures"].dump());
     architecture = j["architectures"][0].get<std::string>();
+  }
   bool is_bert = model_type == "bert" || (model_type.empty() && architecture.rfind("Bert", 0) == 0);
   ANGLE_CHECK(is_bert, path, ": unknown architecture (model_type '", model_type, "', architectures '", architecture,
               "'); supported: bert (BERT, MiniLM, BGE, E5, ...)");

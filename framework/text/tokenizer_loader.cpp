@@ -1,4 +1,5 @@
 // Tokenizer::from_model_dir: the two layouts HuggingFace model directories use.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -21,6 +22,12 @@ std::string token_content(const json& value) {  // "[UNK]" or {"content": "[UNK]
   return value.is_object() ? value.value("content", std::string()) : value.get<std::string>();
 }
 
+// A token id: an integer in [0, 2^31) (a float, a negative or a huge number is a broken file).
+int64_t token_id(const json& value, const std::string& path, const std::string& field) {
+  if (!fits_integer<int32_t>(value) || value.get<int64_t>() < 0) throw_wrong_type(path, field, value.dump());
+  return value.get<int64_t>();
+}
+
 TokenizerSpec from_tokenizer_json(const std::string& path) {
   json root = read_json_file(path);
   TokenizerSpec spec;
@@ -30,7 +37,7 @@ TokenizerSpec from_tokenizer_json(const std::string& path) {
   ANGLE_CHECK(model_type == "WordPiece", path, ": model.type '", model_type,
               "' is not supported (only WordPiece, the BERT family)");
   const json vocab = json_field<json>(model, "vocab", path + " model");
-  for (const auto& [token, id] : vocab.items()) spec.vocab.emplace(token, id.get<int64_t>());
+  for (const auto& [token, id] : vocab.items()) spec.vocab.emplace(token, token_id(id, path, "model.vocab." + token));
   spec.unk_token = json_field_or<std::string>(model, "unk_token", "[UNK]", path);
   spec.continuing_prefix = json_field_or<std::string>(model, "continuing_subword_prefix", "##", path);
   spec.max_input_chars_per_word = json_field_or<size_t>(model, "max_input_chars_per_word", 100, path);
@@ -62,7 +69,7 @@ TokenizerSpec from_tokenizer_json(const std::string& path) {
   const json& padding = root.value("padding", json());
   if (padding.is_object()) spec.pad_token = padding.value("pad_token", spec.pad_token);
   for (const json& added : root.value("added_tokens", json::array())) {
-    spec.added_tokens.push_back({added.at("content").get<std::string>(), added.at("id").get<int64_t>(),
+    spec.added_tokens.push_back({added.at("content").get<std::string>(), token_id(added.at("id"), path, "added_tokens.id"),
                                  added.value("lstrip", false), added.value("rstrip", false)});
   }
   return spec;
@@ -111,7 +118,7 @@ Tokenizer Tokenizer::from_model_dir(const std::string& dir) {
   if (fs::exists(config)) {
     json c = read_json_file(config.string());
     if (c.contains("model_max_length") && c["model_max_length"].is_number())
-      spec.model_max_length = static_cast<size_t>(std::min(c["model_max_length"].get<double>(), 1e9));
+      spec.model_max_length = static_cast<size_t>(std::clamp(c["model_max_length"].get<double>(), 0.0, 1e9));
   }
   return Tokenizer(std::move(spec));
 }

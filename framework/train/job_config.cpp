@@ -1,6 +1,8 @@
 #include "train/job_config.h"
 
+#include <algorithm>
 #include <boost/program_options.hpp>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -179,7 +181,23 @@ std::optional<JobConfig> parse_job(const std::string& file, const std::vector<st
   return parse_job_text(text.str(), file, overrides);
 }
 
+// Boost.Program_options formats its messages by replacing placeholders (%value%, %option%,
+// %invalid_line%, ...) until none is left: a job whose text holds such a token makes the first error
+// message loop forever. Any %name% (letters and underscores) is rejected before Boost sees it.
+void reject_boost_placeholders(const std::string& text, const std::string& where) {
+  for (size_t at = text.find('%'); at != std::string::npos; at = text.find('%', at + 1)) {
+    size_t end = at + 1;
+    while (end < text.size() && (std::isalpha(static_cast<unsigned char>(text[end])) || text[end] == '_')) ++end;
+    if (end == at + 1 || end >= text.size() || text[end] != '%') continue;
+    const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n');
+    ANGLE_FAIL(where, where == "command line" ? "" : ":" + std::to_string(line), ": '", text.substr(at, end + 1 - at),
+               "' cannot appear in a job's keys or values");
+  }
+}
+
 JobConfig parse_job_text(const std::string& text, const std::string& file, const std::vector<std::string>& overrides) {
+  reject_boost_placeholders(text, file);
+  for (const auto& o : overrides) reject_boost_placeholders(o, "command line");
   JobConfig c;
   po::options_description description = describe(c);
   po::variables_map vm;

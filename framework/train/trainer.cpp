@@ -171,7 +171,6 @@ double keep_metrics_until(const std::string& path, long last_step) {
 
 const eval::EmbedOptions kEvalOptions{64, false};
 
-
 // Rank 0, between gather_full() and release_full(): the dev score, logged and written to metrics.
 double evaluate_dev(model::Encoder& encoder, const data::StsPairs& dev_set, long step, std::ofstream& metrics) {
   encoder.model.train(false);

@@ -228,6 +228,25 @@ def main():
     print(f'[{"ok" if ok else "FAIL"}] auto resume skips the broken step-10 and uses step-5')
     if not ok:
         failures.append(f'auto resume with a missing shard: {proc.stderr[-500:]}')
+    # hostile manifests: a shard path of the manifest's choosing, a parameter count no shard backs
+    def edit_manifest(d, change):
+        path = d / 'step-10/manifest.json'
+        manifest = json.loads(path.read_text())
+        change(manifest)
+        path.write_text(json.dumps(manifest))
+    escaping = variant('bad-path', lambda d: edit_manifest(d, lambda m: m['shards'][0].update(file='../../job.ini')))
+    expect.failure('manifest naming a file outside the checkpoint', ['export', '--checkpoint', escaping / 'step-10',
+                   '--output', work / 'export-escaping'], ['shards[0]', "'../../job.ini' is not shard-0-of-1"])
+    def huge(m):
+        m['numel'] = 10 ** 15
+        m['shards'][0]['ranges'] = [[0, 10 ** 15]]
+    inflated = variant('bad-numel', lambda d: edit_manifest(d, huge))
+    expect.failure('manifest claiming 10^15 parameters (no allocation)', ['export', '--checkpoint',
+                   inflated / 'step-10', '--output', work / 'export-inflated'], ['shorter than its ranges'])
+    wrong_type = variant('bad-type', lambda d: edit_manifest(d, lambda m: m.update(world_size='two')))
+    expect.failure('manifest field of the wrong type', resume_args + ['--run.output_dir', wrong_type, '--run.resume',
+                   wrong_type / 'step-10'], ['manifest.json', "'world_size' has the wrong type"])
+
     def truncate(d):
         f = d / 'step-10/shard-0-of-1.safetensors'
         f.write_bytes(f.read_bytes()[:1000])
