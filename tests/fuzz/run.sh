@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes every reader of untrusted bytes with libFuzzer (clang + ASan + UBSan), each target for a
 # given time, and prints per target the executions per second, the coverage reached and what it
-# found. Corpora persist in build-fuzz/corpus/ (a later run goes on from them); crashes are saved
-# in build-fuzz/crashes/TARGET/ (copy each into tests/fuzz/regressions/TARGET/ once fixed).
+# found. Corpora persist in build-fuzz/corpus/ (a later run goes on from them); this run's crashes,
+# hangs and OOMs are saved in build-fuzz/crashes/TARGET/ (copy each into
+# tests/fuzz/regressions/TARGET/ once fixed: the test fuzz_regressions replays them).
 #   tests/fuzz/run.sh [--seconds N (600)] [--jobs J (nproc)] [TARGET ...]   (default: every target)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,6 +36,7 @@ mkdir -p $out/logs
 echo "fuzzing ${#targets[@]} targets for $seconds s each, $jobs at a time ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))" >&2
 run_one() {
   local t=$1
+  rm -rf "$out/crashes/$t"  # this run's findings only (keep the fixed ones in tests/fuzz/regressions/)
   mkdir -p "$out/corpus/$t" "$out/crashes/$t"
   # fork mode: a crash, timeout or OOM is saved and fuzzing goes on for the whole time
   ANGLE_FUZZ_MODEL=models/all-MiniLM-L6-v2 "$out/tests/fuzz/fuzz_$t" "$out/corpus/$t" "$out/seeds/$t" \
@@ -49,13 +51,14 @@ for t in "${targets[@]}"; do mkdir -p "tests/fuzz/regressions/$t"; done
 printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one {}'
 printf '%-20s %10s %8s %8s %8s  %s\n' target runs exec/s cov ft findings
 for t in "${targets[@]}"; do
-  # the last status line: "#RUNS: cov: C ft: F corp: ... exec/s: E oom/timeout/crash: ... time: Ts ..."
-  status=$(grep -E '^#[0-9]+: cov: ' "$out/logs/$t.log" | tail -1)
-  runs=$(sed -E 's/^#([0-9]+):.*/\1/' <<< "$status")
-  rate=$(grep -oE 'exec/s:? [0-9]+' <<< "$status" | grep -oE '[0-9]+$')
-  cov=$(grep -oE 'cov: [0-9]+' <<< "$status" | cut -d' ' -f2)
-  ft=$(grep -oE 'ft: [0-9]+' <<< "$status" | cut -d' ' -f2)
-  found=$(find "$out/crashes/$t" -type f | wc -l)
+  # the last status line (fork mode): "#RUNS: cov: C ft: F corp: N exec/s E oom/timeout/crash: a/b/c time: Ts ..."
+  status=$(grep -E '^#[0-9]+: cov: ' "$out/logs/$t.log" | tail -1) || true
+  runs=$(sed -E 's/^#([0-9]+):.*/\1/' <<< "$status") || true
+  time_s=$(grep -oE ' time: [0-9]+' <<< "$status" | head -1 | grep -oE '[0-9]+') || true
+  rate=$([ -n "$runs" ] && [ "${time_s:-0}" -gt 0 ] && echo $((runs / time_s))) || true  # average, runs / time
+  cov=$(grep -oE 'cov: [0-9]+' <<< "$status" | cut -d' ' -f2) || true
+  ft=$(grep -oE 'ft: [0-9]+' <<< "$status" | cut -d' ' -f2) || true
+  found=$(find "$out/crashes/$t" -type f 2>/dev/null | wc -l) || true
   printf '%-20s %10s %8s %8s %8s  %s\n' "$t" "${runs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" \
     "$([ "$found" = 0 ] && echo none || echo "$found in $out/crashes/$t")"
 done
