@@ -1,5 +1,4 @@
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include "cli/command.h"
@@ -12,20 +11,6 @@
 namespace angle::cli {
 namespace fs = std::filesystem;
 
-namespace {
-
-void write_atomically(const fs::path& path, const std::string& text) {
-  AtomicOutput output(path.string());
-  {
-    std::ofstream out(output.temp_path());
-    out << text;
-    ANGLE_CHECK(out.good(), path.string(), ": cannot write");
-  }
-  output.commit();
-}
-
-}  // namespace
-
 int run_report(const std::vector<std::string>& args) {
   po::options_description o("report");
   o.add_options()
@@ -35,23 +20,14 @@ int run_report(const std::vector<std::string>& args) {
       ("no-plots", po::bool_switch(), "skip the pictures");
   po::positional_options_description positional;
   positional.add("dirs", -1);
-  po::options_description all(o);
-  all.add_options()("help,h", "show this help");
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    if (vm.count("help")) {
-      std::cout << "usage: angle report DIR... [--out DIR] [--no-plots]\n\n"
-                   "One row per run (state, swept values, seed, best dev Spearman and its step, test Spearman,\n"
-                   "pairs/s, wall time, angle version), sorted by dev score; per configuration the mean and\n"
-                   "std over seeds. Writes report.csv, report.json and plots/*.png (gnuplot).\n\n"
-                << all << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    ANGLE_FAIL(e.what(), " (see 'angle report --help')");
-  }
+  const auto parsed = parse("report",
+                            "DIR... [--out DIR] [--no-plots]\n\n"
+                            "One row per run (state, swept values, seed, best dev Spearman and its step, test Spearman,\n"
+                            "pairs/s, wall time, angle version), sorted by dev score; per configuration the mean and\n"
+                            "std over seeds. Writes report.csv, report.json and plots/*.png (gnuplot).",
+                            o, args, &positional);
+  if (!parsed) return 0;
+  const po::variables_map& vm = *parsed;
   const auto dirs = vm["dirs"].as<std::vector<std::string>>();
   const report::Report report = report::build_report(dirs);
   std::cout << report::format_table(report);
@@ -60,8 +36,8 @@ int run_report(const std::vector<std::string>& args) {
   else if (fs::exists(fs::path(dirs[0]) / sweep::kManifestFile)) out = dirs[0];
   if (out.empty()) return 0;
   fs::create_directories(out);
-  write_atomically(fs::path(out) / "report.csv", report::format_csv(report));
-  write_atomically(fs::path(out) / "report.json", report::to_json(report).dump(2) + "\n");
+  write_atomically((fs::path(out) / "report.csv").string(), report::format_csv(report));
+  write_atomically((fs::path(out) / "report.json").string(), report::to_json(report).dump(2) + "\n");
   std::cout << "\nwrote " << (fs::path(out) / "report.csv").string() << ", " << (fs::path(out) / "report.json").string()
             << "\n";
   if (vm["no-plots"].as<bool>()) return 0;

@@ -30,8 +30,10 @@ int run_sweep(const std::vector<std::string>& args);
 int run_report(const std::vector<std::string>& args);
 
 // Parses args; prints usage and returns nullopt for --help. Unknown options are errors.
+// `positional`: options that may be given without their name (e.g. angle report DIR...).
 std::optional<po::variables_map> parse(const std::string& command, const std::string& synopsis,
-                                       const po::options_description& options, const std::vector<std::string>& args);
+                                       const po::options_description& options, const std::vector<std::string>& args,
+                                       const po::positional_options_description* positional = nullptr);
 
 // --model, --pooling, --max-length, --dtype, --device, --threads: shared by embed and eval.
 po::options_description model_options();

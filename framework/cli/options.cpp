@@ -8,12 +8,16 @@
 namespace angle::cli {
 
 std::optional<po::variables_map> parse(const std::string& command, const std::string& synopsis,
-                                       const po::options_description& options, const std::vector<std::string>& args) {
+                                       const po::options_description& options, const std::vector<std::string>& args,
+                                       const po::positional_options_description* positional) {
   po::options_description all(options);
   all.add_options()("help,h", "show this help");
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(all).run(), vm);
+    po::command_line_parser parser(args);
+    parser.options(all);
+    if (positional) parser.positional(*positional);
+    po::store(parser.run(), vm);
     if (vm.count("help")) {
       std::cout << "usage: angle " << command << " " << synopsis << "\n\n" << all << "\n";
       return std::nullopt;

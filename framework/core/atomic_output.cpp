@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 
@@ -33,6 +34,16 @@ void AtomicOutput::commit() {
   ANGLE_CHECK(std::rename(temp_path_.c_str(), final_path_.c_str()) == 0, final_path_,
               ": cannot rename from ", temp_path_, ": ", std::strerror(errno));
   committed_ = true;
+}
+
+void write_atomically(const std::string& path, const std::string& text) {
+  AtomicOutput output(path);
+  {
+    std::ofstream out(output.temp_path());
+    out << text;
+    ANGLE_CHECK(out.good(), path, ": cannot write");
+  }
+  output.commit();
 }
 
 }  // namespace angle

@@ -22,4 +22,7 @@ class AtomicOutput {
   bool committed_ = false;
 };
 
+// `text` into `path` through an AtomicOutput: the file appears complete or not at all.
+void write_atomically(const std::string& path, const std::string& text);
+
 }  // namespace angle

@@ -123,13 +123,7 @@ void save_machine(const Machine& m, const std::string& path) {
                       {"beta_bytes_per_s", m.beta_bytes_per_s}, {"cores", m.cores},
                       {"optimizer_s_per_param", m.optimizer_s_per_param}, {"copy_bytes_per_s", m.copy_bytes_per_s},
                       {"flops_by_rows", m.flops_by_rows}, {"comm_on_cores", m.comm_on_cores}};
-  AtomicOutput output(path);
-  {
-    std::ofstream out(output.temp_path());
-    out << j.dump(2) << "\n";
-    ANGLE_CHECK(out.good(), path, ": cannot write");
-  }
-  output.commit();
+  write_atomically(path, j.dump(2) + "\n");
 }
 
 Machine load_machine(const std::string& path) {

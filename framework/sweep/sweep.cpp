@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_output.h"
@@ -142,13 +141,7 @@ void write_manifest(const Sweep& sweep, const std::string& dir) {
   const json manifest = {{"format", 1}, {"job", sweep.job_file}, {"grid", grid}, {"fixed", overrides_json(sweep.fixed)},
                          {"seeds", sweep.seeds}, {"runs", runs}};
   fs::create_directories(dir);
-  AtomicOutput output((fs::path(dir) / kManifestFile).string());
-  {
-    std::ofstream out(output.temp_path());
-    out << manifest.dump(2) << "\n";
-    ANGLE_CHECK(out.good(), output.temp_path(), ": cannot write");
-  }
-  output.commit();
+  write_atomically((fs::path(dir) / kManifestFile).string(), manifest.dump(2) + "\n");
 }
 
 Sweep read_manifest(const std::string& dir) {

@@ -405,9 +405,7 @@ int train(const JobConfig& c, comm::Comm& comm) {
                    {"pairs_per_s", run_examples / std::max(1e-9, seconds)}};
     if (dev_set) result["best"] = {{"step", best_step}, {"dev", {{"spearman", best_dev}}}};
     if (test_set) add_test_scores(c, encoder, *test_set, dev_set.has_value(), result);
-    AtomicOutput eval_file((fs::path(c.output_dir) / kEvalFile).string());  // its presence means "finished"
-    std::ofstream(eval_file.temp_path()) << result.dump(2) << "\n";
-    eval_file.commit();
+    write_atomically((fs::path(c.output_dir) / kEvalFile).string(), result.dump(2) + "\n");  // means "finished"
     log_info("eval: " + result.dump());
   }
   comm.barrier();

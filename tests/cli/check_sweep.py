@@ -103,6 +103,11 @@ def main():
           all(after[k] == v for k, v in before.items()), rerun.stderr[-400:])
     steps = [m['step'] for m in lines(victim / 'metrics.jsonl') if 'loss' in m]
     check('rerun: run 5 metrics.jsonl holds each logged step once', steps == list(range(5, 151, 5)), str(steps))
+    # wall time is summed over the resume: elapsed_s keeps growing across it, eval.json's wall_s is past it
+    elapsed = [m['elapsed_s'] for m in lines(victim / 'metrics.jsonl') if 'loss' in m]
+    wall = json.loads((victim / 'eval.json').read_text())['wall_s']
+    check('rerun: run 5 elapsed_s grows across the resume and wall_s covers it',
+          all(b > a for a, b in zip(elapsed, elapsed[1:])) and wall >= elapsed[-1], f'{elapsed[::6]} wall {wall}')
     check('sweep again when all finished: nothing runs', '8 finished already, 0 to run' in
           run(angle, ['sweep', '--out', out]).stderr)
 
