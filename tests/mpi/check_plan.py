@@ -5,7 +5,10 @@ reductions and gradient caching (train.chunk 2) at N = 2; the BERT-base-sized mo
 x stages 1, 2, 3:
   - communication: the bytes rank 0 hands to collectives in steps 2 and 3 (metrics.jsonl
     `comm_bytes`, counted by the comm layer) equal the plan's exactly;
-  - model state: the sharder's measured peak (`state_peak_bytes`) within 10% of the plan's;
+  - model state: the sharder's measured peak (`state_peak_bytes`) at most the plan's (an upper
+    bound) and within 10% of it once the window of reductions in flight is set aside at stages 2
+    and 3 (shard.inflight_mb, 12 MiB: how much of it fills at once depends on the communication
+    thread's timing, so a run can stay below the bound by up to that much);
   - peak RSS: the largest over the ranks as the kernel reports it to /usr/bin/time, within 25% of
     the plan's estimate (also at N = 1 with global batch 128 and 256 with train.chunk 16, max length
     128, where activations dominate);
@@ -26,6 +29,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'cli'))
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from expect import setup  # noqa: E402
 from runs import ROOT, metrics, mpirun_peak_rss, short_job  # noqa: E402
+
+INFLIGHT_WINDOW = 12 << 20  # shard.inflight_mb's default (the jobs here keep it)
 
 
 def plan_json(angle, args):
@@ -106,16 +111,19 @@ def main():
                     failures.append(f'{label}: peak RSS plan {plan["peak_bytes"]} measured {rss}')
             comm_ok = plan['comm_bytes']['total'] == measured[step]['comm_bytes']
             state = measured[step]['state_peak_bytes']
-            gap = abs(plan['state_bytes']['total'] - state) / state
-            worst_state = max(worst_state, gap)
-            ok = comm_ok and gap <= 0.10
+            planned = plan['state_bytes']['total']
+            gap = abs(planned - state) / state
+            window = INFLIGHT_WINDOW if stage >= 2 else 0
+            below = max(0, planned - window - state) / state
+            worst_state = max(worst_state, below)
+            ok = comm_ok and state <= planned * 1.01 and below <= 0.10
             print(f'[{"ok" if ok else "FAIL"}] {label} step {step}: comm bytes plan {plan["comm_bytes"]["total"]} '
                   f'measured {measured[step]["comm_bytes"]}; model state plan {plan["state_bytes"]["total"] / 2**20:.1f} '
                   f'MiB measured {state / 2**20:.1f} MiB ({gap:.1%})')
             if not ok:
                 failures.append(f'{label} step {step}: comm {plan["comm_bytes"]} vs {measured[step]["comm_bytes"]}, '
                                 f'state {plan["state_bytes"]["total"]} vs {state}')
-    print(f'worst model-state gap {worst_state:.1%}, worst peak-RSS gap {worst_peak:.0%}')
+    print(f'worst model-state gap (the in-flight window set aside) {worst_state:.1%}, worst peak-RSS gap {worst_peak:.0%}')
 
     check_projection(angle, args.model, job, work, expect)
     job += ['--model.path', args.model]
