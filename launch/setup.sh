@@ -5,6 +5,8 @@
 #   ANGLE_DATA_MIRROR=DIR           where datasets/fetch.sh copies STS-B/SICK from
 #                                   (default ../shared/data when present, else download)
 #   ANGLE_BUILD_DIR=DIR             build directory (default build)
+#   ANGLE_CMAKE_ARGS="..."          extra arguments for its first configuration (e.g. -DANGLE_SANITIZE=ON)
+#   ANGLE_BUILD_TARGETS="a b"       build only these targets (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -41,8 +43,11 @@ datasets/fetch.sh ${mirror:+--from "$mirror"} --out data >&2
 
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
   say "configuring $BUILD_DIR"
-  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE="$(command -v "$PYTHON")" >&2
+  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE="$(command -v "$PYTHON")" \
+    ${ANGLE_CMAKE_ARGS:-} >&2
 fi
 say "building (first build takes a few minutes on 2 cores)"
-cmake --build "$BUILD_DIR" -j"$(nproc)" >&2
+targets=()
+for t in ${ANGLE_BUILD_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$BUILD_DIR" -j"$(nproc)" "${targets[@]}" >&2
 say "ready: $BUILD_DIR/angle"
