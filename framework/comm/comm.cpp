@@ -64,15 +64,30 @@ class DoneWork : public Work {
 
 WorkPtr Comm::completed() { return std::make_unique<DoneWork>(); }
 
-double Comm::take_wait_seconds() { return std::exchange(wait_seconds_, 0.0); }
+namespace {
+// Adds the wall and CPU time from its construction to its destruction to `total`.
+class WaitClock {
+ public:
+  explicit WaitClock(Comm::WaitTime& total) : total_(total), wall_(now_seconds()), cpu_(process_cpu_seconds()) {}
+  ~WaitClock() {
+    total_.wall_s += now_seconds() - wall_;
+    total_.cpu_s += process_cpu_seconds() - cpu_;
+  }
+
+ private:
+  Comm::WaitTime& total_;
+  double wall_, cpu_;
+};
+}  // namespace
+
+Comm::WaitTime Comm::take_wait() { return std::exchange(wait_, WaitTime{}); }
 uint64_t Comm::take_bytes() { return std::exchange(bytes_, 0); }
 
 void Comm::all_reduce_sum(at::Tensor& tensor) {
   begin("all_reduce", tensor);
   bytes_ += tensor.nbytes();
-  const double start = now_seconds();
+  WaitClock clock(wait_);
   do_all_reduce_sum(tensor);
-  wait_seconds_ += now_seconds() - start;
 }
 
 std::vector<int64_t> Comm::exchange_counts(int64_t rows) {
@@ -84,9 +99,11 @@ std::vector<int64_t> Comm::exchange_counts(int64_t rows) {
 }
 
 at::Tensor Comm::all_gather_rows(const at::Tensor& local, std::vector<int64_t>* counts) {
-  const double start = now_seconds();
-  std::vector<int64_t> all = exchange_counts(local.dim() > 0 ? local.size(0) : 1);
-  wait_seconds_ += now_seconds() - start;
+  std::vector<int64_t> all;
+  {
+    WaitClock clock(wait_);
+    all = exchange_counts(local.dim() > 0 ? local.size(0) : 1);
+  }
   if (counts) *counts = all;
   return all_gather_rows_known(local, all);
 }
@@ -97,10 +114,8 @@ at::Tensor Comm::all_gather_rows_known(const at::Tensor& local, const std::vecto
               " rows");
   begin("all_gather_rows", local);
   bytes_ += local.nbytes();
-  const double start = now_seconds();
-  at::Tensor out = do_all_gather_rows(local, counts);
-  wait_seconds_ += now_seconds() - start;
-  return out;
+  WaitClock clock(wait_);
+  return do_all_gather_rows(local, counts);
 }
 
 at::Tensor Comm::reduce_scatter_sum(const at::Tensor& flat) {
@@ -114,7 +129,7 @@ void Comm::all_gather_into(const at::Tensor& chunk, at::Tensor& flat_out) { all_
 namespace {
 class TimedWork : public Work {
  public:
-  TimedWork(WorkPtr inner, std::function<void(double)> add) : inner_(std::move(inner)), add_(std::move(add)) {}
+  TimedWork(WorkPtr inner, Comm::WaitTime& total) : inner_(std::move(inner)), total_(total) {}
   ~TimedWork() override {
     // Unwinding from an error, the job is about to be aborted (train's handler): waiting could
     // block on a peer that will never come, so the work and its buffers are left alive instead.
@@ -127,15 +142,16 @@ class TimedWork : public Work {
   bool test() override { return done_ || (done_ = inner_->test()); }
   void wait() override {
     if (waited_) return;
-    const double start = now_seconds();
-    inner_->wait();
-    add_(now_seconds() - start);
+    {
+      WaitClock clock(total_);
+      inner_->wait();
+    }
     waited_ = done_ = true;
   }
 
  private:
   WorkPtr inner_;
-  std::function<void(double)> add_;
+  Comm::WaitTime& total_;
   bool done_ = false, waited_ = false;
 };
 }  // namespace
@@ -146,7 +162,7 @@ WorkPtr Comm::all_gather_into_async(const at::Tensor& chunk, at::Tensor& flat_ou
               chunk.dtype());
   begin("all_gather", chunk);
   bytes_ += chunk.nbytes();
-  return std::make_unique<TimedWork>(do_all_gather_into_async(chunk, flat_out), [this](double s) { wait_seconds_ += s; });
+  return std::make_unique<TimedWork>(do_all_gather_into_async(chunk, flat_out), wait_);
 }
 WorkPtr Comm::reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor& out) {
   ANGLE_CHECK(flat.dim() == 1 && flat.numel() % size() == 0, "reduce_scatter: numel ", flat.numel(),
@@ -155,7 +171,7 @@ WorkPtr Comm::reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor& out) 
               out.numel(), " ", out.dtype(), " elements for ", flat.numel(), " ", flat.dtype(), " over ", size(), " ranks");
   begin("reduce_scatter", flat);
   bytes_ += flat.nbytes();
-  return std::make_unique<TimedWork>(do_reduce_scatter_sum_async(flat, out), [this](double s) { wait_seconds_ += s; });
+  return std::make_unique<TimedWork>(do_reduce_scatter_sum_async(flat, out), wait_);
 }
 WorkPtr Comm::reduce_sum_async(const at::Tensor& send, at::Tensor& out, int root) {
   ANGLE_CHECK(send.dim() == 1 && send.is_contiguous(), "reduce: needs a contiguous 1-D tensor");
@@ -163,7 +179,7 @@ WorkPtr Comm::reduce_sum_async(const at::Tensor& send, at::Tensor& out, int root
               "reduce: output of ", out.numel(), " ", out.dtype(), " elements for ", send.numel(), " ", send.dtype());
   begin("reduce", send);
   bytes_ += send.nbytes();
-  return std::make_unique<TimedWork>(do_reduce_sum_async(send, out, root), [this](double s) { wait_seconds_ += s; });
+  return std::make_unique<TimedWork>(do_reduce_sum_async(send, out, root), wait_);
 }
 WorkPtr Comm::do_all_gather_into_async(const at::Tensor& chunk, at::Tensor& flat_out) {
   do_all_gather_into(chunk, flat_out);
@@ -177,15 +193,13 @@ WorkPtr Comm::do_reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor& ou
 void Comm::broadcast(at::Tensor& tensor, int root) {
   begin("broadcast", tensor);
   bytes_ += tensor.nbytes();
-  const double start = now_seconds();
+  WaitClock clock(wait_);
   do_broadcast(tensor, root);
-  wait_seconds_ += now_seconds() - start;
 }
 void Comm::barrier() {
   begin("barrier", at::Tensor());
-  const double start = now_seconds();
+  WaitClock clock(wait_);
   do_barrier();
-  wait_seconds_ += now_seconds() - start;
 }
 
 bool launched_by_mpi() {

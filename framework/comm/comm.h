@@ -71,9 +71,12 @@ class Comm {
   double timeout() const { return timeout_s_; }
   // The last collectives (oldest first), for diagnostics.
   std::vector<CollectiveRecord> history() const;
-  // Seconds this rank spent blocked on collectives (waiting, not overlapped with compute), and
-  // the payload bytes this rank contributed, since the last call; both reset to 0.
-  double take_wait_seconds();
+  // Wall and process CPU seconds this rank spent blocked on collectives (waiting, not overlapped
+  // with compute), and the payload bytes this rank contributed, since the last call; reset to 0.
+  struct WaitTime {
+    double wall_s = 0, cpu_s = 0;
+  };
+  WaitTime take_wait();
   uint64_t take_bytes();
 
  protected:
@@ -99,7 +102,8 @@ class Comm {
 
  private:
   std::vector<int64_t> exchange_counts(int64_t rows);
-  double timeout_s_ = 300.0, wait_seconds_ = 0;
+  double timeout_s_ = 300.0;
+  WaitTime wait_;
   uint64_t bytes_ = 0;
   uint64_t sequence_ = 0;
   std::array<CollectiveRecord, 16> ring_;

@@ -1,5 +1,7 @@
 #include "core/log.h"
 
+#include <time.h>
+
 #include <unistd.h>
 
 #include <chrono>
@@ -10,6 +12,12 @@ namespace angle {
 double now_seconds() {
   using clock = std::chrono::steady_clock;
   return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
+}
+
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
 
 void log_info(const std::string& message) { std::fprintf(stderr, "%s\n", message.c_str()); }

@@ -23,5 +23,7 @@ class Progress {
 };
 
 double now_seconds();
+// CPU seconds of the whole process (every thread) so far.
+double process_cpu_seconds();
 
 }  // namespace angle

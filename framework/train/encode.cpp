@@ -62,9 +62,27 @@ at::Tensor encode_rows(const model::Encoder& encoder, shard::ShardedModel& shard
 
 void forward_backward(const model::Encoder& encoder, shard::ShardedModel& sharded, const StepBatch& batch,
                       const EncodeOptions& options, const LossOf& loss_of) {
-  if (options.chunk <= 0) {
-    loss_of(encode_rows(encoder, sharded, batch.rows, options.bf16_autocast)).backward();
+  using Scope = StepProfile::Scope;
+  StepProfile* profile = options.profile;
+  auto encode = [&](const std::vector<const std::vector<int64_t>*>& rows) {
+    Scope scope(profile, Phase::kForward);
+    return encode_rows(encoder, sharded, rows, options.bf16_autocast);
+  };
+  auto loss = [&](const at::Tensor& embeddings) {
+    Scope scope(profile, Phase::kLoss);
+    return loss_of(embeddings);
+  };
+  auto backward = [&](const at::Tensor& tensor, const at::Tensor& gradient) {
+    Scope scope(profile, Phase::kBackward);
+    tensor.backward(gradient);
+  };
+  auto finish = [&] {  // waits for the reductions still in flight (stages 2/3)
+    Scope scope(profile, Phase::kReduce);
     sharded.finish_backward();
+  };
+  if (options.chunk <= 0) {
+    backward(loss(encode(batch.rows)), {});
+    finish();
     return;
   }
   const int64_t chunk_rows = options.chunk * batch.rows_per_example;
@@ -81,23 +99,23 @@ void forward_backward(const model::Encoder& encoder, shard::ShardedModel& sharde
     c10::NoGradGuard no_grad;
     for (int64_t c = 0; c < chunks; ++c) {
       states.push_back(generator_state(encoder.device));
-      parts.push_back(encode_rows(encoder, sharded, chunk_of(c), options.bf16_autocast));
+      parts.push_back(encode(chunk_of(c)));
     }
   }
   const at::Tensor after_pass = generator_state(encoder.device);
   // The loss and its gradient w.r.t. this rank's embeddings (the model is not in this graph).
   at::Tensor embeddings = at::cat(parts).requires_grad_(true);
-  loss_of(embeddings).backward();
+  backward(loss(embeddings), {});
   at::Tensor cached = embeddings.grad().defined() ? embeddings.grad() : at::zeros_like(embeddings);
   // Pass 2: the same chunks again with a graph and the same masks; back-propagate the cached slice.
   for (int64_t c = 0, begin = 0; c < chunks; ++c) {
     set_generator_state(encoder.device, states[c]);
-    at::Tensor part = encode_rows(encoder, sharded, chunk_of(c), options.bf16_autocast);
+    at::Tensor part = encode(chunk_of(c));
     // (A rank out of rows back-propagates an empty gradient through its dummy row: its model
     // backward still runs and takes part in the collectives.)
-    part.backward(cached.narrow(0, begin, part.size(0)));
+    backward(part, cached.narrow(0, begin, part.size(0)));
     begin += part.size(0);
-    sharded.finish_backward();
+    finish();
   }
   set_generator_state(encoder.device, after_pass);
 }

@@ -18,12 +18,14 @@
 #include "model/encoder.h"
 #include "shard/fsdp.h"
 #include "train/step_batch.h"
+#include "train/step_profile.h"
 
 namespace angle::train {
 
 struct EncodeOptions {
   bool bf16_autocast = false;
   int64_t chunk = 0;  // examples per chunk; 0: one pass with a graph
+  StepProfile* profile = nullptr;  // times the forward, loss, backward and reduce phases when set
 };
 
 // The differentiable loss of the micro-batch from this rank's embeddings [rows, D] (float32),

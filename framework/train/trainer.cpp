@@ -25,10 +25,12 @@
 #include "plan/model_shape.h"
 #include "shard/fsdp.h"
 #include "train/encode.h"
+#include "train/matmul_peak.h"
 #include "train/micro_batch_loss.h"
 #include "train/run_record.h"
 #include "train/schedule.h"
 #include "train/step_batch.h"
+#include "train/step_profile.h"
 #include "train/training_data.h"
 
 namespace angle::train {
@@ -129,7 +131,8 @@ struct MetricsWindow {
   double start = now_seconds(), examples = 0, tokens = 0, flops = 0, comm_wait = 0;
   uint64_t comm_bytes = 0;
   json line(long step, long epoch, double loss, double lr, double grad_norm, long dropped,
-            const std::map<std::string, double>& terms, const shard::MemoryLedger& memory, double elapsed) const {
+            const std::map<std::string, double>& terms, const shard::MemoryLedger& memory, double elapsed,
+            const json& profile) const {
     const double seconds = std::max(1e-9, now_seconds() - start);
     json j = {{"step", step}, {"epoch", epoch}, {"elapsed_s", elapsed}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
               {"pairs_per_s", examples / seconds}, {"tokens_per_s", tokens / seconds},
@@ -140,6 +143,7 @@ struct MetricsWindow {
               {"optim_bytes", memory.at_peak(shard::MemoryLedger::kOptim)}, {"dropped_duplicates", dropped},
               {"comm_wait_s", comm_wait}, {"comm_bytes", comm_bytes}};
     for (const auto& [k, v] : terms) j[k] = v;
+    j.update(profile);
     return j;
   }
 };
@@ -181,15 +185,67 @@ double evaluate_dev(model::Encoder& encoder, const data::StsPairs& dev_set, long
   return dev.spearman;
 }
 
-// Rank 0, at the end: the test score of the final model, and of best/ when there was a dev set.
+// Rank 0, at the end: the test score of the final model, of best/ when there was a dev set, and
+// of the base model the run started from (its directory, as the job names it), side by side.
 void add_test_scores(const JobConfig& c, const model::Encoder& final_model, const data::StsPairs& test_set,
                      bool have_best, json& result) {
+  auto score_of = [&](const std::string& dir) {
+    model::EncoderOptions options;
+    options.pooling = c.pooling;
+    options.max_length = c.max_length;
+    options.device = c.device;
+    return score_json(eval::evaluate_sts(model::load_encoder(dir, options), test_set, kEvalOptions));
+  };
   result["final"] = {{"test", score_json(eval::evaluate_sts(final_model, test_set, kEvalOptions))}};
-  if (!have_best) return;
-  model::EncoderOptions best_options;
-  best_options.device = c.device;
-  model::Encoder best = model::load_encoder((fs::path(c.output_dir) / "best").string(), best_options);
-  result["best"]["test"] = score_json(eval::evaluate_sts(best, test_set, kEvalOptions));
+  if (have_best) result["best"]["test"] = score_of((fs::path(c.output_dir) / "best").string());
+  result["base"] = {{"test", score_of(c.model_path)}};
+}
+
+// The run's last line: the test Spearman (x 100, as evaluate_sts gives it) of the base model
+// beside the trained one(s).
+std::string test_summary(const JobConfig& c, const json& result) {
+  auto spearman = [](const json& score) {
+    char text[16];
+    std::snprintf(text, sizeof text, "%.2f", score["spearman"].get<double>());
+    return std::string(text);
+  };
+  std::string line = "test " + c.test + ": Spearman base " + spearman(result["base"]["test"]) + ", trained " +
+                     spearman(result["final"]["test"]) + " (final)";
+  if (result.contains("best") && result["best"].contains("test"))
+    line += ", " + spearman(result["best"]["test"]) + " (best dev, step " +
+            std::to_string(result["best"]["step"].get<long>()) + ")";
+  return line;
+}
+
+// The end of a run, on every rank: the run's phase table and this rank's achieved model FLOP/s
+// beside what at::mm reaches on the encoder's linear-layer shapes (every rank measures at once, so
+// that the peak sees the same sharing of cores as training did); rank 0 prints them.
+json profile_summary(const StepProfile& profile, const model::BertConfig& config, const JobConfig& c,
+                     const at::Device& device, double tokens, double flops, int rank) {
+  json j = profile.run_json();
+  const double steps = static_cast<double>(std::max(1L, profile.run_steps()));
+  // The rows of one forward pass: a micro-batch's tokens on this rank, or one chunk's.
+  const double passes = steps * static_cast<double>(c.grad_accum) *
+                        (c.chunk > 0 ? static_cast<double>(c.global_batch / c.grad_accum) / static_cast<double>(c.chunk) : 1.0);
+  const auto rows = static_cast<int64_t>(tokens / std::max(1.0, passes));
+  const double peak = linear_layers_mm_flops(config, rows, c.dtype == "bf16" ? at::kBFloat16 : at::kFloat, device, 0.25);
+  const double achieved = flops / std::max(1e-9, profile.run_step_seconds());
+  j["model_flops_per_step"] = flops / steps;
+  j["achieved_flops_per_s"] = achieved;
+  j["mm_peak_flops_per_s"] = peak;
+  j["mm_rows"] = rows;
+  j["threads"] = at::get_num_threads();
+  if (rank == 0) {
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "\nmodel FLOPs per step (this rank) %.3g; achieved %.2f GFLOP/s = %.0f%% of at::mm's %.2f GFLOP/s on "
+                  "the linear layers' shapes (%lld rows, %s, %d threads)",
+                  flops / steps, achieved / 1e9, 100.0 * achieved / std::max(1.0, peak), peak / 1e9,
+                  static_cast<long long>(rows), c.dtype == "bf16" ? "bf16" : "fp32", at::get_num_threads());
+    log_info("time per step by phase (rank 0, " + std::to_string(profile.run_steps()) + " steps):\n" +
+             profile.run_table() + line);
+  }
+  return j;
 }
 
 }  // namespace
@@ -236,7 +292,8 @@ int train(const JobConfig& c, comm::Comm& comm) {
   model::check_exportable(encoder.pooling);
   const TrainingData data(c, encoder.tokenizer, encoder.max_length);
   const LossSettings loss_settings{data.format(), loss_weights(c), data.weighted(), c.local_negatives};
-  const EncodeOptions encode_options{c.dtype == "bf16", c.chunk};
+  StepProfile profile;
+  const EncodeOptions encode_options{c.dtype == "bf16", c.chunk, &profile};
   const int64_t rows_per_example = loss::rows_per_example(data.format());
 
   const data::GlobalSampler& sampler = data.sampler();
@@ -298,6 +355,7 @@ int train(const JobConfig& c, comm::Comm& comm) {
   long best_step = 0;
   if (resumed) best_dev = resumed->best_dev, best_step = resumed->best_step;
   auto checkpoint = [&](long step) {
+    StepProfile::Scope scope(&profile, Phase::kCheckpoint);
     ckpt::save(c.output_dir, {step, sampler.cursor_after(static_cast<uint64_t>(step - 1)), c.dump(), c.identity_hash(),
                               best_dev, best_step},
                sharded, comm, c.keep_last);
@@ -309,27 +367,35 @@ int train(const JobConfig& c, comm::Comm& comm) {
   Progress progress("step", total_steps, 5.0);
   MetricsWindow window;
   int64_t run_peak_state = 0;
-  double run_examples = 0;
+  double run_examples = 0, run_tokens = 0, run_flops = 0;
   const double run_start = now_seconds();
+  profile.start();
   model.train(true);
 
   for (long step = start_step; step <= total_steps; ++step) {
     const long epoch = (step - 1) / batches_per_epoch;
     const double lr = c.lr * linear_schedule(step - 1, c.warmup_steps, total_steps);
     // Data: this rank's slice of each micro-batch (the next step's is read meanwhile).
-    auto micro_batches = next_batch.get();
+    auto micro_batches = [&] {
+      StepProfile::Scope scope(&profile, Phase::kData);
+      return next_batch.get();
+    }();
     if (step < total_steps) next_batch = std::async(std::launch::async, fetch, step + 1);
     std::map<std::string, double> terms;
     double step_loss = 0, window_examples_of_step = 0;
     long dropped = 0;
     for (const auto& examples : micro_batches) {
       // Batch: the global duplicate filter, this rank's token rows.
-      const StepBatch batch = assemble_batch(examples, rows_per_example, c.filter_duplicate, comm);
+      const StepBatch batch = [&] {
+        StepProfile::Scope scope(&profile, Phase::kBatch);
+        return assemble_batch(examples, rows_per_example, c.filter_duplicate, comm);
+      }();
       dropped += batch.dropped;
       ANGLE_CHECK(batch.global_kept() > 0, "step ", step, ": every example of the batch is a duplicate of another; "
                   "set data.filter_duplicate = false or deduplicate the data");
       const auto [tokens, flops] = flop_counter.of(batch);
       window.tokens += tokens, window.flops += flops, window.examples += static_cast<double>(batch.global_kept());
+      run_tokens += tokens, run_flops += flops;
       window_examples_of_step += static_cast<double>(batch.global_kept());
       // Encode, loss, backward (stages 2/3 reduce each gradient as backward produces it).
       forward_backward(encoder, sharded, batch, encode_options, [&](const at::Tensor& embeddings) {
@@ -342,16 +408,23 @@ int train(const JobConfig& c, comm::Comm& comm) {
         return value.total / static_cast<double>(c.grad_accum);
       });
     }
-    // Reduce (stage 1), clip, update.
+    // Reduce (stage 1), clip, update: its wait in collectives is the reduce phase, the rest the optimizer's.
+    window.comm_wait += comm.take_wait().wall_s;
+    const double update_start = now_seconds(), update_cpu_start = process_cpu_seconds();
     const double grad_norm = sharded.step(lr, c.max_grad_norm);
-    window.comm_wait += comm.take_wait_seconds();
+    const comm::Comm::WaitTime update_wait = comm.take_wait();
+    profile.add(Phase::kReduce, update_wait.wall_s, update_wait.cpu_s);
+    profile.add(Phase::kOptimizer, now_seconds() - update_start - update_wait.wall_s,
+                process_cpu_seconds() - update_cpu_start - update_wait.cpu_s);
+    window.comm_wait += update_wait.wall_s;
     window.comm_bytes += comm.take_bytes();
     run_peak_state = std::max(run_peak_state, memory.peak());
 
     // Log.
+    profile.end_step();
     if (rank == 0 && (step % c.log_every == 0 || step == total_steps)) {
       metrics << window.line(step, epoch, step_loss, lr, grad_norm, dropped, terms, memory,
-                             elapsed_before + now_seconds() - run_start).dump() << std::endl;
+                             elapsed_before + now_seconds() - run_start, profile.take_window()).dump() << std::endl;
       window = MetricsWindow{};
       sharded.reset_memory_peak();
     }
@@ -377,6 +450,7 @@ int train(const JobConfig& c, comm::Comm& comm) {
 
     // Evaluate.
     if (dev_set && (step % eval_every == 0 || step == total_steps)) {
+      StepProfile::Scope scope(&profile, Phase::kEval);
       sharded.gather_full();
       if (rank == 0) {  // the other ranks wait at the barrier (within the watchdog timeout)
         const double dev = evaluate_dev(encoder, *dev_set, step, metrics);
@@ -392,6 +466,8 @@ int train(const JobConfig& c, comm::Comm& comm) {
     if (c.checkpoint_every > 0 && (step % c.checkpoint_every == 0 || step == total_steps)) checkpoint(step);
   }
   model.train(false);
+  profile.end_run();
+  const json step_profile = profile_summary(profile, model.config(), c, encoder.device, run_tokens, run_flops, rank);
   run_peak_state = std::max(run_peak_state, memory.peak());
   std::fprintf(stderr, "[rank %d] peak model state %.1f MiB (stage %d), peak RSS %.1f MiB\n", rank,
                static_cast<double>(run_peak_state) / (1 << 20), c.stage,
@@ -402,11 +478,12 @@ int train(const JobConfig& c, comm::Comm& comm) {
     const double seconds = now_seconds() - run_start;
     json result = {{"job", c.job_file}, {"steps", total_steps}, {"ranks", world}, {"seed", c.seed},
                    {"version", version()}, {"revision", revision()}, {"wall_s", elapsed_before + seconds},
-                   {"pairs_per_s", run_examples / std::max(1e-9, seconds)}};
+                   {"pairs_per_s", run_examples / std::max(1e-9, seconds)}, {"profile", step_profile}};
     if (dev_set) result["best"] = {{"step", best_step}, {"dev", {{"spearman", best_dev}}}};
     if (test_set) add_test_scores(c, encoder, *test_set, dev_set.has_value(), result);
     write_atomically((fs::path(c.output_dir) / kEvalFile).string(), result.dump(2) + "\n");  // means "finished"
     log_info("eval: " + result.dump());
+    if (test_set) log_info(test_summary(c, result));
   }
   comm.barrier();
   return 0;

@@ -3,6 +3,11 @@
   - metrics.jsonl has a line per logged step with loss, each term, lr, grad_norm, pairs_per_s;
   - the same seed gives the same losses twice (dropout on);
   - the lr follows linear warm-up then decay;
+  - the step profile: each line's phases (seconds per step) add up to the line's wall time (from
+    its pairs/s), and eval.json's run profile covers the run; the
+    achieved model FLOP/s is positive and below at::mm's peak on the same shapes;
+  - with a test set, eval.json and the last line give the base model's test Spearman beside the
+    trained one's, each equal to `angle eval` of that model directory;
   - the exported directory loads in sentence-transformers and embeds within 1e-5 cosine
     distance of `angle embed` on the checkpoint;
   - every bad input ends with one error line naming the key/file/step and a non-zero exit."""
@@ -18,6 +23,46 @@ from common import fresh_dir, run, script_args  # noqa: E402
 
 def metrics(out):
     return [json.loads(l) for l in (out / 'metrics.jsonl').read_text().splitlines() if '"loss"' in l]
+
+
+PHASES = {'data', 'batch', 'forward', 'loss', 'backward', 'reduce', 'optimizer', 'other', 'eval', 'checkpoint'}
+
+
+def check_profile(out, lines, failures):
+    """Each metrics line (one step each here) splits the step's wall time into phases; the window's
+    wall time is its examples over its pairs/s (8 pairs per step)."""
+    for m in lines:
+        if set(m.get('phase_s', {})) != PHASES or set(m.get('phase_cpu_s', {})) != PHASES:
+            failures.append(f'step {m["step"]}: phases {sorted(m.get("phase_s", {}))}, expected {sorted(PHASES)}')
+            return
+        wall = 8 / m['pairs_per_s']
+        covered = sum(m['phase_s'].values())
+        if abs(covered - wall) > 0.05 * wall + 0.01:
+            failures.append(f'step {m["step"]}: phases add up to {covered:.4f} s, the step took {wall:.4f} s')
+        if m['phase_s']['forward'] <= 0 or m['phase_s']['backward'] <= 0 or m['phase_s']['optimizer'] <= 0:
+            failures.append(f'step {m["step"]}: a forward, backward or optimizer phase of 0 s: {m["phase_s"]}')
+    profile = json.loads((out / 'eval.json').read_text())['profile']
+    shares = sum(p['share'] for p in profile['phases'].values())
+    if profile['steps'] != len(lines) or abs(shares - 1) > 1e-9:
+        failures.append(f'eval.json profile: {profile["steps"]} steps, shares add up to {shares}')
+    achieved, peak = profile['achieved_flops_per_s'], profile['mm_peak_flops_per_s']
+    print(f'profile: {profile["step_s"]:.3f} s/step; forward {profile["phases"]["forward"]["share"]:.0%}, backward '
+          f'{profile["phases"]["backward"]["share"]:.0%}; achieved {achieved / 1e9:.2f} GFLOP/s, at::mm {peak / 1e9:.2f}')
+    if not 0 < achieved < 1.2 * peak:
+        failures.append(f'achieved {achieved} FLOP/s against a peak of {peak}: the FLOP count or the peak is wrong')
+
+
+def check_base_and_trained(angle, base, out, test_file, failures):
+    result = json.loads((out / 'eval.json').read_text())
+    for key, model in (('base', base), ('final', out / 'final')):
+        theirs = json.loads(run([angle, 'eval', '--model', model, '--data', f'stsb:{test_file}', '--max-length', 32,
+                                 '--json']).splitlines()[0])['spearman']
+        ours = result[key]['test']['spearman']
+        print(f'test Spearman {key}: eval.json {ours:.4f}, angle eval {theirs:.4f}')
+        if abs(ours - theirs) > 1e-6:
+            failures.append(f'eval.json {key} test Spearman {ours} != angle eval {theirs}')
+    if result['base']['test']['spearman'] == result['final']['test']['spearman']:
+        failures.append('the base and trained test scores are equal: one of them is not the model it names')
 
 
 def main():
@@ -62,14 +107,21 @@ seed = 7
     if any(abs(m['lr'] - e) > 1e-12 for m, e in zip(first, expected_lr)):
         failures.append(f'lr schedule {[m["lr"] for m in first]} != {expected_lr}')
     print('losses', [round(m['loss'], 6) for m in first], 'lr', [m['lr'] for m in first])
+    check_profile(work / 'run0', first, failures)
 
     # bf16 autocast: same first-step loss as fp32 within bf16 precision (dropout off for both).
     first_losses = {}
+    test_file = work / 'test60.csv'
+    test_file.write_text(''.join((data / 'STS/STSBenchmark/sts-test.csv').read_text(encoding='utf-8').splitlines(True)[:60]),
+                         encoding='utf-8')
     for dtype in ('fp32', 'bf16'):
         out = work / f'dtype-{dtype}'
         run([angle, 'train', '--job', job, '--run.output_dir', out, '--model.dtype', dtype, '--model.dropout', 0,
-             '--train.max_steps', 1, *common])
+             '--train.max_steps', 1, *common] +
+            # fp32 also trains a second step (step 1's lr is 0 in warm-up) and scores base and trained on a test set
+            (['--train.max_steps', 2, '--data.test', f'stsb:{test_file}'] if dtype == 'fp32' else []))
         first_losses[dtype] = metrics(out)[0]['loss']
+    check_base_and_trained(angle, args.model, work / 'dtype-fp32', test_file, failures)
     print('first-step loss fp32 / bf16:', first_losses)
     if abs(first_losses['bf16'] - first_losses['fp32']) > 0.03 * abs(first_losses['fp32']):
         failures.append(f'bf16 autocast loss {first_losses["bf16"]} far from fp32 {first_losses["fp32"]}')
