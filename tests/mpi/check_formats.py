@@ -121,9 +121,12 @@ def main():
     weighted = base + ['--data.train', llm, '--data.weight_mode', 'confidence']
     reference = run('weights-n1', 1, weighted)
     same('weights N=2 vs N=1', run('weights-n2', 2, weighted), reference)
+    # Weights of 1 take another summation path (a weighted mean) than none: rounding-level
+    # differences that 4 Adam steps grow to 4e-7..1.4e-6 (it varies with the tiny model's vocabulary,
+    # whose order HF's WordPiece trainer does not fix); real confidences move the parameters 2e-4.
     same('confidences all 1 vs no weights', run('ones-confidence', 1, base + ['--data.train', ones, '--data.weight_mode',
                                                                              'confidence']),
-         run('ones-none', 1, base + ['--data.train', ones]), 1e-6)
+         run('ones-none', 1, base + ['--data.train', ones]), 1e-5)
     unweighted = run('weights-none', 1, base + ['--data.train', llm])
     effect = param_distance(final_params(unweighted), final_params(reference))
     print(f'[{"ok" if effect > 1e-4 else "FAIL"}] confidences change training: parameters differ by {effect:.1e}')
