@@ -68,8 +68,12 @@ double StepProfile::run_step_seconds() const {
   return wall;
 }
 
+double StepProfile::run_total_seconds() const {
+  return std::accumulate(run_.begin(), run_.end(), 0.0, [](double t, const Seconds& s) { return t + s.wall; });
+}
+
 nlohmann::json StepProfile::run_json() const {
-  const double total = std::accumulate(run_.begin(), run_.end(), 0.0, [](double t, const Seconds& s) { return t + s.wall; });
+  const double total = run_total_seconds();
   nlohmann::json phases = nlohmann::json::object();
   for (size_t p = 0; p < kPhases; ++p)
     phases[phase_name(static_cast<Phase>(p))] = {
@@ -79,18 +83,18 @@ nlohmann::json StepProfile::run_json() const {
 }
 
 std::string StepProfile::run_table() const {
-  const nlohmann::json j = run_json();
+  const double total = std::max(1e-12, run_total_seconds());
   const double steps = static_cast<double>(std::max(1L, run_steps_));
   std::string out = "phase        s/step   share  cpu/wall\n";
   char line[96];
   for (size_t p = 0; p < kPhases; ++p) {
     const Seconds& s = run_[p];
     std::snprintf(line, sizeof line, "%-10s %8.4f %6.1f%% %9.2f\n", phase_name(static_cast<Phase>(p)), s.wall / steps,
-                  100.0 * j["phases"][phase_name(static_cast<Phase>(p))]["share"].get<double>(),
+                  100.0 * s.wall / total,
                   s.cpu / std::max(1e-12, s.wall));
     out += line;
   }
-  std::snprintf(line, sizeof line, "%-10s %8.4f %6.1f%%", "total", j["total_s"].get<double>() / steps, 100.0);
+  std::snprintf(line, sizeof line, "%-10s %8.4f %6.1f%%", "total", total / steps, 100.0);
   return out + line;
 }
 

@@ -68,6 +68,7 @@ class StepProfile {
     double wall = 0, cpu = 0;
   };
   void fold();  // step_ into window_ and run_
+  double run_total_seconds() const;  // every phase, evaluations and checkpoints included
   std::array<Seconds, kPhases> window_{}, run_{}, step_{};
   Seconds boundary_;  // when the previous step ended
   long window_steps_ = 0, run_steps_ = 0;
