@@ -78,7 +78,8 @@ int run_eval(const std::vector<std::string>& args) {
     if (json) {
       std::cout << nlohmann::json{{"dataset", set.name}, {"n", score.n}, {"spearman", score.spearman},
                                   {"pearson", score.pearson}, {"path", set.path}, {"model", encoder.dir},
-                                  {"pooling", encoder.pooling.name()}}.dump()
+                                  {"pooling", encoder.pooling.name()},
+                                  {"dtype", encoder.dtype == at::kBFloat16 ? "bf16" : "fp32"}}.dump()
                 << std::endl;
     } else {
       std::printf("%-10s %6zu %9.2f %9.2f  %s\n", set.name.c_str(), score.n, score.spearman, score.pearson,

@@ -39,5 +39,7 @@ std::optional<po::variables_map> parse(const std::string& command, const std::st
 po::options_description model_options();
 model::EncoderOptions encoder_options(const po::variables_map& vm);
 void apply_threads(const po::variables_map& vm);
+// "fp32", or "bf16" with what makes it native on the encoder's device ("bf16 (native: avx512_bf16)").
+std::string dtype_description(const model::Encoder& encoder);
 
 }  // namespace angle::cli

@@ -4,6 +4,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "model/native_bf16.h"
 
 namespace angle::cli {
 
@@ -37,7 +38,8 @@ po::options_description model_options() {
                                             "(default: the model's 1_Pooling config, else cls)")
       ("max-length", po::value<size_t>(), "truncate texts to N tokens including [CLS]/[SEP] (default: the model's)")
       ("normalize", po::value<bool>(), "L2-normalise embeddings (default: true iff the model has a Normalize module)")
-      ("dtype", po::value<std::string>()->default_value("fp32"), "fp32 or bf16")
+      ("dtype", po::value<std::string>()->default_value("fp32"),
+       "fp32, bf16, or auto: bf16 where the device computes it natively (AVX512_BF16/AMX CPUs, CUDA sm_80+)")
       ("device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or cuda:N")
       ("threads", po::value<int>(), "intra-op compute threads (default: all cores, or OMP_NUM_THREADS)");
   return o;
@@ -51,6 +53,12 @@ model::EncoderOptions encoder_options(const po::variables_map& vm) {
   o.dtype = vm["dtype"].as<std::string>();
   o.device = vm["device"].as<std::string>();
   return o;
+}
+
+std::string dtype_description(const model::Encoder& encoder) {
+  if (encoder.dtype != at::kBFloat16) return "fp32";
+  const std::string native = model::native_bf16(encoder.device);
+  return native.empty() ? "bf16 (emulated: no native bf16 on " + encoder.device.str() + ")" : "bf16 (native: " + native + ")";
 }
 
 void apply_threads(const po::variables_map& vm) {

@@ -2,7 +2,11 @@
 
 #include <torch/nn.h>
 
+#include <cmath>
+#include <limits>
+
 #include "core/error.h"
+#include "model/dropout.h"
 #include "model/safetensors.h"
 
 namespace angle::model {
@@ -66,7 +70,19 @@ struct BertModel::Impl : nn::Module {
   std::vector<Unit> units;                       // see bert.h
   std::vector<std::vector<at::Tensor>> own;      // each unit's parameters (the module's tensors)
 
-  at::Tensor dropout(const at::Tensor& x, double p) const { return is_training() && p > 0 ? at::dropout(x, p, true) : x; }
+  at::Tensor dropout(const at::Tensor& x, double p) const { return is_training() ? model::dropout(x, p) : x; }
+
+  // Attention over the padded layout. With dropout on the CPU, at::scaled_dot_product_attention
+  // takes its math path with at::dropout's slow mask (model/dropout.h); this is that math path
+  // with the fast mask: the same products, saved tensors and memory.
+  at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask) const {
+    const double p = is_training() ? c.attention_probs_dropout_prob : 0.0;
+    if (p == 0 || !q.device().is_cpu()) return at::scaled_dot_product_attention(q, k, v, key_mask, p);
+    const double root_scale = std::sqrt(1.0 / std::sqrt(static_cast<double>(q.size(-1))));
+    at::Tensor scores = at::matmul(q * root_scale, (k * root_scale).transpose(-2, -1));
+    scores.masked_fill_(key_mask.logical_not(), -std::numeric_limits<double>::infinity());
+    return at::matmul(model::dropout(at::softmax(scores, -1), p), v);
+  }
 
   void make_units() {
     std::vector<std::string> names;
@@ -146,8 +162,7 @@ struct BertModel::Impl : nn::Module {
         auto heads_of = [&](size_t k) {
           return unpack(at::linear(in, w[k], w[k + 1])).view({batch, length, heads, head_dim}).transpose(1, 2);
         };
-        at::Tensor context = at::scaled_dot_product_attention(heads_of(0), heads_of(2), heads_of(4), key_mask,
-                                                              is_training() ? c.attention_probs_dropout_prob : 0.0);
+        at::Tensor context = attention(heads_of(0), heads_of(2), heads_of(4), key_mask);
         context = pack(context.transpose(1, 2).reshape({batch, length, hidden}));
         at::Tensor h = at::layer_norm(dropout(at::linear(context, w[6], w[7]), c.hidden_dropout_prob) + in, {hidden},
                                       w[8], w[9], eps);

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/json_file.h"
+#include "model/native_bf16.h"
 #include "model/safetensors.h"
 
 namespace angle::model {
@@ -109,10 +110,9 @@ Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options)
               encoder.max_length, " exceeds the model's position limit ", config.max_position_embeddings,
               " (max_position_embeddings in ", config_path.string(), ")");
   ANGLE_CHECK(encoder.max_length >= 2, "max length ", encoder.max_length, " leaves no room for [CLS] and [SEP]");
-  ANGLE_CHECK(options.dtype == "fp32" || options.dtype == "bf16", "unknown dtype '", options.dtype, "' (fp32 or bf16)");
-  encoder.dtype = options.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
-  encoder.export_spec = {dir_name, encoder.pooling, encoder.normalize, encoder.max_length};
   encoder.device = parse_device(options.device);
+  encoder.dtype = resolve_dtype(options.dtype, encoder.device) == "bf16" ? at::kBFloat16 : at::kFloat;
+  encoder.export_spec = {dir_name, encoder.pooling, encoder.normalize, encoder.max_length};
   encoder.model.to(encoder.device, encoder.dtype);
   return encoder;
 }

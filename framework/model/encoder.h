@@ -20,7 +20,7 @@ struct EncoderOptions {
   std::optional<std::string> pooling;  // default: the model's own, else cls
   std::optional<size_t> max_length;    // default: the model's, capped by its position limit
   std::optional<bool> normalize;       // default: true iff modules.json has a Normalize module
-  std::string dtype = "fp32";          // fp32 | bf16
+  std::string dtype = "fp32";          // fp32 | bf16 | auto (model/native_bf16.h)
   std::string device = "cpu";          // cpu | cuda | cuda:N
   std::optional<double> dropout;       // overrides hidden and attention dropout (training)
 };

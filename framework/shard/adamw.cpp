@@ -2,19 +2,22 @@
 
 #include <ATen/ATen.h>
 
-#include <cmath>
-
 namespace angle::shard {
 
+// One pass over the slice: ATen's fused AdamW kernel (the one behind torch.optim.AdamW(fused=True))
+// reads parameter, gradient and both moments once and writes them back, where the unfused
+// formula takes about eight passes and allocates two slice-sized temporaries every step (fresh
+// pages each time for slices beyond malloc's mmap threshold). The decay mask is not a scalar, so
+// decay is applied beforehand, as the kernel would do first.
 void adamw_update(at::Tensor& p, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
-                  const at::Tensor& decay_mask, int64_t step, double lr, const AdamWOptions& o) {
+                  const at::Tensor& decay_mask, int64_t step, double lr, const AdamWOptions& o,
+                  double grad_multiplier) {
   if (o.weight_decay != 0) p.mul_(1 - lr * o.weight_decay * decay_mask);
-  exp_avg.lerp_(grad, 1 - o.beta1);
-  exp_avg_sq.mul_(o.beta2).addcmul_(grad, grad, 1 - o.beta2);
-  const double bias1 = 1 - std::pow(o.beta1, static_cast<double>(step));
-  const double bias2 = 1 - std::pow(o.beta2, static_cast<double>(step));
-  at::Tensor denom = (exp_avg_sq.sqrt() / std::sqrt(bias2)).add_(o.eps);
-  p.addcdiv_(exp_avg, denom, -lr / bias1);
+  const at::Tensor steps = at::full({}, static_cast<double>(step), p.options());
+  std::optional<at::Tensor> grad_scale;  // the kernel divides the gradient by it
+  if (grad_multiplier != 1.0) grad_scale = at::full({}, 1.0 / grad_multiplier, p.options());
+  at::_fused_adamw_({p}, {grad}, {exp_avg}, {exp_avg_sq}, {}, {steps}, lr, o.beta1, o.beta2, 0.0, o.eps,
+                    /*amsgrad=*/false, /*maximize=*/false, grad_scale, /*found_inf=*/std::nullopt);
 }
 
 }  // namespace angle::shard

@@ -10,8 +10,10 @@ struct AdamWOptions {
 };
 
 // `decay_mask` is 1 where weight decay applies and 0 elsewhere (HF: not biases/LayerNorm);
-// `step` counts from 1. Updates `param`, `exp_avg` and `exp_avg_sq` in place.
+// `step` counts from 1; the gradient is used multiplied by `grad_multiplier` (gradient clipping)
+// and may be overwritten. Updates `param`, `exp_avg` and `exp_avg_sq` in place.
 void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
-                  const at::Tensor& decay_mask, int64_t step, double lr, const AdamWOptions& options);
+                  const at::Tensor& decay_mask, int64_t step, double lr, const AdamWOptions& options,
+                  double grad_multiplier = 1.0);
 
 }  // namespace angle::shard

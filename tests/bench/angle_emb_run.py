@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Runs the reference library angle-emb (v0.6.1, AnglE.fit) with a recipe given on the command
-line, on STS-B pairs (format A, --train CSV) or on triplets (format C, --triplets JSONL with
+line, on STS-B pairs (format A, --train CSV), on the main job's pairs (--default-job-data DIR:
+STS-B + SICK train, labels in [0, 1]) or on triplets (format C, --triplets JSONL with
 query/positive/negative). Used by the side-by-side and throughput benchmarks; not part of the
 product."""
 import argparse
@@ -11,7 +12,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'tests/oracle'))
-from common import stsb_pairs  # noqa: E402
+from common import default_job_pairs, stsb_pairs  # noqa: E402
 
 
 def dataset(args):
@@ -19,7 +20,7 @@ def dataset(args):
     if args.triplets:
         rows = [json.loads(line) for line in pathlib.Path(args.triplets).read_text().splitlines()]
         return Dataset.from_dict({k: [r[k] for r in rows] for k in ('query', 'positive', 'negative')})
-    a, b, y = stsb_pairs(args.train)
+    a, b, y = default_job_pairs(args.default_job_data) if args.default_job_data else stsb_pairs(args.train)
     return Dataset.from_dict({'text1': a, 'text2': b, 'label': y})
 
 
@@ -27,6 +28,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--model', required=True)
     ap.add_argument('--train', help='STS-B csv (format A)')
+    ap.add_argument('--default-job-data', help="data directory: the main job's STS-B + SICK train pairs")
     ap.add_argument('--triplets', help='JSONL of query/positive/negative (format C)')
     ap.add_argument('--output', required=True)
     ap.add_argument('--epochs', type=int, default=1)
@@ -36,6 +38,7 @@ def main():
     ap.add_argument('--lr', type=float, default=2e-5)
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--bf16', action='store_true', help='bf16 autocast (HF Trainer bf16=True)')
     ap.add_argument('--loss', default='{"cosine_w": 1, "ibn_w": 1, "angle_w": 0.02, "cosine_tau": 20, '
                                       '"ibn_tau": 20, "angle_tau": 20}')
     args = ap.parse_args()
@@ -49,7 +52,8 @@ def main():
               learning_rate=args.lr, warmup_steps=0, logging_steps=10, save_strategy='no', eval_strategy='no',
               loss_kwargs=json.loads(args.loss), filter_duplicate=True,
               argument_kwargs={'seed': args.seed, 'max_steps': args.max_steps, 'report_to': 'none',
-                               'use_cpu': True, 'dataloader_num_workers': 0})
+                               'use_cpu': True, 'dataloader_num_workers': 0},
+              bf16=args.bf16)
     print(json.dumps({'fit_seconds': time.perf_counter() - start}))
 
 

@@ -3,10 +3,25 @@
 //   build/tests/angle_bench_read FILE.h5 [global_batch=32] [steps=300]
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <string>
+#include <thread>
 
 #include "core/log.h"
 #include "data/dataset_file.h"
 #include "data/sampler.h"
+
+namespace {
+
+// The CPU model as /proc/cpuinfo names it, beside the figures (another machine gives others).
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) return line.substr(line.find(':') + 2);
+  return "unknown CPU";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -18,6 +33,8 @@ int main(int argc, char** argv) {
     const uint64_t batch = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 32;
     const uint64_t steps = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 300;
     angle::data::GlobalSampler sampler({static_cast<uint64_t>(file.info().count)}, {}, 42, batch);
+    std::printf("machine: %s, %u hardware threads; one reading thread\n", cpu_model().c_str(),
+                std::thread::hardware_concurrency());
     std::printf("%s: %lld examples, global batch %llu, %llu steps\n", argv[1], static_cast<long long>(file.info().count),
                 static_cast<unsigned long long>(batch), static_cast<unsigned long long>(steps));
     std::printf("%6s %14s %18s\n", "ranks", "rows/rank/step", "examples/s/rank");

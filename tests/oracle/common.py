@@ -11,6 +11,22 @@ def stsb_pairs(path):
     return [r[5] for r in rows], [r[6] for r in rows], [float(r[4]) for r in rows]
 
 
+def sick_pairs(path):
+    """SICK pairs (SemEval layout, no header): sentence A, sentence B, relatedness 1-5."""
+    rows = [line.rstrip('\r').split('\t') for line in pathlib.Path(path).read_text(encoding='utf-8').split('\n') if line]
+    rows = [r for r in rows if r[0] != 'pair_ID']
+    return [r[1] for r in rows], [r[2] for r in rows], [float(r[3]) for r in rows]
+
+
+def default_job_pairs(data_dir):
+    """The training pairs of the main job (jobs/default.ini): STS-B train and SICK train, labels
+    mapped to [0, 1] by each set's range (label_norm = range: STS-B 0-5, SICK 1-5)."""
+    data = pathlib.Path(data_dir)
+    a, b, y = stsb_pairs(data / 'STS/STSBenchmark/sts-train.csv')
+    sa, sb, sy = sick_pairs(data / 'SICK/semeval2014_task1_noheader/SICK_train.txt')
+    return a + sa, b + sb, [v / 5 for v in y] + [(v - 1) / 4 for v in sy]
+
+
 def all_sentences(data_dir):
     """Every distinct sentence of STS-B train/dev/test and SICK (full release + SemEval splits)."""
     data = pathlib.Path(data_dir)
@@ -34,13 +50,14 @@ def all_sentences(data_dir):
     return out
 
 
-def run(cmd):
-    """Runs a command, echoing it; exits with its output on failure."""
+def run(cmd, capture_stderr=False):
+    """Runs a command, echoing it; exits with its output on failure. Returns its stdout (its stderr
+    with capture_stderr)."""
     print('+', ' '.join(map(str, cmd)), flush=True)
     proc = subprocess.run(list(map(str, cmd)), capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f'command failed ({proc.returncode}):\n{proc.stderr}')
-    return proc.stdout
+    return proc.stderr if capture_stderr else proc.stdout
 
 
 def script_args(doc, *flags):
