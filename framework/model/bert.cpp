@@ -1,5 +1,6 @@
 #include "model/bert.h"
 
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/nn.h>
 
 #include <cmath>
@@ -74,14 +75,19 @@ struct BertModel::Impl : nn::Module {
 
   // Attention over the padded layout. With dropout on the CPU, at::scaled_dot_product_attention
   // takes its math path with at::dropout's slow mask (model/dropout.h); this is that math path
-  // with the fast mask: the same products, saved tensors and memory.
-  at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask) const {
+  // with the fast mask: the same products, saved tensors and memory, and like it in fp32 when the
+  // inputs are bf16/fp16 (bf16 autocast), autocast held off so the products stay fp32.
+  at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
+                       const at::Tensor& masked_keys) const {
     const double p = is_training() ? c.attention_probs_dropout_prob : 0.0;
     if (p == 0 || !q.device().is_cpu()) return at::scaled_dot_product_attention(q, k, v, key_mask, p);
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    const at::ScalarType dtype = q.scalar_type();
+    auto accumulate = [&](const at::Tensor& t) { return dtype == at::kFloat ? t : t.to(at::kFloat); };
     const double root_scale = std::sqrt(1.0 / std::sqrt(static_cast<double>(q.size(-1))));
-    at::Tensor scores = at::matmul(q * root_scale, (k * root_scale).transpose(-2, -1));
-    scores.masked_fill_(key_mask.logical_not(), -std::numeric_limits<double>::infinity());
-    return at::matmul(model::dropout(at::softmax(scores, -1), p), v);
+    at::Tensor scores = at::matmul(accumulate(q) * root_scale, (accumulate(k) * root_scale).transpose(-2, -1));
+    scores.masked_fill_(masked_keys, -std::numeric_limits<double>::infinity());
+    return at::matmul(model::dropout(at::softmax(scores, -1), p), accumulate(v)).to(dtype);
   }
 
   void make_units() {
@@ -156,13 +162,13 @@ struct BertModel::Impl : nn::Module {
       return dropout(at::layer_norm(e, {hidden}, w[2], w[3], eps), c.hidden_dropout_prob);
     });
     // Keys at padded positions are excluded; padded queries produce rows that are dropped.
-    at::Tensor key_mask = mask.to(at::kBool).view({batch, 1, 1, length});
+    at::Tensor key_mask = mask.to(at::kBool).view({batch, 1, 1, length}), masked_keys = key_mask.logical_not();
     for (size_t l = 0; l < layers.size(); ++l) {
       x = run_unit(2 + l, x, [&](const at::Tensor& in, auto& w) {
         auto heads_of = [&](size_t k) {
           return unpack(at::linear(in, w[k], w[k + 1])).view({batch, length, heads, head_dim}).transpose(1, 2);
         };
-        at::Tensor context = attention(heads_of(0), heads_of(2), heads_of(4), key_mask);
+        at::Tensor context = attention(heads_of(0), heads_of(2), heads_of(4), key_mask, masked_keys);
         context = pack(context.transpose(1, 2).reshape({batch, length, hidden}));
         at::Tensor h = at::layer_norm(dropout(at::linear(context, w[6], w[7]), c.hidden_dropout_prob) + in, {hidden},
                                       w[8], w[9], eps);

@@ -315,16 +315,26 @@ void ShardedModel::reduce(size_t unit, size_t param, at::Tensor grad) {
       ledger_.add(MemoryLedger::kGrads, bytes_of(all_values));
       if (const int64_t real = u.real(); real > 0) {
         const auto [first_row, end_row] = u.owned_rows(width);
-        // Summed per distinct row first (in arrival order, as one index_add would), then each row's
-        // elements that fall in this shard are added: no buffer of all the owned rows (47 MB of
-        // fresh pages every step for MiniLM's word embeddings at one rank).
+        // Summed per distinct row first (in arrival order, as one index_add would), then added to the
+        // shard in place: whole rows through a row view, and the at most two rows that straddle the
+        // shard's ends by their overlap. No buffer of all the owned rows (47 MB of fresh pages every
+        // step for MiniLM's word embeddings at one rank).
         at::Tensor mine = (all_indices >= first_row).logical_and_(all_indices < end_row).nonzero().squeeze(1);
         const auto [rows, slot] = at::_unique(all_indices.index_select(0, mine), /*sorted=*/true, /*return_inverse=*/true);
         at::Tensor sums = at::zeros({rows.size(0), width}, u.grad.options())
                               .index_add_(0, slot, all_values.index_select(0, mine).to(at::kFloat));
-        at::Tensor position = rows.unsqueeze(1) * width + at::arange(width, rows.options()) - u.begin;
-        at::Tensor inside = (position >= 0).logical_and_(position < real);
-        u.grad.index_add_(0, position.masked_select(inside), sums.masked_select(inside));
+        const int64_t whole_first = (u.begin + width - 1) / width, whole_end = (u.begin + real) / width;
+        at::Tensor whole = (rows >= whole_first).logical_and_(rows < whole_end).nonzero().squeeze(1);
+        if (whole_end > whole_first)
+          u.grad.narrow(0, whole_first * width - u.begin, (whole_end - whole_first) * width)
+              .view({-1, width})
+              .index_add_(0, rows.index_select(0, whole) - whole_first, sums.index_select(0, whole));
+        at::Tensor partial = (rows < whole_first).logical_or_(rows >= whole_end).nonzero().squeeze(1);
+        for (int64_t i = 0; i < partial.numel(); ++i) {
+          const int64_t slot_i = partial[i].item<int64_t>(), row = rows[slot_i].item<int64_t>();
+          const int64_t from = std::max(row * width, u.begin), to = std::min((row + 1) * width, u.begin + real);
+          u.grad.narrow(0, from - u.begin, to - from).add_(sums[slot_i].narrow(0, from - row * width, to - from));
+        }
       }
       ledger_.sub(MemoryLedger::kGrads, bytes_of(all_values));
     }
@@ -425,7 +435,8 @@ double ShardedModel::step(double lr, double max_grad_norm) {
   }
   at::Tensor norm_sq = at::zeros({1}, f32_.dtype(at::kDouble));
   // In double, a slice at a time: a double copy of a whole shard gradient would be 94 MB of fresh
-  // pages every step for MiniLM's word embeddings at one rank.
+  // pages every step for MiniLM's word embeddings at one rank (beyond glibc's 32 MiB mmap ceiling,
+  // so never reused), where an 8 MB slice is reused from the heap.
   constexpr int64_t kSlice = 1 << 20;
   for (const at::Tensor& g : shard_grads)
     for (int64_t begin = 0; begin < g.numel(); begin += kSlice)

@@ -3,6 +3,7 @@
 // attention path (the math path with that mask) against the eval path.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 
 #include <boost/test/unit_test.hpp>
 #include <cmath>
@@ -44,11 +45,11 @@ BOOST_AUTO_TEST_CASE(mask_drops_p_and_scales_the_rest) {
 
 BOOST_AUTO_TEST_CASE(mask_depends_on_the_seed_only) {
   const int threads = at::get_num_threads();
-  at::Tensor two = model::dropout_mask(at::empty({100001}), 0.1, 7);
+  at::Tensor all_threads = model::dropout_mask(at::empty({100001}), 0.1, 7);
   at::set_num_threads(1);
   at::Tensor one = model::dropout_mask(at::empty({100001}), 0.1, 7);
   at::set_num_threads(threads);
-  BOOST_TEST(at::equal(one, two));
+  BOOST_TEST(at::equal(one, all_threads));
   BOOST_TEST(!at::equal(one, model::dropout_mask(at::empty({100001}), 0.1, 8)));
   // dropout() draws its seed from the default generator: the same state gives the same mask.
   at::Tensor x = at::randn({4096});
@@ -85,6 +86,18 @@ BOOST_AUTO_TEST_CASE(training_attention_path_equals_the_eval_path) {
   at::Tensor train = encoder.model.forward(ids, mask);
   at::Tensor valid = mask.unsqueeze(-1).to(at::kBool).expand_as(eval);
   BOOST_TEST(at::allclose(train.masked_select(valid), eval.masked_select(valid), 1e-5, 1e-6));
+  // Under bf16 autocast the training path computes attention in fp32 as SDPA's math path does:
+  // it stays within bf16 rounding of the eval path under the same autocast.
+  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCPU, true);
+  at::Tensor train_bf16 = encoder.model.forward(ids, mask);
+  encoder.model.train(false);
+  at::Tensor eval_bf16 = encoder.model.forward(ids, mask);
+  at::autocast::set_autocast_enabled(at::kCPU, false);
+  at::autocast::clear_cache();
+  const double gap = (train_bf16.to(at::kFloat) - eval_bf16.to(at::kFloat)).abs().masked_select(valid).max().item<double>();
+  BOOST_TEST(gap < 0.05, "bf16 training vs eval path: " << gap);
+  BOOST_TEST(at::isfinite(train_bf16).all().item<bool>());
   // And with real dropout the training output differs, reproducibly from the generator state.
   options.dropout = 0.2;
   auto dropping = model::load_encoder(tmp.path.string(), options);
