@@ -1,6 +1,6 @@
 // Dropout for CPU training. ATen's CPU dropout draws its mask with bernoulli_, which on CPUs other
-// than Intel's (no MKL path) is a serial Mersenne Twister loop: about 9 ns per element, 10% of a
-// MiniLM training step on an AMD EPYC (README "What made the CPU step faster"). Here the mask comes from
+// than Intel's (no MKL path) is a serial Mersenne Twister loop: about 9 ns per element, 11% of a
+// MiniLM training step on an AMD EPYC (tests/bench/step_replica_profile.py). Here the mask comes from
 // Philox-4x32-10 keyed by one 64-bit seed drawn from the default generator, in parallel: the
 // same distribution, a different stream, and still reproducible from the generator's state
 // (gradient caching replays a chunk by restoring that state, train/encode.h).
