@@ -70,7 +70,11 @@ def main():
         fields = wait_for(job_id, lambda f: finished(f) or (f['JobState'] == 'PENDING' and f['Restarts'] == '1'),
                           'requeued')
         check(f'{name}: requeued after USR1', fields['JobState'] == 'PENDING', fields['JobState'])
-        # Slurm holds a requeued job ~2 minutes (BeginTime); release it now, as an admin would.
+        # Slurm holds a requeued job ~2 minutes (BeginTime); release it now, as an admin would, but
+        # in a later second than the requeue: slurmd compares the new launch credential's creation
+        # time with the old one's revocation at one-second resolution, and a launch in the same
+        # second fails the job ("Job credential revoked", seen once in CI).
+        time.sleep(2)
         update = ['StartTime=now'] + ([f'NumTasks={tasks_after}', f'NumCPUs={tasks_after}'] if tasks_after != 2 else [])
         subprocess.run(['scontrol', 'update', f'JobId={job_id}', *update], check=True)
         fields, log = completed(job_id, name)
