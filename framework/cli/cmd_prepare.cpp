@@ -52,7 +52,7 @@ int run_prepare(const std::vector<std::string>& args) {
   const std::string model_dir = (*vm)["model"].as<std::string>();
   text::Tokenizer tokenizer = text::Tokenizer::from_model_dir(model_dir);
   // Default: the tokenizer's limit; training cuts longer rows to its own max length.
-  size_t max_length = vm->count("max-length") ? (*vm)["max-length"].as<size_t>() : tokenizer.spec().model_max_length;
+  size_t max_length = vm->count("max-length") ? (*vm)["max-length"].as<size_t>() : tokenizer.model_max_length();
   ANGLE_CHECK(max_length >= 2, "--max-length must be at least 2");
   data::DatasetInfo info = data::write_dataset(output, raw, tokenizer, model_dir, max_length, (*vm)["keep-text"].as<bool>());
   std::string columns;

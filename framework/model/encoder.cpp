@@ -57,7 +57,7 @@ size_t default_max_length(const std::string& model_dir, const text::Tokenizer& t
     if (j.contains("max_seq_length") && j["max_seq_length"].is_number_integer())
       return std::min(limit, j["max_seq_length"].get<size_t>());
   }
-  return std::min(limit, tokenizer.spec().model_max_length);
+  return std::min(limit, tokenizer.model_max_length());
 }
 
 TokenBatch collate(const std::vector<const std::vector<int64_t>*>& sequences, int64_t pad_id) {
@@ -93,7 +93,7 @@ Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options)
   BertConfig config = BertConfig::from_file(config_path.string());
   if (options.dropout) config.hidden_dropout_prob = config.attention_probs_dropout_prob = *options.dropout;
   text::Tokenizer tokenizer = text::Tokenizer::from_model_dir(dir_name);
-  ANGLE_CHECK(tokenizer.vocab_size() <= static_cast<size_t>(config.vocab_size), tokenizer.spec().source, ": ",
+  ANGLE_CHECK(tokenizer.vocab_size() <= static_cast<size_t>(config.vocab_size), tokenizer.source(), ": ",
               tokenizer.vocab_size(), " tokens but ", config_path.string(), " has vocab_size ", config.vocab_size);
   json modules = read_modules(dir);
 

@@ -5,10 +5,12 @@
 #include <cstdint>
 #include <string>
 
+#include "text/tokenizer.h"
+
 namespace angle::model {
 
 enum class PoolingKind { cls, cls_avg, cls_max, mean, max, last, index };
-enum class PaddingSide { right, left };
+using PaddingSide = text::PaddingSide;
 
 struct Pooling {
   PoolingKind kind = PoolingKind::cls;

@@ -98,6 +98,38 @@ def main():
           ['short-sts.csv:1', 'expected at least 7'])
     expect.failure('unknown data format', ['eval', '--model', base, '--data', 'msrp:x.tsv'], ["unknown format 'msrp'"])
 
+    # tokenizer.json variants: a tiny valid BPE (a b ab) broken one field at a time
+    def bpe_dir(name, **changes):
+        spec = {'model': {'type': 'BPE', 'vocab': {'a': 0, 'b': 1, 'ab': 2}, 'merges': ['a b']},
+                'normalizer': None, 'pre_tokenizer': {'type': 'ByteLevel'}, 'post_processor': None, 'added_tokens': []}
+        for key, value in changes.items():
+            (spec['model'] if key in ('type', 'merges') else spec)[key] = value
+        d = work / name
+        d.mkdir()
+        (d / 'tokenizer.json').write_text(json.dumps(spec))
+        return d
+
+    def tokenize(model):
+        return ['tokenize', '--model', model, '--input', texts]
+
+    expect.failure('tokenizer model type unsupported', tokenize(bpe_dir('unigram', type='Unigram')),
+                   ['tokenizer.json', "model.type 'Unigram' is not supported"])
+    expect.failure('BPE merge of a token not in the vocabulary', tokenize(bpe_dir('bad-merge', merges=['a c'])),
+                   ['tokenizer.json', "model.merges[0] needs 'c'"])
+    expect.failure('BPE merge not two tokens', tokenize(bpe_dir('merge-3', merges=['a b c'])),
+                   ['tokenizer.json', "model.merges[0] 'a b c' is not two tokens"])
+    expect.failure('pre-tokenizer unsupported', tokenize(bpe_dir('whitespace', pre_tokenizer={'type': 'Whitespace'})),
+                   ['tokenizer.json', "pre_tokenizer type 'Whitespace' is not supported"])
+    expect.failure('normalizer unsupported', tokenize(bpe_dir('precompiled', normalizer={'type': 'Precompiled'})),
+                   ['tokenizer.json', "normalizer type 'Precompiled' is not supported"])
+    expect.failure('split regex invalid', tokenize(bpe_dir('bad-regex', pre_tokenizer={
+        'type': 'Split', 'pattern': {'Regex': '(unclosed'}, 'behavior': 'Isolated', 'invert': False})),
+                   ['tokenizer.json', "cannot compile the pattern '(unclosed'"])
+    not_json_string = work / 'not-string.jsonl'
+    not_json_string.write_text('"fine"\n[1, 2]\n')
+    expect.failure('--jsonl line not a string', ['tokenize', '--model', bpe_dir('ok'), '--jsonl', '--input',
+                                                 not_json_string], ['not-string.jsonl:2', 'not a JSON string'])
+
     # every subcommand listed by `angle --help` answers --help with its usage and exit 0
     import re
     import subprocess

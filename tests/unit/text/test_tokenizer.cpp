@@ -4,6 +4,7 @@
 
 #include "text/tokenizer.h"
 #include "text/unicode.h"
+#include "text/wordpiece.h"
 #include "tiny_model.h"
 
 using namespace angle;
@@ -15,7 +16,8 @@ text::TokenizerSpec tiny_spec(bool lowercase = true) { return testing::tiny_toke
 
 std::vector<std::string> words(const text::Tokenizer& t, const std::string& s) {
   std::vector<std::string> out;
-  for (const auto& w : t.pre_tokenize(text::utf8_to_u32(s))) out.push_back(text::u32_to_utf8(w));
+  const auto& wordpiece = dynamic_cast<const text::WordPiece&>(t.pieces());
+  for (const auto& w : wordpiece.pre_tokenize(text::utf8_to_u32(s))) out.push_back(text::u32_to_utf8(w));
   return out;
 }
 
@@ -91,8 +93,9 @@ BOOST_AUTO_TEST_CASE(loads_vocab_txt_layout_and_rejects_a_bare_directory) {
   testing::write_tiny_model(tmp.path);
   testing::write_text(tmp.file("tokenizer_config.json"), R"({"do_lower_case": false})");
   auto t = text::Tokenizer::from_model_dir(tmp.path.string());
-  BOOST_TEST(!t.spec().normalizer.lowercase);
-  BOOST_TEST(!t.spec().normalizer.strip_accents);  // null strip_accents follows lowercase
+  const auto& wordpiece = dynamic_cast<const text::WordPiece&>(t.pieces());
+  BOOST_TEST(!wordpiece.spec().normalizer.lowercase);
+  BOOST_TEST(!wordpiece.spec().normalizer.strip_accents);  // null strip_accents follows lowercase
   BOOST_TEST(t.encode("Hello", 8) == (Ids{2, 1, 3}), boost::test_tools::per_element());  // cased: Hello is unknown
   testing::TempDir empty;
   BOOST_TEST(error_of([&] { text::Tokenizer::from_model_dir(empty.path.string()); }).find("no tokenizer.json or vocab.txt") !=
