@@ -16,7 +16,7 @@ model::Encoder load_checkpoint_encoder(const std::string& dir, model::EncoderOpt
   options.max_length = job.max_length;
   model::Encoder encoder = model::load_encoder(job.model_path, options);
   c10::NoGradGuard no_grad;
-  for (auto& [name, param] : encoder.model.named_parameters()) {
+  for (auto& [name, param] : encoder.model->named_parameters()) {
     auto it = full.layout.find(name);
     ANGLE_CHECK(it != full.layout.end(), dir, ": checkpoint has no tensor '", name, "' of ", job.model_path);
     const auto& [offset, shape] = it->second;

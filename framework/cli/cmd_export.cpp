@@ -26,7 +26,7 @@ int run_export(const std::vector<std::string>& args) {
   model::Encoder encoder = std::filesystem::exists(std::filesystem::path(checkpoint) / "manifest.json")
                                ? ckpt::load_checkpoint_encoder(checkpoint, encoder_options)
                                : model::load_encoder(checkpoint, encoder_options);
-  model::save_model_dir(encoder.model, encoder.export_spec, output);
+  model::save_model_dir(*encoder.model, encoder.export_spec, output);
   log_info("exported " + checkpoint + " -> " + output + " (" + encoder.pooling.name() + " pooling)");
   return 0;
 }

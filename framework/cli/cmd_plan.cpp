@@ -187,7 +187,7 @@ int plan_job(const po::variables_map& vm, const std::vector<std::string>& overri
   const model::BertConfig config = model::BertConfig::from_file(job->model_path + "/config.json");
   const plan::ModelShape shape = plan::bert_shape(config);
   text::Tokenizer tokenizer = text::Tokenizer::from_model_dir(job->model_path);
-  const size_t max_length = job->max_length.value_or(model::default_max_length(job->model_path, tokenizer, config));
+  const size_t max_length = job->max_length.value_or(model::default_max_length(job->model_path, tokenizer, config.max_position_embeddings));
   const train::TrainingData data(*job, tokenizer, max_length);
 
   plan::ShardSettings shard;

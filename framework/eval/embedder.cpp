@@ -29,7 +29,7 @@ at::Tensor embed_texts(const model::Encoder& encoder, const std::vector<std::str
     size_t end = std::min(order.size(), start + options.batch_size);
     std::vector<const std::vector<int64_t>*> batch;
     for (size_t i = start; i < end; ++i) batch.push_back(&ids[order[i]]);
-    at::Tensor embeddings = encoder.embed(model::collate(batch, encoder.tokenizer.pad_id())).to(at::kCPU);
+    at::Tensor embeddings = encoder.embed(encoder.collate(batch)).to(at::kCPU);
     if (!out.defined()) out = at::empty({static_cast<int64_t>(texts.size()), embeddings.size(1)}, at::kFloat);
     at::Tensor rows = at::from_blob(order.data() + start, {static_cast<int64_t>(end - start)}, at::kLong);
     out.index_copy_(0, rows.clone(), embeddings);

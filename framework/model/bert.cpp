@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "model/dropout.h"
-#include "model/safetensors.h"
+#include "model/weights.h"
 
 namespace angle::model {
 namespace nn = torch::nn;
@@ -180,10 +180,6 @@ struct BertModel::Impl : nn::Module {
   }
 };
 
-at::Tensor UnitSource::lookup(size_t unit, const at::Tensor& ids) {
-  return at::embedding(acquire(unit)[0], ids, -1, false, /*sparse=*/true);
-}
-
 BertModel::BertModel(const BertConfig& config) : config_(config), impl_(std::make_shared<Impl>(config)) {
   impl_->make_units();
   impl_->eval();
@@ -201,7 +197,7 @@ std::vector<std::pair<std::string, at::Tensor>> BertModel::named_parameters() co
   return out;
 }
 
-void BertModel::load_weights(const SafetensorsFile& file) {
+void BertModel::load_weights(const ModelWeights& file) {
   torch::NoGradGuard no_grad;
   for (auto& [name, param] : named_parameters()) {
     // Accept "bert." prefixes (BertForMaskedLM checkpoints) and the old gamma/beta LayerNorm names.
@@ -216,9 +212,9 @@ void BertModel::load_weights(const SafetensorsFile& file) {
         found = &candidate;
         break;
       }
-    ANGLE_CHECK(found, file.path(), ": missing tensor '", name, "' required by ", config_.source);
+    ANGLE_CHECK(found, file.path_of(name), ": missing tensor '", name, "' required by ", config_.source);
     at::Tensor value = file.load(*found);
-    ANGLE_CHECK(value.sizes() == param.sizes(), file.path(), ": tensor '", *found, "' has shape ", value.sizes(),
+    ANGLE_CHECK(value.sizes() == param.sizes(), file.path_of(*found), ": tensor '", *found, "' has shape ", value.sizes(),
                 " but ", config_.source, " implies ", param.sizes());
     param.copy_(value.to(param.dtype()));
   }

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/json_file.h"
+#include "model/decoder_config.h"
 
 namespace angle::model {
 
@@ -13,9 +14,11 @@ BertConfig BertConfig::from_file(const std::string& path) {
     if (!j["architectures"][0].is_string()) throw_wrong_type(path, "architectures", j["architectures"].dump());
     architecture = j["architectures"][0].get<std::string>();
   }
+  ANGLE_CHECK(!DecoderConfig::is_decoder(model_type), path, ": model_type '", model_type,
+              "' is a decoder; this command supports BERT-family models only (so far: embed, eval, tokenize, export)");
   bool is_bert = model_type == "bert" || (model_type.empty() && architecture.rfind("Bert", 0) == 0);
   ANGLE_CHECK(is_bert, path, ": unknown architecture (model_type '", model_type, "', architectures '", architecture,
-              "'); supported: bert (BERT, MiniLM, BGE, E5, ...)");
+              "'); supported: bert (BERT, MiniLM, BGE, E5, ...) and the decoders llama, mistral, qwen2, qwen3");
   std::string position_type = json_field_or<std::string>(j, "position_embedding_type", "absolute", path);
   ANGLE_CHECK(position_type == "absolute", path, ": position_embedding_type '", position_type,
               "' is not supported (only absolute)");

@@ -6,8 +6,10 @@
 
 #include "core/error.h"
 #include "core/json_file.h"
+#include "model/bert.h"
+#include "model/decoder.h"
 #include "model/native_bf16.h"
-#include "model/safetensors.h"
+#include "model/weights.h"
 
 namespace angle::model {
 namespace fs = std::filesystem;
@@ -48,9 +50,9 @@ at::Device parse_device(const std::string& name) {
 
 }  // namespace
 
-size_t default_max_length(const std::string& model_dir, const text::Tokenizer& tokenizer, const BertConfig& config) {
+size_t default_max_length(const std::string& model_dir, const text::Tokenizer& tokenizer, int64_t max_positions) {
   const fs::path dir(model_dir);
-  size_t limit = static_cast<size_t>(config.max_position_embeddings);
+  size_t limit = static_cast<size_t>(max_positions);
   fs::path st_config = dir / "sentence_bert_config.json";
   if (fs::exists(st_config)) {
     json j = read_json_file(st_config.string());
@@ -60,7 +62,7 @@ size_t default_max_length(const std::string& model_dir, const text::Tokenizer& t
   return std::min(limit, tokenizer.model_max_length());
 }
 
-TokenBatch collate(const std::vector<const std::vector<int64_t>*>& sequences, int64_t pad_id) {
+TokenBatch collate(const std::vector<const std::vector<int64_t>*>& sequences, int64_t pad_id, PaddingSide side) {
   size_t width = 0;
   for (const auto* s : sequences) width = std::max(width, s->size());
   const auto batch = static_cast<int64_t>(sequences.size());
@@ -68,52 +70,76 @@ TokenBatch collate(const std::vector<const std::vector<int64_t>*>& sequences, in
   at::Tensor mask = at::zeros({batch, static_cast<int64_t>(width)}, at::kLong);
   auto ids_a = ids.accessor<int64_t, 2>();
   auto mask_a = mask.accessor<int64_t, 2>();
-  for (int64_t b = 0; b < batch; ++b)
+  for (int64_t b = 0; b < batch; ++b) {
+    const size_t offset = side == PaddingSide::left ? width - sequences[b]->size() : 0;
     for (size_t t = 0; t < sequences[b]->size(); ++t) {
-      ids_a[b][t] = (*sequences[b])[t];
-      mask_a[b][t] = 1;
+      ids_a[b][offset + t] = (*sequences[b])[t];
+      mask_a[b][offset + t] = 1;
     }
+  }
   return {ids, mask};
+}
+
+TokenBatch Encoder::collate(const std::vector<const std::vector<int64_t>*>& sequences) const {
+  return model::collate(sequences, tokenizer.pad_id(), tokenizer.padding_side());
 }
 
 at::Tensor Encoder::embed(const TokenBatch& batch) const {
   at::Tensor ids = batch.input_ids.to(device), mask = batch.attention_mask.to(device);
-  at::Tensor pooled = pool(model.forward(ids, mask), mask, pooling).to(at::kFloat);
+  at::Tensor pooled = pool(model->forward(ids, mask), mask, pooling, tokenizer.padding_side()).to(at::kFloat);
   return normalize ? pooled / pooled.norm(2, -1, true).clamp_min(1e-12) : pooled;
+}
+
+const BertConfig& Encoder::bert_config(const std::string& what) const {
+  const auto* bert = dynamic_cast<const BertModel*>(model.get());
+  ANGLE_CHECK(bert, what, " supports BERT-family models only; ", dir, " is a decoder");
+  return bert->config();
 }
 
 Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options) {
   fs::path dir(dir_name);
   ANGLE_CHECK(fs::is_directory(dir), dir_name, ": model directory does not exist");
-  fs::path config_path = dir / "config.json", weights_path = dir / "model.safetensors";
+  fs::path config_path = dir / "config.json";
   ANGLE_CHECK(fs::exists(config_path), config_path.string(), ": missing (not a HuggingFace model directory?)");
-  ANGLE_CHECK(fs::exists(weights_path), weights_path.string(), ": missing",
-              fs::exists(dir / "pytorch_model.bin") ? " (pytorch_model.bin is pickle and is never loaded; convert it "
-                                                      "with launch/setup-models.py)" : "");
-  BertConfig config = BertConfig::from_file(config_path.string());
-  if (options.dropout) config.hidden_dropout_prob = config.attention_probs_dropout_prob = *options.dropout;
+  const std::string model_type = json_field_or<std::string>(read_json_file(config_path.string()), "model_type", "",
+                                                            config_path.string());
+  const bool is_llm = DecoderConfig::is_decoder(model_type);
+  std::shared_ptr<Backbone> model;
+  if (is_llm) {
+    DecoderConfig config = DecoderConfig::from_file(config_path.string());
+    if (options.dropout) config.attention_dropout = *options.dropout;
+    model = std::make_shared<DecoderModel>(config);
+  } else {
+    BertConfig config = BertConfig::from_file(config_path.string());
+    if (options.dropout) config.hidden_dropout_prob = config.attention_probs_dropout_prob = *options.dropout;
+    model = std::make_shared<BertModel>(config);
+  }
+  const ModelWeights weights = ModelWeights::from_dir(dir_name);
   text::Tokenizer tokenizer = text::Tokenizer::from_model_dir(dir_name);
-  ANGLE_CHECK(tokenizer.vocab_size() <= static_cast<size_t>(config.vocab_size), tokenizer.source(), ": ",
-              tokenizer.vocab_size(), " tokens but ", config_path.string(), " has vocab_size ", config.vocab_size);
+  ANGLE_CHECK(tokenizer.vocab_size() <= static_cast<size_t>(model->vocab_size()), tokenizer.source(), ": ",
+              tokenizer.vocab_size(), " tokens but ", config_path.string(), " has vocab_size ", model->vocab_size());
   json modules = read_modules(dir);
-
-  BertModel model(config);
-  model.load_weights(SafetensorsFile(weights_path.string()));
+  model->load_weights(weights);
 
   Encoder encoder{dir_name, std::move(tokenizer), std::move(model), Pooling{}, false, 512, at::kCPU, at::kFloat, {}};
-  encoder.pooling = options.pooling ? Pooling::parse(*options.pooling) : default_pooling(dir, modules);
+  encoder.is_llm = is_llm;
+  encoder.pooling = options.pooling ? Pooling::parse(*options.pooling)
+                    : is_llm       ? Pooling::parse("last")
+                                   : default_pooling(dir, modules);
   bool has_normalize = false;
   for (const json& m : modules) has_normalize = has_normalize || m.value("type", "").ends_with("Normalize");
   encoder.normalize = options.normalize.value_or(has_normalize);
-  encoder.max_length = options.max_length.value_or(default_max_length(dir, encoder.tokenizer, config));
-  ANGLE_CHECK(encoder.max_length <= static_cast<size_t>(config.max_position_embeddings), "max length ",
-              encoder.max_length, " exceeds the model's position limit ", config.max_position_embeddings,
-              " (max_position_embeddings in ", config_path.string(), ")");
-  ANGLE_CHECK(encoder.max_length >= 2, "max length ", encoder.max_length, " leaves no room for [CLS] and [SEP]");
+  const int64_t positions = encoder.model->max_positions();
+  encoder.max_length = options.max_length.value_or(default_max_length(dir, encoder.tokenizer, positions));
+  ANGLE_CHECK(encoder.max_length <= static_cast<size_t>(positions), "max length ", encoder.max_length,
+              " exceeds the model's position limit ", positions, " (max_position_embeddings in ", config_path.string(), ")");
+  const size_t specials = encoder.tokenizer.encode("", encoder.max_length).size();
+  ANGLE_CHECK(encoder.max_length > specials, "max length ", encoder.max_length, " leaves no room for text besides the ",
+              specials, " special tokens");
   encoder.device = parse_device(options.device);
   encoder.dtype = resolve_dtype(options.dtype, encoder.device) == "bf16" ? at::kBFloat16 : at::kFloat;
   encoder.export_spec = {dir_name, encoder.pooling, encoder.normalize, encoder.max_length};
-  encoder.model.to(encoder.device, encoder.dtype);
+  encoder.model->to(encoder.device, encoder.dtype);
   return encoder;
 }
 

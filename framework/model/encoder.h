@@ -1,6 +1,7 @@
 // A sentence encoder loaded from a HuggingFace / sentence-transformers model directory:
-// tokenizer + BERT + pooling (+ optional L2 normalisation), with defaults read from the
-// directory (1_Pooling/config.json, modules.json, sentence_bert_config.json).
+// tokenizer + backbone (BERT, or a LLaMA-family decoder) + pooling (+ optional L2 normalisation),
+// with defaults read from the directory (1_Pooling/config.json, modules.json,
+// sentence_bert_config.json). A decoder pools the last token by default.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -8,7 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "model/bert.h"
+#include <memory>
+
+#include "model/backbone.h"
 #include "model/bert_config.h"
 #include "model/export.h"
 #include "model/pooling.h"
@@ -25,17 +28,18 @@ struct EncoderOptions {
   std::optional<double> dropout;       // overrides hidden and attention dropout (training)
 };
 
-// Token ids of a batch, right-padded: ids and mask are int64 [B, T].
+// Token ids of a batch, padded on the tokenizer's side: ids and mask are int64 [B, T].
 struct TokenBatch {
   at::Tensor input_ids;
   at::Tensor attention_mask;
 };
-TokenBatch collate(const std::vector<const std::vector<int64_t>*>& sequences, int64_t pad_id);
+TokenBatch collate(const std::vector<const std::vector<int64_t>*>& sequences, int64_t pad_id,
+                   PaddingSide side = PaddingSide::right);
 
 struct Encoder {
   std::string dir;
   text::Tokenizer tokenizer;
-  BertModel model;
+  std::shared_ptr<Backbone> model;
   Pooling pooling;
   bool normalize = false;
   size_t max_length = 512;
@@ -43,13 +47,20 @@ struct Encoder {
   at::ScalarType dtype = at::kFloat;
   ExportSpec export_spec;  // how to write this encoder back as a model directory
 
+  bool is_llm = false;  // a decoder backbone
+
+  // The batch of these sequences, padded as the tokenizer pads.
+  TokenBatch collate(const std::vector<const std::vector<int64_t>*>& sequences) const;
   // Pooled (and optionally normalised) embeddings of one batch, float32 on the model's device.
   at::Tensor embed(const TokenBatch& batch) const;
+  // The BERT configuration; an error naming `what` for a decoder (planning and the step profile
+  // know BERT only).
+  const BertConfig& bert_config(const std::string& what) const;
 };
 
 Encoder load_encoder(const std::string& dir, const EncoderOptions& options = {});
 // The max length a model directory implies: sentence-transformers' max_seq_length, else the
-// tokenizer's limit, never above the position embeddings.
-size_t default_max_length(const std::string& model_dir, const text::Tokenizer& tokenizer, const BertConfig& config);
+// tokenizer's limit, never above the position limit.
+size_t default_max_length(const std::string& model_dir, const text::Tokenizer& tokenizer, int64_t max_positions);
 
 }  // namespace angle::model

@@ -41,7 +41,7 @@ void check_exportable(const Pooling& pooling) {
               "' has no sentence-transformers equivalent (cls, mean, max or last can be exported)");
 }
 
-void save_model_dir(const BertModel& model, const ExportSpec& spec, const std::string& out_dir) {
+void save_model_dir(const Backbone& model, const ExportSpec& spec, const std::string& out_dir) {
   check_exportable(spec.pooling);
   fs::path out(out_dir), tmp(out_dir + ".tmp-" + std::to_string(::getpid()));
   fs::remove_all(tmp);
@@ -55,7 +55,7 @@ void save_model_dir(const BertModel& model, const ExportSpec& spec, const std::s
   for (const auto& [name, param] : model.named_parameters()) tensors[name] = param.detach().to(at::kCPU, at::kFloat);
   write_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
 
-  json pooling = {{"word_embedding_dimension", model.config().hidden_size}, {"pooling_mode_cls_token", false},
+  json pooling = {{"word_embedding_dimension", model.hidden_size()}, {"pooling_mode_cls_token", false},
                   {"pooling_mode_mean_tokens", false}, {"pooling_mode_max_tokens", false},
                   {"pooling_mode_mean_sqrt_len_tokens", false}, {"pooling_mode_weightedmean_tokens", false},
                   {"pooling_mode_lasttoken", false}};

@@ -5,7 +5,7 @@
 #pragma once
 #include <string>
 
-#include "model/bert.h"
+#include "model/backbone.h"
 #include "model/pooling.h"
 
 namespace angle::model {
@@ -17,7 +17,7 @@ struct ExportSpec {
   size_t max_length = 512;
 };
 
-void save_model_dir(const BertModel& model, const ExportSpec& spec, const std::string& out_dir);
+void save_model_dir(const Backbone& model, const ExportSpec& spec, const std::string& out_dir);
 // sentence-transformers can express cls, mean, max and last; the others are an error.
 void check_exportable(const Pooling& pooling);
 

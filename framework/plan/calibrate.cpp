@@ -45,7 +45,7 @@ Machine calibrate(const train::JobConfig& job, comm::Comm& comm) {
     options.max_length = job.max_length;
     options.dropout = job.dropout;
     model::Encoder encoder = model::load_encoder(job.model_path, options);
-    encoder.model.train(true);
+    encoder.model->train(true);
     const train::TrainingData data(job, encoder.tokenizer, encoder.max_length);
     const size_t micro = static_cast<size_t>(job.global_batch / job.grad_accum);
     const auto examples = data.rank_slices(1, 0, 1, micro).front();
@@ -57,15 +57,15 @@ Machine calibrate(const train::JobConfig& job, comm::Comm& comm) {
         tokens += static_cast<double>(ids.size()), squares += static_cast<double>(ids.size() * ids.size());
       }
     // Forward + backward on the first R rows, R = all, 1/2, 1/4, 1/8 of the micro-batch's.
-    const ModelShape shape = bert_shape(encoder.model.config());
+    const ModelShape shape = bert_shape(encoder.bert_config("angle plan"));
     for (size_t count = rows.size(); count >= 1; count /= 2) {
       std::vector<const std::vector<int64_t>*> some(rows.begin(), rows.begin() + static_cast<int64_t>(count));
       double tokens = 0, squares = 0;
       for (const auto* r : some) tokens += static_cast<double>(r->size()), squares += static_cast<double>(r->size() * r->size());
-      const model::TokenBatch batch = model::collate(some, encoder.tokenizer.pad_id());
+      const model::TokenBatch batch = encoder.collate(some);
       const double seconds = best_seconds(3, [&] {
-        at::Tensor hidden = encoder.model.forward(batch.input_ids, batch.attention_mask);
-        model::pool(hidden, batch.attention_mask, encoder.pooling).pow(2).sum().backward();
+        at::Tensor hidden = encoder.model->forward(batch.input_ids, batch.attention_mask);
+        model::pool(hidden, batch.attention_mask, encoder.pooling, encoder.tokenizer.padding_side()).pow(2).sum().backward();
       });
       m.flops_by_rows.insert(m.flops_by_rows.begin(), {static_cast<double>(count), shape.train_flops(tokens, squares) / seconds});
       if (count == rows.size() || count <= 1) flops_per_thread = std::max(flops_per_thread, m.flops_by_rows.front().second);

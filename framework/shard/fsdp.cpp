@@ -86,7 +86,7 @@ class GradReady : public torch::autograd::PostAccumulateGradHook {
 
 bool ShardedModel::views_are_module_params() const { return options_.stage < 3 && options_.param_dtype == at::kFloat; }
 
-ShardedModel::ShardedModel(model::BertModel& model, comm::Comm& comm, const ShardOptions& options,
+ShardedModel::ShardedModel(model::Backbone& model, comm::Comm& comm, const ShardOptions& options,
                            const std::function<bool(const std::string&)>& decays)
     : comm_(comm), options_(options) {
   ANGLE_CHECK(options.stage >= 1 && options.stage <= 3, "shard.stage ", options.stage, " (1, 2 or 3)");

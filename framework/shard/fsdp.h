@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "comm/comm.h"
-#include "model/bert.h"
+#include "model/backbone.h"
 #include "shard/adamw.h"
 #include "shard/memory_ledger.h"
 
@@ -55,13 +55,13 @@ class ShardedModel : public model::UnitSource {
   // Takes over `model`'s parameters: afterwards they hold the full values only where stage < 3
   // and param_dtype is fp32 (they are then views into the gathered buffers), else only between
   // gather_full() and release_full(). `decays(name)`: whether weight decay applies.
-  ShardedModel(model::BertModel& model, comm::Comm& comm, const ShardOptions& options,
+  ShardedModel(model::Backbone& model, comm::Comm& comm, const ShardOptions& options,
                const std::function<bool(const std::string&)>& decays);
   ~ShardedModel() override;
   ShardedModel(const ShardedModel&) = delete;
   ShardedModel& operator=(const ShardedModel&) = delete;
 
-  // model::UnitSource: called by BertModel::forward(ids, mask, this) on every rank alike.
+  // model::UnitSource: called by Backbone::forward(ids, mask, this) on every rank alike.
   std::vector<at::Tensor> acquire(size_t unit) override;
   at::Tensor release(size_t unit, const at::Tensor& output) override;
   // Stage 3 gathers only the rows of the batch's tokens (over all ranks) instead of the matrix.

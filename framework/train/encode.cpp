@@ -49,12 +49,12 @@ at::Tensor encode_rows(const model::Encoder& encoder, shard::ShardedModel& shard
     dummy = encoder.tokenizer.encode("", encoder.max_length);
     used = {&dummy};
   }
-  model::TokenBatch tokens = model::collate(used, encoder.tokenizer.pad_id());
+  model::TokenBatch tokens = encoder.collate(used);
   at::Tensor ids = tokens.input_ids.to(encoder.device), mask = tokens.attention_mask.to(encoder.device);
   at::Tensor pooled;
   {
     Autocast autocast(encoder.device.type(), bf16_autocast);
-    pooled = model::pool(encoder.model.forward(ids, mask, &sharded), mask, encoder.pooling);
+    pooled = model::pool(encoder.model->forward(ids, mask, &sharded), mask, encoder.pooling, encoder.tokenizer.padding_side());
   }
   pooled = pooled.to(at::kFloat);
   return rows.empty() ? pooled.narrow(0, 0, 0) : pooled;

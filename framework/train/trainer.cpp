@@ -177,9 +177,9 @@ const eval::EmbedOptions kEvalOptions{64, false};
 
 // Rank 0, between gather_full() and release_full(): the dev score, logged and written to metrics.
 double evaluate_dev(model::Encoder& encoder, const data::StsPairs& dev_set, long step, std::ofstream& metrics) {
-  encoder.model.train(false);
+  encoder.model->train(false);
   const eval::StsScore dev = eval::evaluate_sts(encoder, dev_set, kEvalOptions);
-  encoder.model.train(true);
+  encoder.model->train(true);
   metrics << json{{"step", step}, {"dev", score_json(dev)}}.dump() << std::endl;
   log_info("step " + std::to_string(step) + ": dev spearman " + std::to_string(dev.spearman));
   return dev.spearman;
@@ -305,9 +305,10 @@ int train(const JobConfig& c, comm::Comm& comm) {
   const long total_steps = c.max_steps > 0 ? c.max_steps : c.epochs * batches_per_epoch;
   const long eval_every = c.eval_every > 0 ? c.eval_every : batches_per_epoch;
 
-  model::BertModel& model = encoder.model;
+  model::Backbone& model = *encoder.model;
+  const model::BertConfig& bert = encoder.bert_config("angle train");
   if (c.param_dtype == "bf16" || c.reduce_dtype == "bf16") check_bf16(encoder.device);
-  const FlopCounter flop_counter{plan::bert_shape(model.config())};
+  const FlopCounter flop_counter{plan::bert_shape(bert)};
   shard::ShardedModel sharded(model, comm, shard_options(c), [](const std::string& name) {
     return !(name.ends_with("bias") || name.find("LayerNorm") != std::string::npos);
   });
@@ -467,7 +468,7 @@ int train(const JobConfig& c, comm::Comm& comm) {
   }
   model.train(false);
   profile.end_run();
-  const json step_profile = profile_summary(profile, model.config(), c, encoder.device, run_tokens, run_flops, rank);
+  const json step_profile = profile_summary(profile, bert, c, encoder.device, run_tokens, run_flops, rank);
   run_peak_state = std::max(run_peak_state, memory.peak());
   std::fprintf(stderr, "[rank %d] peak model state %.1f MiB (stage %d), peak RSS %.1f MiB\n", rank,
                static_cast<double>(run_peak_state) / (1 << 20), c.stage,

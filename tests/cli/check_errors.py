@@ -98,6 +98,25 @@ def main():
           ['short-sts.csv:1', 'expected at least 7'])
     expect.failure('unknown data format', ['eval', '--model', base, '--data', 'msrp:x.tsv'], ["unknown format 'msrp'"])
 
+    # decoder configurations: a tiny llama config broken one field at a time (errors come before weights)
+    def decoder_dir(name, index=None, **changes):
+        d = work / name
+        d.mkdir()
+        cfg = {'model_type': 'llama', 'vocab_size': 16, 'hidden_size': 8, 'intermediate_size': 16,
+               'num_hidden_layers': 1, 'num_attention_heads': 2, 'max_position_embeddings': 64, **changes}
+        (d / 'config.json').write_text(json.dumps(cfg))
+        if index:
+            (d / 'model.safetensors.index.json').write_text(json.dumps({'metadata': {}, 'weight_map': index}))
+        return d
+
+    expect.failure('unsupported decoder model_type', embed(decoder_dir('falcon', model_type='falcon')),
+                   ['config.json', "model_type 'falcon'", 'llama, mistral, qwen2, qwen3'], out)
+    expect.failure('unsupported rope scaling', embed(decoder_dir('yarn', rope_scaling={'type': 'yarn', 'factor': 4.0})),
+                   ['config.json', "rope scaling type 'yarn' is not supported"], out)
+    expect.failure('sharded index naming a missing file',
+                   embed(decoder_dir('missing-shard', index={'embed_tokens.weight': 'model-00002-of-00002.safetensors'})),
+                   ['model.safetensors.index.json', "names 'model-00002-of-00002.safetensors', which is missing"], out)
+
     # tokenizer.json variants: a tiny valid BPE (a b ab) broken one field at a time
     def bpe_dir(name, **changes):
         spec = {'model': {'type': 'BPE', 'vocab': {'a': 0, 'b': 1, 'ab': 2}, 'merges': ['a b']},

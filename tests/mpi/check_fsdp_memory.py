@@ -44,7 +44,11 @@ def main():
               ('stage 2 at N=4 <= 0.45x', state[(2, 4)] <= 0.45 * base),
               ('stage 1 at N=4 between 0.5x and 0.75x (only the optimizer state is sharded)',
                0.5 * base <= state[(1, 4)] <= 0.75 * base),
-              ('peak RSS at N=4: stage 3 < stage 1 < N=1', rss[(3, 4)] < rss[(1, 4)] < rss[(1, 1)])]
+              # Stage 1 at N=4 saves only 3/4 of the optimizer state, less than the spread of four
+              # ranks' loading peaks (2580-2791 MiB against 2753-2924 at N=1 in CI runs), so its RSS
+              # is not compared with N=1; the model-state check above measures that saving.
+              ('peak RSS at N=4: stage 3 below stage 1 and below N=1',
+               rss[(3, 4)] < rss[(1, 4)] and rss[(3, 4)] < rss[(1, 1)])]
     for label, ok in checks:
         print(f'[{"ok" if ok else "FAIL"}] {label}')
         if not ok:

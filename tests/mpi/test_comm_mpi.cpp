@@ -173,10 +173,10 @@ BOOST_AUTO_TEST_CASE(gradient_caching_with_uneven_chunk_counts) {
         options.pooling = "mean";
         options.dropout = 0.0;
         model::Encoder encoder = model::load_encoder(dir.path.string(), options);
-        encoder.model.train(true);
+        encoder.model->train(true);
         shard::ShardOptions shard_options;
         shard_options.stage = stage;
-        shard::ShardedModel sharded(encoder.model, c, shard_options, [](const std::string&) { return true; });
+        shard::ShardedModel sharded(*encoder.model, c, shard_options, [](const std::string&) { return true; });
         train::forward_backward(encoder, sharded, batch, {false, chunk}, [&](const at::Tensor& embeddings) {
           return train::micro_batch_loss(embeddings, batch, settings, c).total;
         });

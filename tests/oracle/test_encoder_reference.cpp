@@ -56,7 +56,7 @@ BOOST_AUTO_TEST_CASE(token_ids_equal_hf) {
 BOOST_AUTO_TEST_CASE(last_hidden_state_within_1e4_of_transformers) {
   Reference ref;
   c10::InferenceMode guard;
-  at::Tensor ours = ref.encoder.model.forward(ref.ids, ref.mask);
+  at::Tensor ours = ref.encoder.model->forward(ref.ids, ref.mask);
   at::Tensor theirs = ref.file.load("last_hidden_state");
   BOOST_TEST_REQUIRE(ours.sizes() == theirs.sizes());
   at::Tensor valid = ref.mask.unsqueeze(-1).to(at::kBool).expand_as(ours);

@@ -57,8 +57,8 @@ BOOST_AUTO_TEST_CASE(matches_naive_implementation_with_padding) {
   c10::InferenceMode guard;
   at::Tensor ids = at::tensor({2, 5, 6, 7, 8, 3, 2, 18, 3, 0, 0, 0}, at::kLong).view({2, 6});
   at::Tensor mask = (ids != 0).to(at::kLong);
-  at::Tensor ours = encoder.model.forward(ids, mask);
-  at::Tensor reference = naive_bert(model::SafetensorsFile(tmp.file("model.safetensors")), encoder.model.config(), ids, mask);
+  at::Tensor ours = encoder.model->forward(ids, mask);
+  at::Tensor reference = naive_bert(model::SafetensorsFile(tmp.file("model.safetensors")), encoder.bert_config("test"), ids, mask);
   at::Tensor valid = mask.unsqueeze(-1).to(at::kBool).expand_as(ours);
   double diff = (ours - reference).abs().masked_select(valid).max().item<double>();
   BOOST_TEST(diff < 1e-5, "max abs difference " << diff);
@@ -69,8 +69,8 @@ BOOST_AUTO_TEST_CASE(padding_does_not_change_real_tokens) {
   testing::write_tiny_model(tmp.path);
   auto encoder = model::load_encoder(tmp.path.string());
   c10::InferenceMode guard;
-  at::Tensor alone = encoder.model.forward(at::tensor({2, 18, 3}, at::kLong).view({1, 3}), at::ones({1, 3}, at::kLong));
-  at::Tensor padded = encoder.model.forward(at::tensor({2, 18, 3, 0, 0}, at::kLong).view({1, 5}),
+  at::Tensor alone = encoder.model->forward(at::tensor({2, 18, 3}, at::kLong).view({1, 3}), at::ones({1, 3}, at::kLong));
+  at::Tensor padded = encoder.model->forward(at::tensor({2, 18, 3, 0, 0}, at::kLong).view({1, 5}),
                                             at::tensor({1, 1, 1, 0, 0}, at::kLong).view({1, 5}));
   BOOST_TEST(at::allclose(alone, padded.slice(1, 0, 3), 1e-5, 1e-5));
 }

@@ -81,18 +81,18 @@ BOOST_AUTO_TEST_CASE(training_attention_path_equals_the_eval_path) {
   auto encoder = model::load_encoder(tmp.path.string(), options);
   at::Tensor ids = at::tensor({2, 5, 6, 7, 8, 3, 2, 18, 3, 0, 0, 0}, at::kLong).view({2, 6});
   at::Tensor mask = (ids != 0).to(at::kLong);
-  at::Tensor eval = encoder.model.forward(ids, mask);
-  encoder.model.train(true);
-  at::Tensor train = encoder.model.forward(ids, mask);
+  at::Tensor eval = encoder.model->forward(ids, mask);
+  encoder.model->train(true);
+  at::Tensor train = encoder.model->forward(ids, mask);
   at::Tensor valid = mask.unsqueeze(-1).to(at::kBool).expand_as(eval);
   BOOST_TEST(at::allclose(train.masked_select(valid), eval.masked_select(valid), 1e-5, 1e-6));
   // Under bf16 autocast the training path computes attention in fp32 as SDPA's math path does:
   // it stays within bf16 rounding of the eval path under the same autocast.
   at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
   at::autocast::set_autocast_enabled(at::kCPU, true);
-  at::Tensor train_bf16 = encoder.model.forward(ids, mask);
-  encoder.model.train(false);
-  at::Tensor eval_bf16 = encoder.model.forward(ids, mask);
+  at::Tensor train_bf16 = encoder.model->forward(ids, mask);
+  encoder.model->train(false);
+  at::Tensor eval_bf16 = encoder.model->forward(ids, mask);
   at::autocast::set_autocast_enabled(at::kCPU, false);
   at::autocast::clear_cache();
   const double gap = (train_bf16.to(at::kFloat) - eval_bf16.to(at::kFloat)).abs().masked_select(valid).max().item<double>();
@@ -101,11 +101,11 @@ BOOST_AUTO_TEST_CASE(training_attention_path_equals_the_eval_path) {
   // And with real dropout the training output differs, reproducibly from the generator state.
   options.dropout = 0.2;
   auto dropping = model::load_encoder(tmp.path.string(), options);
-  dropping.model.train(true);
+  dropping.model->train(true);
   at::manual_seed(11);
-  at::Tensor a = dropping.model.forward(ids, mask);
+  at::Tensor a = dropping.model->forward(ids, mask);
   at::manual_seed(11);
-  at::Tensor b = dropping.model.forward(ids, mask);
+  at::Tensor b = dropping.model->forward(ids, mask);
   BOOST_TEST(at::equal(a, b));
   BOOST_TEST(!at::allclose(a.masked_select(valid), eval.masked_select(valid), 1e-3, 1e-3));
 }

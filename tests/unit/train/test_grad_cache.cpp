@@ -55,7 +55,7 @@ model::Encoder tiny_encoder(const testing::TempDir& dir, double dropout) {
   options.pooling = "mean";
   options.dropout = dropout;
   model::Encoder encoder = model::load_encoder(dir.path.string(), options);
-  encoder.model.train(true);
+  encoder.model->train(true);
   return encoder;
 }
 
@@ -65,7 +65,7 @@ at::Tensor sharded_gradient(const testing::TempDir& dir, double dropout, int sta
   auto comm = comm::make_comm("single");
   shard::ShardOptions options;
   options.stage = stage;
-  shard::ShardedModel sharded(encoder.model, *comm, options, decays);
+  shard::ShardedModel sharded(*encoder.model, *comm, options, decays);
   Batch b(6);
   at::manual_seed(seed);
   train::forward_backward(encoder, sharded, b.batch, {false, chunk}, [&](const at::Tensor& embeddings) {
@@ -85,13 +85,13 @@ at::Tensor one_graph_gradient(const testing::TempDir& dir, double dropout, int64
   for (size_t begin = 0; begin < b.batch.rows.size(); begin += 3 * chunk) {
     std::vector<const std::vector<int64_t>*> rows(b.batch.rows.begin() + begin,
                                                   b.batch.rows.begin() + std::min(b.batch.rows.size(), begin + 3 * chunk));
-    model::TokenBatch tokens = model::collate(rows, encoder.tokenizer.pad_id());
-    parts.push_back(model::pool(encoder.model.forward(tokens.input_ids, tokens.attention_mask), tokens.attention_mask,
+    model::TokenBatch tokens = encoder.collate(rows);
+    parts.push_back(model::pool(encoder.model->forward(tokens.input_ids, tokens.attention_mask), tokens.attention_mask,
                                 encoder.pooling));
   }
   train::micro_batch_loss(at::cat(parts), b.batch, settings(), *comm).total.backward();
   std::vector<at::Tensor> grads;
-  for (const auto& [name, p] : encoder.model.named_parameters())
+  for (const auto& [name, p] : encoder.model->named_parameters())
     grads.push_back(p.grad().defined() ? p.grad().flatten() : at::zeros({p.numel()}));
   return at::cat(grads);
 }

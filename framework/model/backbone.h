@@ -1,0 +1,60 @@
+// What the encoder, the sharder and the checkpoints need from a transformer backbone: BERT
+// (model/bert.h) or a LLaMA-family decoder (model/decoder.h). Parameter names are HuggingFace's,
+// so that safetensors load and export by name.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace angle::model {
+
+class ModelWeights;
+
+// The model in units (FSDP's wrapping): the word embeddings, then the other groups (BERT: the rest
+// of the embeddings, each encoder layer; decoders: each decoder layer, the final norm). `params`
+// are indices into named_parameters(); a unit's parameters are contiguous in that order. The word
+// embeddings are only looked up: their backward reads no parameter (so a sharder need not gather
+// them again) and, under a UnitSource, their gradient is sparse (the rows of the batch's tokens).
+struct Unit {
+  std::string name;
+  std::vector<size_t> params;
+  bool backward_reads_params = true;
+  bool sparse_grad = false;
+};
+
+// Where each unit's parameters come from during forward: by default the model's own; a sharder
+// (shard/fsdp.h) gathers them just in time instead. `acquire(u)` returns the unit's parameters
+// in named_parameters() order; `release(u, output)` is called with the unit's output once the
+// unit's own parameter handles are dropped, and returns the output to continue with.
+class UnitSource {
+ public:
+  virtual ~UnitSource() = default;
+  virtual std::vector<at::Tensor> acquire(size_t unit) = 0;
+  virtual at::Tensor release(size_t unit, const at::Tensor& output) = 0;
+  // The rows `ids` of a unit that is one embedding matrix (sparse_grad), with its gradient; by
+  // default looked up in the acquired matrix (a sharder may gather only those rows).
+  virtual at::Tensor lookup(size_t unit, const at::Tensor& ids);
+};
+
+class Backbone {
+ public:
+  virtual ~Backbone() = default;
+  // input_ids, attention_mask: int64 [B, T]; returns the last hidden state [B, T, H]. With a
+  // `source`, parameters come from it unit by unit and the word-embedding gradient is sparse.
+  virtual at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                             UnitSource* source = nullptr) const = 0;
+  virtual std::vector<Unit> units() const = 0;
+  // Copies every parameter from the weights; a missing tensor or a shape that disagrees with
+  // config.json is an error naming both.
+  virtual void load_weights(const ModelWeights& weights) = 0;
+  virtual std::vector<std::pair<std::string, at::Tensor>> named_parameters() const = 0;
+  virtual void to(at::Device device, at::ScalarType dtype) = 0;
+  virtual void train(bool on) = 0;
+  virtual int64_t max_positions() const = 0;  // the longest sequence the model takes
+  virtual int64_t vocab_size() const = 0;
+  virtual int64_t hidden_size() const = 0;  // the width of the last hidden state
+};
+
+}  // namespace angle::model

@@ -1,0 +1,218 @@
+#include "model/decoder.h"
+
+#include <torch/nn.h>
+
+#include <cmath>
+
+#include "core/error.h"
+#include "model/weights.h"
+
+namespace angle::model {
+namespace nn = torch::nn;
+
+namespace {
+
+std::shared_ptr<nn::Module> child(nn::Module& parent, const std::string& name) {
+  return parent.register_module(name, std::make_shared<nn::Module>());
+}
+
+void linear(nn::Module& parent, const std::string& name, int64_t in, int64_t out, bool bias) {
+  auto m = child(parent, name);
+  m->register_parameter("weight", at::empty({out, in}));
+  if (bias) m->register_parameter("bias", at::empty({out}));
+}
+
+void rms_weight(nn::Module& parent, const std::string& name, int64_t size) {
+  child(parent, name)->register_parameter("weight", at::ones({size}));
+}
+
+// HF's LlamaRMSNorm: normalised in float32, cast back, then scaled.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  at::Tensor f = x.to(at::kFloat);
+  f = f * at::rsqrt(f.pow(2).mean(-1, true) + eps);
+  return weight * f.to(x.scalar_type());
+}
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+}  // namespace
+
+at::Tensor rope_inverse_frequencies(const DecoderConfig& c) {
+  at::Tensor exponents = at::arange(0, c.head_dim, 2, at::kLong).to(at::kFloat) / static_cast<double>(c.head_dim);
+  at::Tensor inv = 1.0 / at::pow(c.rope_theta, exponents);
+  if (c.rope_type == "linear") return inv / c.rope_factor;
+  if (c.rope_type != "llama3") return inv;
+  // Llama 3.1: long wavelengths divided by the factor, short ones kept, the band between blended.
+  const double old_context = static_cast<double>(c.rope_original_max_positions);
+  const double low_wavelen = old_context / c.rope_low_freq_factor, high_wavelen = old_context / c.rope_high_freq_factor;
+  at::Tensor wavelen = 2 * M_PI / inv;
+  at::Tensor scaled = at::where(wavelen > low_wavelen, inv / c.rope_factor, inv);
+  at::Tensor smooth = (old_context / wavelen - c.rope_low_freq_factor) / (c.rope_high_freq_factor - c.rope_low_freq_factor);
+  at::Tensor smoothed = (1 - smooth) * scaled / c.rope_factor + smooth * scaled;
+  at::Tensor medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
+  return at::where(medium, smoothed, scaled);
+}
+
+struct DecoderModel::Impl : nn::Module {
+  DecoderConfig c;
+  std::vector<Unit> units;
+  std::vector<std::vector<at::Tensor>> own;  // each unit's parameters
+  std::vector<std::string> layer_names;      // parameter names inside a layer, in order
+
+  explicit Impl(const DecoderConfig& config) : c(config) {
+    const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
+    child(*this, "embed_tokens")->register_parameter("weight", at::empty({c.vocab_size, h}));
+    auto layers = child(*this, "layers");
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      auto layer = child(*layers, std::to_string(i));
+      auto attention = child(*layer, "self_attn");
+      linear(*attention, "q_proj", h, q, c.attention_bias);
+      linear(*attention, "k_proj", h, kv, c.attention_bias);
+      linear(*attention, "v_proj", h, kv, c.attention_bias);
+      linear(*attention, "o_proj", q, h, c.output_bias);
+      if (c.qk_norm) {
+        rms_weight(*attention, "q_norm", c.head_dim);
+        rms_weight(*attention, "k_norm", c.head_dim);
+      }
+      auto mlp = child(*layer, "mlp");
+      linear(*mlp, "gate_proj", h, c.intermediate_size, c.mlp_bias);
+      linear(*mlp, "up_proj", h, c.intermediate_size, c.mlp_bias);
+      linear(*mlp, "down_proj", c.intermediate_size, h, c.mlp_bias);
+      rms_weight(*layer, "input_layernorm", h);
+      rms_weight(*layer, "post_attention_layernorm", h);
+    }
+    rms_weight(*this, "norm", h);
+    make_units();
+  }
+
+  void make_units() {
+    const auto params = named_parameters(true);
+    auto unit_of = [&](const std::string& name) -> std::pair<std::string, size_t> {
+      if (name.rfind("embed_tokens.", 0) == 0) return {"embed_tokens", 0};
+      if (name.rfind("norm.", 0) == 0) return {"norm", static_cast<size_t>(c.num_hidden_layers) + 1};
+      const size_t dot = name.find('.', 7);  // "layers.<i>."
+      return {name.substr(0, dot), std::stoul(name.substr(7, dot - 7)) + 1};
+    };
+    units.resize(static_cast<size_t>(c.num_hidden_layers) + 2);
+    own.resize(units.size());
+    for (size_t i = 0; i < params.size(); ++i) {
+      const auto [unit_name, u] = unit_of(params[i].key());
+      ANGLE_CHECK(units[u].params.empty() || units[u].params.back() + 1 == i, "decoder parameter order: ", params[i].key());
+      units[u].name = unit_name;
+      units[u].params.push_back(i);
+      own[u].push_back(params[i].value());
+      if (u == 1) layer_names.push_back(params[i].key().substr(unit_name.size() + 1));
+    }
+    units[0].backward_reads_params = false;
+    units[0].sparse_grad = true;
+  }
+
+  // [B, 1, T, T]: causal, real keys only (and within the sliding window). A padded query row would
+  // see no key at all (NaN from softmax, spreading through the values of the next layer), so
+  // every row also sees itself; such rows are padding, and dropped by the pooling.
+  at::Tensor attention_mask(const at::Tensor& mask, int64_t length) const {
+    at::Tensor i = at::arange(length, mask.options()).view({length, 1}), j = at::arange(length, mask.options()).view({1, length});
+    at::Tensor allowed = j <= i;
+    if (c.sliding_window) allowed = allowed.logical_and(i - j < *c.sliding_window);
+    allowed = allowed.view({1, 1, length, length}).logical_and(mask.to(at::kBool).view({mask.size(0), 1, 1, length}));
+    return allowed.logical_or(i == j);
+  }
+
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, UnitSource* source) {
+    const int64_t batch = ids.size(0), length = ids.size(1);
+    const int64_t heads = c.num_attention_heads, kv_heads = c.num_key_value_heads, head_dim = c.head_dim;
+    ANGLE_CHECK(length <= c.max_position_embeddings, "sequence length ", length, " exceeds max_position_embeddings ",
+                c.max_position_embeddings, " of ", c.source);
+    auto run_unit = [&](size_t u, const at::Tensor& input, auto&& body) {
+      at::Tensor out;
+      {
+        std::vector<at::Tensor> w = source ? source->acquire(u) : own[u];
+        out = body(input, w);
+      }
+      return source ? source->release(u, out) : out;
+    };
+    at::Tensor flat_ids = ids.reshape({-1});
+    at::Tensor x = source ? source->release(0, source->lookup(0, flat_ids)) : at::embedding(own[0][0], flat_ids);
+    x = x.view({batch, length, c.hidden_size});
+    // Rotary tables in float32, then in the activations' dtype (as HF's LlamaRotaryEmbedding).
+    at::Tensor inv = rope_inverse_frequencies(c).to(ids.device());
+    at::Tensor freqs = at::outer(at::arange(length, ids.options()).to(at::kFloat), inv);
+    at::Tensor angles = at::cat({freqs, freqs}, -1);
+    const at::Tensor cos = angles.cos().to(x.scalar_type()), sin = angles.sin().to(x.scalar_type());
+    auto rotate = [&](const at::Tensor& t) { return t * cos + rotate_half(t) * sin; };
+    const at::Tensor allowed = attention_mask(mask, length);
+    const double dropout = is_training() ? c.attention_dropout : 0.0;
+    const bool qk_norm = c.qk_norm, bias = c.attention_bias, out_bias = c.output_bias, mlp_bias = c.mlp_bias;
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      x = run_unit(static_cast<size_t>(l) + 1, x, [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
+        size_t k = 0;
+        auto next = [&](bool present) { return present ? w[k++] : at::Tensor(); };
+        const at::Tensor wq = next(true), bq = next(bias), wk = next(true), bk = next(bias), wv = next(true),
+                         bv = next(bias), wo = next(true), bo = next(out_bias);
+        const at::Tensor q_norm = next(qk_norm), k_norm = next(qk_norm);
+        const at::Tensor wg = next(true), bg = next(mlp_bias), wu = next(true), bu = next(mlp_bias), wd = next(true),
+                         bd = next(mlp_bias);
+        const at::Tensor norm_in = next(true), norm_post = next(true);
+        at::Tensor h = rms_norm(in, norm_in, c.rms_norm_eps);
+        auto split_heads = [&](const at::Tensor& t, int64_t n) { return t.view({batch, length, n, head_dim}).transpose(1, 2); };
+        at::Tensor q = split_heads(at::linear(h, wq, bq), heads), key = split_heads(at::linear(h, wk, bk), kv_heads),
+                   v = split_heads(at::linear(h, wv, bv), kv_heads);
+        if (qk_norm) {
+          q = rms_norm(q, q_norm, c.rms_norm_eps);
+          key = rms_norm(key, k_norm, c.rms_norm_eps);
+        }
+        q = rotate(q);
+        key = rotate(key);
+        if (kv_heads != heads) {  // grouped-query attention: query head i reads key/value head i / (heads / kv_heads)
+          key = key.repeat_interleave(heads / kv_heads, 1);
+          v = v.repeat_interleave(heads / kv_heads, 1);
+        }
+        at::Tensor context = at::scaled_dot_product_attention(q, key, v, allowed, dropout);
+        at::Tensor attended = in + at::linear(context.transpose(1, 2).reshape({batch, length, heads * head_dim}), wo, bo);
+        at::Tensor g = rms_norm(attended, norm_post, c.rms_norm_eps);
+        return attended + at::linear(at::silu(at::linear(g, wg, bg)) * at::linear(g, wu, bu), wd, bd);
+      });
+    }
+    const size_t last = static_cast<size_t>(c.num_hidden_layers) + 1;
+    return run_unit(last, x, [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
+      return rms_norm(in, w[0], c.rms_norm_eps);
+    });
+  }
+};
+
+DecoderModel::DecoderModel(const DecoderConfig& config) : config_(config), impl_(std::make_shared<Impl>(config)) {
+  impl_->eval();
+}
+
+at::Tensor DecoderModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, UnitSource* source) const {
+  return impl_->forward(input_ids, attention_mask, source);
+}
+
+std::vector<Unit> DecoderModel::units() const { return impl_->units; }
+
+std::vector<std::pair<std::string, at::Tensor>> DecoderModel::named_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& item : impl_->named_parameters(true)) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+void DecoderModel::load_weights(const ModelWeights& weights) {
+  torch::NoGradGuard no_grad;
+  for (auto& [name, param] : named_parameters()) {
+    const std::string found = weights.contains(name) ? name : "model." + name;
+    ANGLE_CHECK(weights.contains(found), weights.path_of(found), ": missing tensor '", name, "' required by ",
+                config_.source);
+    at::Tensor value = weights.load(found);
+    ANGLE_CHECK(value.sizes() == param.sizes(), weights.path_of(found), ": tensor '", found, "' has shape ",
+                value.sizes(), " but ", config_.source, " implies ", param.sizes());
+    param.copy_(value.to(param.dtype()));
+  }
+}
+
+void DecoderModel::to(at::Device device, at::ScalarType dtype) { impl_->to(device, dtype); }
+void DecoderModel::train(bool on) { impl_->train(on); }
+
+}  // namespace angle::model
