@@ -38,6 +38,19 @@ class UnitSource {
   virtual at::Tensor lookup(size_t unit, const at::Tensor& ids);
 };
 
+// Runs one unit: `body(input, parameters)` with the unit's parameters (the model's `own`, or the
+// source's), then hands the output to the source, once the body's parameter handles are dropped.
+template <typename Body>
+at::Tensor run_unit(UnitSource* source, const std::vector<at::Tensor>& own, size_t unit, const at::Tensor& input,
+                    Body&& body) {
+  at::Tensor out;
+  {
+    const std::vector<at::Tensor> parameters = source ? source->acquire(unit) : own;
+    out = body(input, parameters);
+  }
+  return source ? source->release(unit, out) : out;
+}
+
 class Backbone {
  public:
   virtual ~Backbone() = default;

@@ -131,14 +131,7 @@ struct BertModel::Impl : nn::Module {
     ANGLE_CHECK(length <= c.max_position_embeddings, "sequence length ", length, " exceeds max_position_embeddings ",
                 c.max_position_embeddings, " of ", c.source);
     // Runs unit u with its parameters, then hands its output to the source (which may free them).
-    auto run_unit = [&](size_t u, const at::Tensor& input, auto&& body) {
-      at::Tensor out;
-      {
-        std::vector<at::Tensor> w = source ? source->acquire(u) : own[u];
-        out = body(input, w);
-      }
-      return source ? source->release(u, out) : out;
-    };
+    auto run = [&](size_t u, const at::Tensor& input, auto&& body) { return run_unit(source, own[u], u, input, body); };
     at::Tensor tokens = mask.reshape({-1}).nonzero().squeeze(1);  // flat indices of real tokens
     // Length-sorted inference batches are nearly dense: there the copies cost more than they save.
     const bool dense = tokens.numel() * 10 >= batch * length * 9;
@@ -157,14 +150,14 @@ struct BertModel::Impl : nn::Module {
     at::Tensor token_ids = ids.reshape({-1}).index_select(0, tokens);
     at::Tensor x = source ? source->release(0, source->lookup(0, token_ids)) : at::embedding(own[0][0], token_ids);
     // token_type_ids are all zero for single-sentence encoding, as in sentence-transformers.
-    x = run_unit(1, x, [&](const at::Tensor& in, auto& w) {
+    x = run(1, x, [&](const at::Tensor& in, auto& w) {
       at::Tensor e = in + at::embedding(w[0], positions) + w[1][0];
       return dropout(at::layer_norm(e, {hidden}, w[2], w[3], eps), c.hidden_dropout_prob);
     });
     // Keys at padded positions are excluded; padded queries produce rows that are dropped.
     at::Tensor key_mask = mask.to(at::kBool).view({batch, 1, 1, length}), masked_keys = key_mask.logical_not();
     for (size_t l = 0; l < layers.size(); ++l) {
-      x = run_unit(2 + l, x, [&](const at::Tensor& in, auto& w) {
+      x = run(2 + l, x, [&](const at::Tensor& in, auto& w) {
         auto heads_of = [&](size_t k) {
           return unpack(at::linear(in, w[k], w[k + 1])).view({batch, length, heads, head_dim}).transpose(1, 2);
         };
@@ -197,27 +190,14 @@ std::vector<std::pair<std::string, at::Tensor>> BertModel::named_parameters() co
   return out;
 }
 
-void BertModel::load_weights(const ModelWeights& file) {
-  torch::NoGradGuard no_grad;
-  for (auto& [name, param] : named_parameters()) {
-    // Accept "bert." prefixes (BertForMaskedLM checkpoints) and the old gamma/beta LayerNorm names.
+void BertModel::load_weights(const ModelWeights& weights) {
+  // Accept "bert." prefixes (BertForMaskedLM checkpoints) and the old gamma/beta LayerNorm names.
+  copy_parameters(named_parameters(), weights, [](const std::string& name) {
     std::vector<std::string> candidates = {name, "bert." + name};
-    if (name.size() > 16 && name.ends_with("LayerNorm.weight"))
-      candidates.push_back(name.substr(0, name.size() - 6) + "gamma");
-    if (name.size() > 14 && name.ends_with("LayerNorm.bias"))
-      candidates.push_back(name.substr(0, name.size() - 4) + "beta");
-    const std::string* found = nullptr;
-    for (const std::string& candidate : candidates)
-      if (file.contains(candidate)) {
-        found = &candidate;
-        break;
-      }
-    ANGLE_CHECK(found, file.path_of(name), ": missing tensor '", name, "' required by ", config_.source);
-    at::Tensor value = file.load(*found);
-    ANGLE_CHECK(value.sizes() == param.sizes(), file.path_of(*found), ": tensor '", *found, "' has shape ", value.sizes(),
-                " but ", config_.source, " implies ", param.sizes());
-    param.copy_(value.to(param.dtype()));
-  }
+    if (name.ends_with(".LayerNorm.weight")) candidates.push_back(name.substr(0, name.size() - 6) + "gamma");
+    if (name.ends_with(".LayerNorm.bias")) candidates.push_back(name.substr(0, name.size() - 4) + "beta");
+    return candidates;
+  }, config_.source);
 }
 
 void BertModel::to(at::Device device, at::ScalarType dtype) { impl_->to(device, dtype); }

@@ -126,14 +126,7 @@ struct DecoderModel::Impl : nn::Module {
     const int64_t heads = c.num_attention_heads, kv_heads = c.num_key_value_heads, head_dim = c.head_dim;
     ANGLE_CHECK(length <= c.max_position_embeddings, "sequence length ", length, " exceeds max_position_embeddings ",
                 c.max_position_embeddings, " of ", c.source);
-    auto run_unit = [&](size_t u, const at::Tensor& input, auto&& body) {
-      at::Tensor out;
-      {
-        std::vector<at::Tensor> w = source ? source->acquire(u) : own[u];
-        out = body(input, w);
-      }
-      return source ? source->release(u, out) : out;
-    };
+    auto run = [&](size_t u, const at::Tensor& input, auto&& body) { return run_unit(source, own[u], u, input, body); };
     at::Tensor flat_ids = ids.reshape({-1});
     at::Tensor x = source ? source->release(0, source->lookup(0, flat_ids)) : at::embedding(own[0][0], flat_ids);
     x = x.view({batch, length, c.hidden_size});
@@ -147,7 +140,7 @@ struct DecoderModel::Impl : nn::Module {
     const double dropout = is_training() ? c.attention_dropout : 0.0;
     const bool qk_norm = c.qk_norm, bias = c.attention_bias, out_bias = c.output_bias, mlp_bias = c.mlp_bias;
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-      x = run_unit(static_cast<size_t>(l) + 1, x, [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
+      x = run(static_cast<size_t>(l) + 1, x, [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
         size_t k = 0;
         auto next = [&](bool present) { return present ? w[k++] : at::Tensor(); };
         const at::Tensor wq = next(true), bq = next(bias), wk = next(true), bk = next(bias), wv = next(true),
@@ -177,7 +170,7 @@ struct DecoderModel::Impl : nn::Module {
       });
     }
     const size_t last = static_cast<size_t>(c.num_hidden_layers) + 1;
-    return run_unit(last, x, [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
+    return run(last, x, [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
       return rms_norm(in, w[0], c.rms_norm_eps);
     });
   }
@@ -200,16 +193,9 @@ std::vector<std::pair<std::string, at::Tensor>> DecoderModel::named_parameters()
 }
 
 void DecoderModel::load_weights(const ModelWeights& weights) {
-  torch::NoGradGuard no_grad;
-  for (auto& [name, param] : named_parameters()) {
-    const std::string found = weights.contains(name) ? name : "model." + name;
-    ANGLE_CHECK(weights.contains(found), weights.path_of(found), ": missing tensor '", name, "' required by ",
-                config_.source);
-    at::Tensor value = weights.load(found);
-    ANGLE_CHECK(value.sizes() == param.sizes(), weights.path_of(found), ": tensor '", found, "' has shape ",
-                value.sizes(), " but ", config_.source, " implies ", param.sizes());
-    param.copy_(value.to(param.dtype()));
-  }
+  // …ForCausalLM checkpoints hold the base model under "model.".
+  copy_parameters(named_parameters(), weights,
+                  [](const std::string& name) { return std::vector<std::string>{name, "model." + name}; }, config_.source);
 }
 
 void DecoderModel::to(at::Device device, at::ScalarType dtype) { impl_->to(device, dtype); }

@@ -96,14 +96,18 @@ const BertConfig& Encoder::bert_config(const std::string& what) const {
   return bert->config();
 }
 
+bool is_decoder_dir(const std::string& dir) {
+  const fs::path config_path = fs::path(dir) / "config.json";
+  ANGLE_CHECK(fs::exists(config_path), config_path.string(), ": missing (not a HuggingFace model directory?)");
+  const json config = read_json_file(config_path.string());
+  return DecoderConfig::is_decoder(json_field_or<std::string>(config, "model_type", "", config_path.string()));
+}
+
 Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options) {
   fs::path dir(dir_name);
   ANGLE_CHECK(fs::is_directory(dir), dir_name, ": model directory does not exist");
-  fs::path config_path = dir / "config.json";
-  ANGLE_CHECK(fs::exists(config_path), config_path.string(), ": missing (not a HuggingFace model directory?)");
-  const std::string model_type = json_field_or<std::string>(read_json_file(config_path.string()), "model_type", "",
-                                                            config_path.string());
-  const bool is_llm = DecoderConfig::is_decoder(model_type);
+  const fs::path config_path = dir / "config.json";
+  const bool is_llm = is_decoder_dir(dir_name);
   std::shared_ptr<Backbone> model;
   if (is_llm) {
     DecoderConfig config = DecoderConfig::from_file(config_path.string());

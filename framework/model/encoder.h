@@ -59,6 +59,8 @@ struct Encoder {
 };
 
 Encoder load_encoder(const std::string& dir, const EncoderOptions& options = {});
+// Whether a model directory's config.json names a decoder (llama, mistral, qwen2, qwen3).
+bool is_decoder_dir(const std::string& dir);
 // The max length a model directory implies: sentence-transformers' max_seq_length, else the
 // tokenizer's limit, never above the position limit.
 size_t default_max_length(const std::string& model_dir, const text::Tokenizer& tokenizer, int64_t max_positions);

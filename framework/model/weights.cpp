@@ -1,5 +1,8 @@
 #include "model/weights.h"
 
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
 #include <filesystem>
 
 #include "core/error.h"
@@ -63,6 +66,26 @@ std::vector<std::string> ModelWeights::names() const {
   std::vector<std::string> out;
   for (const auto& [name, file] : where_) out.push_back(name);
   return out;
+}
+
+void copy_parameters(const std::vector<std::pair<std::string, at::Tensor>>& parameters, const ModelWeights& weights,
+                     const std::function<std::vector<std::string>(const std::string&)>& candidates,
+                     const std::string& config_source) {
+  c10::NoGradGuard no_grad;
+  for (const auto& [name, param] : parameters) {
+    std::string found;
+    for (const std::string& candidate : candidates(name))
+      if (weights.contains(candidate)) {
+        found = candidate;
+        break;
+      }
+    ANGLE_CHECK(!found.empty(), weights.path_of(name), ": missing tensor '", name, "' required by ", config_source);
+    at::Tensor value = weights.load(found);
+    ANGLE_CHECK(value.sizes() == param.sizes(), weights.path_of(found), ": tensor '", found, "' has shape ", value.sizes(),
+                " but ", config_source, " implies ", param.sizes());
+    at::Tensor target = param;
+    target.copy_(value.to(param.dtype()));
+  }
 }
 
 }  // namespace angle::model

@@ -3,6 +3,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -31,5 +32,12 @@ class ModelWeights {
   std::map<std::string, size_t> where_;  // tensor name -> index in files_
   std::string description_;
 };
+
+// Copies each parameter from the first of `candidates(name)` that the weights hold (the names a
+// checkpoint may use for it); a missing tensor or a shape other than the parameter's is an error
+// naming the file and `config_source` (the config.json the shapes come from).
+void copy_parameters(const std::vector<std::pair<std::string, at::Tensor>>& parameters, const ModelWeights& weights,
+                     const std::function<std::vector<std::string>(const std::string&)>& candidates,
+                     const std::string& config_source);
 
 }  // namespace angle::model

@@ -282,6 +282,8 @@ int train(const JobConfig& c, comm::Comm& comm) {
   std::optional<data::StsPairs> dev_set, test_set;
   if (!c.dev.empty()) dev_set = data::read_sts_spec(c.dev);
   if (!c.test.empty()) test_set = data::read_sts_spec(c.test);
+  ANGLE_CHECK(!model::is_decoder_dir(c.model_path), "angle train supports BERT-family models only so far; ", c.model_path,
+              " is a decoder (decoder training with LoRA is not there yet)");
 
   model::EncoderOptions options;
   options.pooling = c.pooling;

@@ -10,7 +10,7 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from common import all_sentences, fresh_dir, run, script_args  # noqa: E402
+from common import all_sentences, compare_ids, fresh_dir, run, script_args  # noqa: E402
 
 NAMES = ['bytelevel-qwen2', 'bytelevel-llama3', 'bytelevel-gpt2', 'sentencepiece-llama2', 'sentencepiece-mistral']
 
@@ -33,15 +33,6 @@ def hard_strings():
     ]
 
 
-def compare(label, ours, expected):
-    if len(ours) != len(expected):
-        sys.exit(f'{label}: {len(ours)} outputs for {len(expected)} texts')
-    for i, (a, b) in enumerate(zip(ours, expected)):
-        if a != b:
-            sys.exit(f'{label}: first mismatch at text {i}\n  ours: {a[:60]}\n  hf:   {b[:60]}')
-    print(f'{label}: {len(ours)} texts, ids identical to HF', flush=True)
-
-
 def main():
     args = script_args(__doc__, '--angle', '--tokenizers', '--data-dir', '--work')
     from tokenizers import Tokenizer
@@ -62,11 +53,11 @@ def main():
         for name, (texts, max_length) in inputs.items():
             expected = hf(texts, truncation=True, max_length=max_length)['input_ids']
             raw.enable_truncation(max_length)
-            compare(f'{tokenizer_name} {name}: transformers vs tokenizers', [e.ids for e in raw.encode_batch(texts)],
+            compare_ids(f'{tokenizer_name} {name}: transformers vs tokenizers', [e.ids for e in raw.encode_batch(texts)],
                     expected)
             ours = [json.loads(line) for line in run([args.angle, 'tokenize', '--model', model, '--jsonl', '--input',
                                                       work / f'{name}.jsonl', '--max-length', max_length]).splitlines()]
-            compare(f'{tokenizer_name} {name}', ours, expected)
+            compare_ids(f'{tokenizer_name} {name}', ours, expected)
             if tokenizer_name.startswith('sentencepiece') and name == 'hard-whole':
                 # The test means something only if byte fallback and <unk> fusion were exercised.
                 used = {i for ids in ours for i in ids}

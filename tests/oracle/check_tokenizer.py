@@ -9,7 +9,7 @@ import shutil
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from common import all_sentences, fresh_dir, run, script_args  # noqa: E402
+from common import all_sentences, compare_ids, fresh_dir, run, script_args  # noqa: E402
 
 MAX_LENGTH = 512
 
@@ -17,12 +17,7 @@ MAX_LENGTH = 512
 def compare(angle, model_dir, input_file, expected, label):
     ours = [json.loads(line) for line in run([angle, 'tokenize', '--model', model_dir, '--input', input_file,
                                               '--max-length', MAX_LENGTH]).splitlines()]
-    if len(ours) != len(expected):
-        sys.exit(f'{label}: {len(ours)} outputs for {len(expected)} sentences')
-    for i, (a, b) in enumerate(zip(ours, expected)):
-        if a != b:
-            sys.exit(f'{label}: first mismatch at sentence {i}\n  ours: {a}\n  hf:   {b}')
-    print(f'{label}: {len(ours)} sentences, ids identical to HF')
+    compare_ids(label, ours, expected)
 
 
 def main():

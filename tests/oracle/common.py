@@ -50,6 +50,16 @@ def all_sentences(data_dir):
     return out
 
 
+def compare_ids(label, ours, expected):
+    """Exits at the first text whose ids differ from the reference's, printing both."""
+    if len(ours) != len(expected):
+        sys.exit(f'{label}: {len(ours)} outputs for {len(expected)} texts')
+    for i, (a, b) in enumerate(zip(ours, expected)):
+        if a != b:
+            sys.exit(f'{label}: first mismatch at text {i}\n  ours: {a[:60]}\n  hf:   {b[:60]}')
+    print(f'{label}: {len(ours)} texts, ids identical to HF', flush=True)
+
+
 def run(cmd, capture_stderr=False):
     """Runs a command, echoing it; exits with its output on failure. Returns its stdout (its stderr
     with capture_stderr)."""

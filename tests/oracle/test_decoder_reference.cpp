@@ -11,18 +11,12 @@
 
 #include "model/encoder.h"
 #include "model/safetensors.h"
+#include "reference_file.h"
 
 using namespace angle;
+using angle::oracle::argument;
 
 namespace {
-
-std::string argument(const std::string& flag) {
-  auto& suite = boost::unit_test::framework::master_test_suite();
-  for (int i = 1; i + 1 < suite.argc; ++i)
-    if (flag == suite.argv[i]) return suite.argv[i + 1];
-  BOOST_FAIL("missing argument " + flag);
-  return "";
-}
 
 const char* kSides[] = {"left", "right"};
 
@@ -34,14 +28,7 @@ struct Reference {
   model::SafetensorsFile file{argument("--reference")};
   at::Tensor load(const std::string& side, const std::string& name) const { return file.load(side + "_" + name); }
 
-  std::vector<std::string> texts() const {
-    at::Tensor bytes = file.load("text_bytes"), offsets = file.load("text_offsets");
-    std::vector<std::string> out;
-    const char* data = reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>());
-    for (int64_t i = 0; i + 1 < offsets.numel(); ++i)
-      out.emplace_back(data + offsets[i].item<int64_t>(), data + offsets[i + 1].item<int64_t>());
-    return out;
-  }
+  std::vector<std::string> texts() const { return oracle::stored_texts(file); }
 };
 
 // max |a - b| over the real tokens of `mask`.
