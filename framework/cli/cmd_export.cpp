@@ -14,7 +14,9 @@ int run_export(const std::vector<std::string>& args) {
       ("checkpoint", po::value<std::string>()->required(),
        "a sharded checkpoint (step-<N>/, any world size) or a model directory (best/, final/) of `angle train`")
       ("output", po::value<std::string>()->required(), "HF / sentence-transformers model directory to write")
-      ("pooling", po::value<std::string>(), "override the pooling recorded in the checkpoint");
+      ("pooling", po::value<std::string>(), "override the pooling recorded in the checkpoint")
+      ("merge", po::bool_switch(), "LoRA: write the full model with the adapters folded into its weights (default: "
+                                   "a PEFT adapter directory, adapter_config.json + adapter_model.safetensors)");
   auto vm = parse("export", "--checkpoint DIR --output DIR", options, args);
   if (!vm) return 0;
   const std::string output = (*vm)["output"].as<std::string>();
@@ -26,8 +28,11 @@ int run_export(const std::vector<std::string>& args) {
   model::Encoder encoder = std::filesystem::exists(std::filesystem::path(checkpoint) / "manifest.json")
                                ? ckpt::load_checkpoint_encoder(checkpoint, encoder_options)
                                : model::load_encoder(checkpoint, encoder_options);
-  model::save_model_dir(*encoder.model, encoder.export_spec, output);
-  log_info("exported " + checkpoint + " -> " + output + " (" + encoder.pooling.name() + " pooling)");
+  const bool merge = (*vm)["merge"].as<bool>();
+  ANGLE_CHECK(!merge || encoder.export_spec.lora.enabled(), "--merge: ", checkpoint, " has no LoRA adapters to merge");
+  model::save_model_dir(*encoder.model, encoder.export_spec, output, merge);
+  const std::string form = !encoder.export_spec.lora.enabled() ? "" : merge ? ", LoRA merged" : ", PEFT adapter";
+  log_info("exported " + checkpoint + " -> " + output + " (" + encoder.pooling.name() + " pooling" + form + ")");
   return 0;
 }
 

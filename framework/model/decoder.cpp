@@ -16,14 +16,20 @@ std::shared_ptr<nn::Module> child(nn::Module& parent, const std::string& name) {
   return parent.register_module(name, std::make_shared<nn::Module>());
 }
 
-void linear(nn::Module& parent, const std::string& name, int64_t in, int64_t out, bool bias) {
+// A projection, and its adapter when LoRA targets it: named as peft names them
+// ("q_proj.lora_A.weight"), registered after the base weights so that they follow them in
+// named_parameters() order. With LoRA the base weights are frozen.
+void linear(nn::Module& parent, const std::string& name, int64_t in, int64_t out, bool bias, const LoraConfig& lora) {
   auto m = child(parent, name);
-  m->register_parameter("weight", at::empty({out, in}));
-  if (bias) m->register_parameter("bias", at::empty({out}));
+  m->register_parameter("weight", at::empty({out, in}), /*requires_grad=*/!lora.enabled());
+  if (bias) m->register_parameter("bias", at::empty({out}), !lora.enabled());
+  if (!lora.targets(name)) return;
+  child(*m, "lora_A")->register_parameter("weight", at::zeros({lora.r, in}));
+  child(*m, "lora_B")->register_parameter("weight", at::zeros({out, lora.r}));
 }
 
-void rms_weight(nn::Module& parent, const std::string& name, int64_t size) {
-  child(parent, name)->register_parameter("weight", at::ones({size}));
+void rms_weight(nn::Module& parent, const std::string& name, int64_t size, const LoraConfig& lora) {
+  child(parent, name)->register_parameter("weight", at::ones({size}), !lora.enabled());
 }
 
 // HF's LlamaRMSNorm: normalised in float32, cast back, then scaled.
@@ -58,33 +64,34 @@ at::Tensor rope_inverse_frequencies(const DecoderConfig& c) {
 
 struct DecoderModel::Impl : nn::Module {
   DecoderConfig c;
+  LoraConfig lora;
   std::vector<Unit> units;
   std::vector<std::vector<at::Tensor>> own;  // each unit's parameters
   std::vector<std::string> layer_names;      // parameter names inside a layer, in order
 
-  explicit Impl(const DecoderConfig& config) : c(config) {
+  Impl(const DecoderConfig& config, const LoraConfig& adapters) : c(config), lora(adapters) {
     const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
-    child(*this, "embed_tokens")->register_parameter("weight", at::empty({c.vocab_size, h}));
+    child(*this, "embed_tokens")->register_parameter("weight", at::empty({c.vocab_size, h}), !lora.enabled());
     auto layers = child(*this, "layers");
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
       auto layer = child(*layers, std::to_string(i));
       auto attention = child(*layer, "self_attn");
-      linear(*attention, "q_proj", h, q, c.attention_bias);
-      linear(*attention, "k_proj", h, kv, c.attention_bias);
-      linear(*attention, "v_proj", h, kv, c.attention_bias);
-      linear(*attention, "o_proj", q, h, c.output_bias);
+      linear(*attention, "q_proj", h, q, c.attention_bias, lora);
+      linear(*attention, "k_proj", h, kv, c.attention_bias, lora);
+      linear(*attention, "v_proj", h, kv, c.attention_bias, lora);
+      linear(*attention, "o_proj", q, h, c.output_bias, lora);
       if (c.qk_norm) {
-        rms_weight(*attention, "q_norm", c.head_dim);
-        rms_weight(*attention, "k_norm", c.head_dim);
+        rms_weight(*attention, "q_norm", c.head_dim, lora);
+        rms_weight(*attention, "k_norm", c.head_dim, lora);
       }
       auto mlp = child(*layer, "mlp");
-      linear(*mlp, "gate_proj", h, c.intermediate_size, c.mlp_bias);
-      linear(*mlp, "up_proj", h, c.intermediate_size, c.mlp_bias);
-      linear(*mlp, "down_proj", c.intermediate_size, h, c.mlp_bias);
-      rms_weight(*layer, "input_layernorm", h);
-      rms_weight(*layer, "post_attention_layernorm", h);
+      linear(*mlp, "gate_proj", h, c.intermediate_size, c.mlp_bias, lora);
+      linear(*mlp, "up_proj", h, c.intermediate_size, c.mlp_bias, lora);
+      linear(*mlp, "down_proj", c.intermediate_size, h, c.mlp_bias, lora);
+      rms_weight(*layer, "input_layernorm", h, lora);
+      rms_weight(*layer, "post_attention_layernorm", h, lora);
     }
-    rms_weight(*this, "norm", h);
+    rms_weight(*this, "norm", h, lora);
     make_units();
   }
 
@@ -139,20 +146,39 @@ struct DecoderModel::Impl : nn::Module {
     const at::Tensor allowed = attention_mask(mask, length);
     const double dropout = is_training() ? c.attention_dropout : 0.0;
     const bool qk_norm = c.qk_norm, bias = c.attention_bias, out_bias = c.output_bias, mlp_bias = c.mlp_bias;
+    const bool training = is_training();
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
       x = run(static_cast<size_t>(l) + 1, x, [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
         size_t k = 0;
         auto next = [&](bool present) { return present ? w[k++] : at::Tensor(); };
-        const at::Tensor wq = next(true), bq = next(bias), wk = next(true), bk = next(bias), wv = next(true),
-                         bv = next(bias), wo = next(true), bo = next(out_bias);
+        // A projection's weight, bias and adapter, in named_parameters() order; applied by project().
+        struct Projection {
+          at::Tensor weight, bias, lora_a, lora_b;
+        };
+        auto projection = [&](const char* name, bool has_bias) {
+          Projection p;
+          p.weight = next(true), p.bias = next(has_bias);
+          p.lora_a = next(lora.targets(name)), p.lora_b = next(lora.targets(name));
+          return p;
+        };
+        // As peft: the adapter in its own dtype (fp32 beside a bf16 base), the sum in the base's.
+        auto project = [&](const at::Tensor& x, const Projection& p) {
+          at::Tensor y = at::linear(x, p.weight, p.bias);
+          if (!p.lora_a.defined()) return y;
+          const at::Tensor delta = lora_delta(x.to(p.lora_a.scalar_type()), p.lora_a, p.lora_b, lora.scaling(),
+                                              lora.dropout, training);
+          return (y + delta).to(y.scalar_type());
+        };
+        const Projection wq = projection("q_proj", bias), wk = projection("k_proj", bias),
+                         wv = projection("v_proj", bias), wo = projection("o_proj", out_bias);
         const at::Tensor q_norm = next(qk_norm), k_norm = next(qk_norm);
-        const at::Tensor wg = next(true), bg = next(mlp_bias), wu = next(true), bu = next(mlp_bias), wd = next(true),
-                         bd = next(mlp_bias);
+        const Projection wg = projection("gate_proj", mlp_bias), wu = projection("up_proj", mlp_bias),
+                         wd = projection("down_proj", mlp_bias);
         const at::Tensor norm_in = next(true), norm_post = next(true);
         at::Tensor h = rms_norm(in, norm_in, c.rms_norm_eps);
         auto split_heads = [&](const at::Tensor& t, int64_t n) { return t.view({batch, length, n, head_dim}).transpose(1, 2); };
-        at::Tensor q = split_heads(at::linear(h, wq, bq), heads), key = split_heads(at::linear(h, wk, bk), kv_heads),
-                   v = split_heads(at::linear(h, wv, bv), kv_heads);
+        at::Tensor q = split_heads(project(h, wq), heads), key = split_heads(project(h, wk), kv_heads),
+                   v = split_heads(project(h, wv), kv_heads);
         if (qk_norm) {
           q = rms_norm(q, q_norm, c.rms_norm_eps);
           key = rms_norm(key, k_norm, c.rms_norm_eps);
@@ -164,9 +190,9 @@ struct DecoderModel::Impl : nn::Module {
           v = v.repeat_interleave(heads / kv_heads, 1);
         }
         at::Tensor context = at::scaled_dot_product_attention(q, key, v, allowed, dropout);
-        at::Tensor attended = in + at::linear(context.transpose(1, 2).reshape({batch, length, heads * head_dim}), wo, bo);
+        at::Tensor attended = in + project(context.transpose(1, 2).reshape({batch, length, heads * head_dim}), wo);
         at::Tensor g = rms_norm(attended, norm_post, c.rms_norm_eps);
-        return attended + at::linear(at::silu(at::linear(g, wg, bg)) * at::linear(g, wu, bu), wd, bd);
+        return attended + project(at::silu(project(g, wg)) * project(g, wu), wd);
       });
     }
     const size_t last = static_cast<size_t>(c.num_hidden_layers) + 1;
@@ -176,7 +202,8 @@ struct DecoderModel::Impl : nn::Module {
   }
 };
 
-DecoderModel::DecoderModel(const DecoderConfig& config) : config_(config), impl_(std::make_shared<Impl>(config)) {
+DecoderModel::DecoderModel(const DecoderConfig& config, const LoraConfig& lora)
+    : config_(config), lora_(lora), impl_(std::make_shared<Impl>(config, lora)) {
   impl_->eval();
 }
 
@@ -194,11 +221,21 @@ std::vector<std::pair<std::string, at::Tensor>> DecoderModel::named_parameters()
 
 void DecoderModel::load_weights(const ModelWeights& weights) {
   // …ForCausalLM checkpoints hold the base model under "model.".
-  copy_parameters(named_parameters(), weights,
+  std::vector<std::pair<std::string, at::Tensor>> base;  // the adapters come from model/lora.h
+  for (const auto& item : named_parameters())
+    if (!is_adapter_param(item.first)) base.push_back(item);
+  copy_parameters(base, weights,
                   [](const std::string& name) { return std::vector<std::string>{name, "model." + name}; }, config_.source);
 }
 
-void DecoderModel::to(at::Device device, at::ScalarType dtype) { impl_->to(device, dtype); }
+// Adapters stay in fp32 beside a bf16 base, as peft keeps them (autocast_adapter_dtype).
+void DecoderModel::to(at::Device device, at::ScalarType dtype) {
+  std::vector<std::pair<at::Tensor, at::Tensor>> adapters;  // (parameter, its values in fp32 on the device)
+  for (auto& [name, param] : named_parameters())
+    if (is_adapter_param(name)) adapters.emplace_back(param, param.data().to(device, at::kFloat, false, true));
+  impl_->to(device, dtype);
+  for (auto& [param, values] : adapters) param.set_data(values);
+}
 void DecoderModel::train(bool on) { impl_->train(on); }
 
 }  // namespace angle::model

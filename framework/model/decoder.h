@@ -13,12 +13,15 @@
 
 #include "model/backbone.h"
 #include "model/decoder_config.h"
+#include "model/lora.h"
 
 namespace angle::model {
 
 class DecoderModel final : public Backbone {
  public:
-  explicit DecoderModel(const DecoderConfig& config);
+  // With `lora` enabled, its target projections get adapters (uninitialised: model/lora.h sets
+  // them) and every base parameter is frozen (requires_grad false).
+  explicit DecoderModel(const DecoderConfig& config, const LoraConfig& lora = {});
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                      UnitSource* source = nullptr) const override;
   std::vector<Unit> units() const override;
@@ -30,10 +33,12 @@ class DecoderModel final : public Backbone {
   int64_t vocab_size() const override { return config_.vocab_size; }
   int64_t hidden_size() const override { return config_.hidden_size; }
   const DecoderConfig& config() const { return config_; }
+  const LoraConfig& lora() const { return lora_; }
 
  private:
   struct Impl;
   DecoderConfig config_;
+  LoraConfig lora_;
   std::shared_ptr<Impl> impl_;
 };
 

@@ -23,11 +23,13 @@ json read_modules(const fs::path& dir) {
   return fs::exists(path) ? read_json_file(path.string()) : json::array();
 }
 
-Pooling default_pooling(const fs::path& dir, const json& modules) {
+// The pooling a directory's sentence-transformers files name; else `fallback` (BERT: cls, a
+// decoder: last).
+Pooling default_pooling(const fs::path& dir, const json& modules, const std::string& fallback) {
   fs::path config = dir / "1_Pooling" / "config.json";
   for (const json& m : modules)
     if (m.value("type", "").ends_with("Pooling")) config = dir / m.value("path", "1_Pooling") / "config.json";
-  if (!fs::exists(config)) return Pooling::parse("cls");
+  if (!fs::exists(config)) return Pooling::parse(fallback);
   json j = read_json_file(config.string());
   std::vector<std::string> modes;
   for (auto [key, name] : {std::pair{"pooling_mode_cls_token", "cls"}, {"pooling_mode_mean_tokens", "mean"},
@@ -103,33 +105,62 @@ bool is_decoder_dir(const std::string& dir) {
   return DecoderConfig::is_decoder(json_field_or<std::string>(config, "model_type", "", config_path.string()));
 }
 
+namespace {
+
+// The base model of a PEFT adapter directory: base_model_name_or_path, as a path of its own or
+// relative to the adapter directory.
+std::string adapter_base(const std::string& adapter_dir, const std::string& base) {
+  const std::string config = (fs::path(adapter_dir) / "adapter_config.json").string();
+  ANGLE_CHECK(!base.empty(), config, ": base_model_name_or_path is empty (angle needs the base model's directory)");
+  if (fs::is_directory(base)) return base;
+  const fs::path relative = fs::path(adapter_dir) / base;
+  ANGLE_CHECK(fs::is_directory(relative), config, ": base_model_name_or_path '", base,
+              "' is not a directory (a hub name cannot be fetched; give a local path)");
+  return relative.string();
+}
+
+}  // namespace
+
 Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options) {
   fs::path dir(dir_name);
   ANGLE_CHECK(fs::is_directory(dir), dir_name, ": model directory does not exist");
-  const fs::path config_path = dir / "config.json";
-  const bool is_llm = is_decoder_dir(dir_name);
+  LoraConfig lora = options.lora;
+  std::string base_dir = dir_name, adapters_from = options.lora_init;
+  if (is_adapter_dir(dir_name)) {  // a PEFT adapter: its base model, then its adapters
+    ANGLE_CHECK(!lora.enabled(), dir_name, " is a LoRA adapter already; train from its base model with [lora] init = ",
+                dir_name);
+    lora = read_adapter_config(dir_name);
+    base_dir = adapter_base(dir_name, lora.base_model);
+    adapters_from = dir_name;
+  }
+  const fs::path config_path = fs::path(base_dir) / "config.json";
+  const bool is_llm = is_decoder_dir(base_dir);
+  ANGLE_CHECK(!lora.enabled() || is_llm, "LoRA adapters are supported on LLaMA-family decoders only; ", base_dir,
+              " is a BERT-family model");
   std::shared_ptr<Backbone> model;
   if (is_llm) {
     DecoderConfig config = DecoderConfig::from_file(config_path.string());
     if (options.dropout) config.attention_dropout = *options.dropout;
-    model = std::make_shared<DecoderModel>(config);
+    model = std::make_shared<DecoderModel>(config, lora);
   } else {
     BertConfig config = BertConfig::from_file(config_path.string());
     if (options.dropout) config.hidden_dropout_prob = config.attention_probs_dropout_prob = *options.dropout;
     model = std::make_shared<BertModel>(config);
   }
-  const ModelWeights weights = ModelWeights::from_dir(dir_name);
-  text::Tokenizer tokenizer = text::Tokenizer::from_model_dir(dir_name);
+  const ModelWeights weights = ModelWeights::from_dir(base_dir);
+  text::Tokenizer tokenizer = text::Tokenizer::from_model_dir(base_dir);
   ANGLE_CHECK(tokenizer.vocab_size() <= static_cast<size_t>(model->vocab_size()), tokenizer.source(), ": ",
               tokenizer.vocab_size(), " tokens but ", config_path.string(), " has vocab_size ", model->vocab_size());
   json modules = read_modules(dir);
   model->load_weights(weights);
+  if (lora.enabled()) {
+    if (adapters_from.empty()) init_adapters(*model, options.lora_seed);
+    else load_adapters(*model, adapters_from);
+  }
 
   Encoder encoder{dir_name, std::move(tokenizer), std::move(model), Pooling{}, false, 512, at::kCPU, at::kFloat, {}};
   encoder.is_llm = is_llm;
-  encoder.pooling = options.pooling ? Pooling::parse(*options.pooling)
-                    : is_llm       ? Pooling::parse("last")
-                                   : default_pooling(dir, modules);
+  encoder.pooling = options.pooling ? Pooling::parse(*options.pooling) : default_pooling(dir, modules, is_llm ? "last" : "cls");
   bool has_normalize = false;
   for (const json& m : modules) has_normalize = has_normalize || m.value("type", "").ends_with("Normalize");
   encoder.normalize = options.normalize.value_or(has_normalize);
@@ -142,7 +173,7 @@ Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options)
               specials, " special tokens");
   encoder.device = parse_device(options.device);
   encoder.dtype = resolve_dtype(options.dtype, encoder.device) == "bf16" ? at::kBFloat16 : at::kFloat;
-  encoder.export_spec = {dir_name, encoder.pooling, encoder.normalize, encoder.max_length};
+  encoder.export_spec = {base_dir, encoder.pooling, encoder.normalize, encoder.max_length, lora};
   encoder.model->to(encoder.device, encoder.dtype);
   return encoder;
 }

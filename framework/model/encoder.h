@@ -1,7 +1,8 @@
 // A sentence encoder loaded from a HuggingFace / sentence-transformers model directory:
 // tokenizer + backbone (BERT, or a LLaMA-family decoder) + pooling (+ optional L2 normalisation),
 // with defaults read from the directory (1_Pooling/config.json, modules.json,
-// sentence_bert_config.json). A decoder pools the last token by default.
+// sentence_bert_config.json). A decoder pools the last token by default. A PEFT adapter directory
+// (adapter_config.json) loads as its base model (base_model_name_or_path) with the adapters.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -14,6 +15,7 @@
 #include "model/backbone.h"
 #include "model/bert_config.h"
 #include "model/export.h"
+#include "model/lora.h"
 #include "model/pooling.h"
 #include "text/tokenizer.h"
 
@@ -26,6 +28,11 @@ struct EncoderOptions {
   std::string dtype = "fp32";          // fp32 | bf16 | auto (model/native_bf16.h)
   std::string device = "cpu";          // cpu | cuda | cuda:N
   std::optional<double> dropout;       // overrides hidden and attention dropout (training)
+  // LoRA adapters on a decoder (model/lora.h), the base frozen: loaded from `lora_init` (a PEFT
+  // adapter directory) when set, else fresh from `lora_seed`.
+  LoraConfig lora;
+  std::string lora_init;
+  uint64_t lora_seed = 0;
 };
 
 // Token ids of a batch, padded on the tokenizer's side: ids and mask are int64 [B, T].

@@ -41,19 +41,27 @@ void check_exportable(const Pooling& pooling) {
               "' has no sentence-transformers equivalent (cls, mean, max or last can be exported)");
 }
 
-void save_model_dir(const Backbone& model, const ExportSpec& spec, const std::string& out_dir) {
+void save_model_dir(const Backbone& model, const ExportSpec& spec, const std::string& out_dir, bool merge) {
   check_exportable(spec.pooling);
   fs::path out(out_dir), tmp(out_dir + ".tmp-" + std::to_string(::getpid()));
   fs::remove_all(tmp);
   fs::create_directories(tmp / "1_Pooling");
   fs::path source(spec.source_dir);
+  const bool adapter = spec.lora.enabled() && !merge;
   for (const char* name : {"config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json",
                            "special_tokens_map.json"})
-    if (fs::exists(source / name)) fs::copy_file(source / name, tmp / name);
+    if (fs::exists(source / name) && !(adapter && std::string(name) == "config.json"))
+      fs::copy_file(source / name, tmp / name);
 
-  std::map<std::string, at::Tensor> tensors;
-  for (const auto& [name, param] : model.named_parameters()) tensors[name] = param.detach().to(at::kCPU, at::kFloat);
-  write_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  if (adapter) {
+    LoraConfig lora = spec.lora;
+    lora.base_model = fs::absolute(source).lexically_normal().string();
+    write_adapter(model, lora, tmp.string());
+  } else {
+    std::map<std::string, at::Tensor> tensors;
+    for (const auto& [name, param] : merged_parameters(model, spec.lora)) tensors[name] = param;
+    write_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  }
 
   json pooling = {{"word_embedding_dimension", model.hidden_size()}, {"pooling_mode_cls_token", false},
                   {"pooling_mode_mean_tokens", false}, {"pooling_mode_max_tokens", false},

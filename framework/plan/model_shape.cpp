@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/json_file.h"
+#include "model/decoder_config.h"
 
 namespace angle::plan {
 
@@ -49,9 +50,7 @@ ModelShape bert_shape(const model::BertConfig& c) {
 
 namespace {
 
-bool is_decoder_type(const std::string& model_type) {
-  return model_type == "llama" || model_type == "mistral" || model_type == "qwen2";
-}
+bool is_decoder_type(const std::string& model_type) { return model::DecoderConfig::is_decoder(model_type); }
 
 }  // namespace
 
@@ -59,7 +58,7 @@ ModelShape decoder_shape(const std::string& path, int64_t lora_rank) {
   const nlohmann::json j = read_json_file(path);
   const std::string type = json_field_or<std::string>(j, "model_type", "", path);
   ANGLE_CHECK(is_decoder_type(type), path, ": model_type '", type,
-              "' is not a LLaMA-family decoder (llama, mistral, qwen2)");
+              "' is not a LLaMA-family decoder (llama, mistral, qwen2, qwen3)");
   ModelShape s;
   s.decoder = true, s.lora_rank = lora_rank;
   s.vocab = json_field<int64_t>(j, "vocab_size", path), s.hidden = json_field<int64_t>(j, "hidden_size", path);
@@ -78,7 +77,7 @@ ModelShape decoder_shape(const std::string& path, int64_t lora_rank) {
   const bool lora = lora_rank > 0;
   // The seven projections as (out, in).
   const std::vector<std::pair<int64_t, int64_t>> matrices = {{q, h}, {kv, h}, {kv, h}, {h, q}, {f, h}, {f, h}, {h, f}};
-  const int64_t biases = bias ? q + 2 * kv : 0, norms = 2 * h;
+  const int64_t biases = bias ? q + 2 * kv : 0, norms = 2 * h + (type == "qwen3" ? 2 * s.head_dim : 0);
   UnitShape embed{"embed_tokens", {}, true, false};
   (lora ? embed.frozen : embed.param_numels.emplace_back()) = s.vocab * h;
   s.units.push_back(embed);

@@ -40,7 +40,7 @@ struct ModelShape {
 
 ModelShape bert_shape(const model::BertConfig& config);
 
-// A LLaMA-family config.json (model_type llama, mistral, qwen2): q/k/v/o and gate/up/down
+// A LLaMA-family config.json (model_type llama, mistral, qwen2, qwen3): q/k/v/o and gate/up/down
 // projections, two RMSNorms per layer, the final norm; lora_rank > 0 puts an adapter of that rank
 // on each of the seven projections and freezes everything else.
 ModelShape decoder_shape(const std::string& config_path, int64_t lora_rank);

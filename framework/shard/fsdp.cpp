@@ -12,6 +12,9 @@
 
 namespace angle::shard {
 
+// A unit's trainable parameters, sharded with their gradient and optimizer state; its frozen
+// ones (LoRA's base weights: requires_grad false) form a second, nested state of the same layout
+// that is only sharded, gathered and freed: no gradient, no moments, no checkpoint.
 struct ShardedModel::UnitState {
   std::string name;
   std::vector<at::Tensor> module_params;  // the model's own tensors
@@ -20,12 +23,14 @@ struct ShardedModel::UnitState {
   int64_t global_offset = 0, numel = 0, padded = 0, shard = 0, begin = 0;
   bool sparse = false;                    // the gradient arrives as rows (word embeddings)
   bool backward_reads_params = true;
-  at::Tensor master;                      // fp32 [shard]
+  at::Tensor master;                      // fp32 [shard] (frozen: param_dtype)
   at::Tensor full;                        // param_dtype [padded]; storage freed when not materialised
   at::Tensor grad;                        // fp32: [padded] in stage 1, else [shard]
   at::Tensor exp_avg, exp_avg_sq, decay;  // fp32 [shard]
   bool materialized = false;
   comm::WorkPtr gathering;
+  std::unique_ptr<UnitState> frozen;               // the unit's frozen parameters, if any
+  std::vector<std::pair<bool, size_t>> order;      // each model parameter of the unit: (frozen, index in its part)
   int64_t real() const { return std::max<int64_t>(0, std::min(shard, numel - begin)); }  // owned elements before the padding
   // For a matrix unit of rows of `width`: the rows [first, end) that this rank's slice touches.
   std::pair<int64_t, int64_t> owned_rows(int64_t width) const { return {begin / width, (begin + real() + width - 1) / width}; }
@@ -86,81 +91,105 @@ class GradReady : public torch::autograd::PostAccumulateGradHook {
 
 bool ShardedModel::views_are_module_params() const { return options_.stage < 3 && options_.param_dtype == at::kFloat; }
 
+// Lays out `params` (indices into `named`) as one flat buffer padded to the world size, this
+// rank's slice of it as the master, and points the module's tensors at the gathered buffer.
+void ShardedModel::lay_out(UnitState& u, const std::vector<size_t>& params,
+                           const std::vector<std::pair<std::string, at::Tensor>>& named, bool frozen) {
+  const int64_t world = comm_.size(), rank = comm_.rank();
+  for (size_t index : params) {
+    const auto& [name, p] = named[index];
+    ANGLE_CHECK(p.scalar_type() == at::kFloat, "sharding needs fp32 parameters; '", name, "' is ", p.scalar_type());
+    if (!frozen) {
+      layout_.push_back({name, p.sizes().vec(), numel_});
+      numel_ += p.numel();
+    }
+    u.module_params.push_back(p);
+    u.shapes.push_back(p.sizes().vec());
+    u.offsets.push_back(u.numel);
+    u.numels.push_back(p.numel());
+    u.numel += p.numel();
+  }
+  u.padded = (u.numel + world - 1) / world * world;
+  u.shard = u.padded / world;
+  u.begin = u.shard * rank;
+  at::Tensor flat = at::zeros({u.padded}, f32_);  // the unit's values, flat and padded with zeros
+  for (size_t i = 0; i < params.size(); ++i) flat.narrow(0, u.offsets[i], u.numels[i]).copy_(u.module_params[i].reshape(-1));
+  u.full = at::empty({u.padded}, f32_.dtype(options_.param_dtype));
+  if (views_are_module_params()) {
+    u.full.copy_(flat);
+    u.master = u.full.narrow(0, u.begin, u.shard);  // updated in place, then re-gathered
+  } else {
+    // A frozen shard is only ever gathered: it is kept in the dtype it is gathered in.
+    u.master = flat.narrow(0, u.begin, u.shard).to(frozen ? options_.param_dtype : at::kFloat).clone();
+    ledger_.add(MemoryLedger::kParams, bytes_of(u.master));
+    if (options_.stage < 3) u.full.copy_(flat);
+  }
+  u.materialized = options_.stage < 3;
+  if (u.materialized) ledger_.add(MemoryLedger::kParams, bytes_of(u.full));
+  else free_storage(u.full);
+  for (size_t i = 0; i < u.module_params.size(); ++i) {
+    at::Tensor& p = u.module_params[i];
+    p.set_data(views_are_module_params() ? u.full.narrow(0, u.offsets[i], u.numels[i]).view(u.shapes[i])
+                                         : at::empty({0}, p.options()));
+  }
+}
+
 ShardedModel::ShardedModel(model::Backbone& model, comm::Comm& comm, const ShardOptions& options,
                            const std::function<bool(const std::string&)>& decays)
     : comm_(comm), options_(options) {
   ANGLE_CHECK(options.stage >= 1 && options.stage <= 3, "shard.stage ", options.stage, " (1, 2 or 3)");
   c10::NoGradGuard no_grad;
   const auto named = model.named_parameters();
-  const int64_t world = comm.size(), rank = comm.rank();
-  const at::TensorOptions f32 = named.front().second.options().dtype(at::kFloat).requires_grad(false);
-  f32_ = f32;
+  f32_ = named.front().second.options().dtype(at::kFloat).requires_grad(false);
   for (const model::Unit& unit : model.units()) {
     auto u = std::make_unique<UnitState>();
     u->name = unit.name;
     u->global_offset = numel_;
+    std::vector<size_t> trained, frozen;
     for (size_t index : unit.params) {
-      const auto& [name, p] = named[index];
-      ANGLE_CHECK(p.scalar_type() == at::kFloat, "sharding needs fp32 parameters; '", name, "' is ", p.scalar_type());
-      layout_.push_back({name, p.sizes().vec(), numel_});
-      u->module_params.push_back(p);
-      u->shapes.push_back(p.sizes().vec());
-      u->offsets.push_back(u->numel);
-      u->numels.push_back(p.numel());
-      u->numel += p.numel();
-      numel_ += p.numel();
+      const bool is_frozen = !named[index].second.requires_grad();
+      u->order.emplace_back(is_frozen, is_frozen ? frozen.size() : trained.size());
+      (is_frozen ? frozen : trained).push_back(index);
+    }
+    lay_out(*u, trained, named, false);
+    if (!frozen.empty()) {
+      u->frozen = std::make_unique<UnitState>();
+      u->frozen->name = unit.name + " (frozen)";
+      lay_out(*u->frozen, frozen, named, true);
     }
     u->sparse = unit.sparse_grad;
     u->backward_reads_params = unit.backward_reads_params;
     ANGLE_CHECK(!u->sparse || unit.params.size() == 1, "unit ", unit.name, ": a sparse gradient must be its only one");
-    const double mb = static_cast<double>(u->numel) * c10::elementSize(options.param_dtype) / (1 << 20);
+    const int64_t unit_numel = u->numel + (u->frozen ? u->frozen->numel : 0);
+    const double mb = static_cast<double>(unit_numel) * c10::elementSize(options.param_dtype) / (1 << 20);
     ANGLE_CHECK(options.bucket_mb <= 0 || mb <= options.bucket_mb, "unit '", unit.name, "' has ", mb,
                 " MiB of parameters, more than shard.bucket_mb = ", options.bucket_mb,
                 " (raise it, or set 0 for no limit)");
-    u->padded = (u->numel + world - 1) / world * world;
-    u->shard = u->padded / world;
-    u->begin = u->shard * rank;
-    // The unit's values, flat and padded with zeros.
-    at::Tensor flat = at::zeros({u->padded}, f32), decay = at::zeros({u->padded}, f32);
-    for (size_t i = 0; i < unit.params.size(); ++i) {
-      flat.narrow(0, u->offsets[i], u->numels[i]).copy_(u->module_params[i].reshape(-1));
-      if (decays(named[unit.params[i]].first)) decay.narrow(0, u->offsets[i], u->numels[i]).fill_(1);
-    }
+    at::Tensor decay = at::zeros({u->padded}, f32_);
+    for (size_t i = 0; i < trained.size(); ++i)
+      if (decays(named[trained[i]].first)) decay.narrow(0, u->offsets[i], u->numels[i]).fill_(1);
     u->decay = decay.narrow(0, u->begin, u->shard).clone();
-    u->full = at::empty({u->padded}, f32.dtype(options.param_dtype));
-    if (views_are_module_params()) {
-      u->full.copy_(flat);
-      u->master = u->full.narrow(0, u->begin, u->shard);  // updated in place, then re-gathered
-    } else {
-      u->master = flat.narrow(0, u->begin, u->shard).clone();
-      ledger_.add(MemoryLedger::kParams, bytes_of(u->master));
-      if (options.stage < 3) u->full.copy_(flat);
-    }
-    u->materialized = options.stage < 3;
-    if (u->materialized) ledger_.add(MemoryLedger::kParams, bytes_of(u->full));
-    else free_storage(u->full);
-    for (size_t i = 0; i < u->module_params.size(); ++i) {
-      at::Tensor& p = u->module_params[i];
-      p.set_data(views_are_module_params() ? u->full.narrow(0, u->offsets[i], u->numels[i]).view(u->shapes[i])
-                                           : at::empty({0}, p.options()));
-    }
-    u->grad = at::zeros({options.stage == 1 ? u->padded : u->shard}, f32);
-    u->exp_avg = at::zeros({u->shard}, f32);
-    u->exp_avg_sq = at::zeros({u->shard}, f32);
+    u->grad = at::zeros({options.stage == 1 ? u->padded : u->shard}, f32_);
+    u->exp_avg = at::zeros({u->shard}, f32_);
+    u->exp_avg_sq = at::zeros({u->shard}, f32_);
     ledger_.add(MemoryLedger::kGrads, bytes_of(u->grad));
     ledger_.add(MemoryLedger::kOptim, bytes_of(u->exp_avg) + bytes_of(u->exp_avg_sq));
     units_.push_back(std::move(u));
   }
+  ANGLE_CHECK(numel_ > 0, "the model has no trainable parameter");
   ledger_.reset_peak();
 }
 
 ShardedModel::~ShardedModel() = default;
 
+// Fresh tensors on the gathered buffers, in the unit's parameter order (trainable and frozen).
 std::vector<at::Tensor> ShardedModel::views(UnitState& u) const {
   std::vector<at::Tensor> out;
-  for (size_t i = 0; i < u.shapes.size(); ++i)
-    out.push_back(at::empty({0}, u.full.options()).set_(u.full.storage(), u.full.storage_offset() + u.offsets[i],
-                                                         u.shapes[i]));
+  for (const auto& [frozen, i] : u.order) {
+    const UnitState& part = frozen ? *u.frozen : u;
+    out.push_back(at::empty({0}, part.full.options()).set_(part.full.storage(), part.full.storage_offset() + part.offsets[i],
+                                                            part.shapes[i]));
+  }
   return out;
 }
 
@@ -173,13 +202,16 @@ comm::WorkPtr ShardedModel::gather_async(UnitState& u) {
 }
 
 void ShardedModel::start_gather(UnitState& u) {
+  if (u.frozen) start_gather(*u.frozen);
   if (u.materialized || u.gathering) return;
   alloc_storage(u.full);
   ledger_.add(MemoryLedger::kParams, bytes_of(u.full));
-  u.gathering = gather_async(u);
+  if (u.numel == 0) u.materialized = true;  // a unit that is all frozen
+  else u.gathering = gather_async(u);
 }
 
 void ShardedModel::wait_gather(UnitState& u) {
+  if (u.frozen) wait_gather(*u.frozen);
   if (!u.gathering) return;
   u.gathering->wait();
   u.gathering.reset();
@@ -187,6 +219,7 @@ void ShardedModel::wait_gather(UnitState& u) {
 }
 
 void ShardedModel::free_unit(UnitState& u) {
+  if (u.frozen) free_unit(*u.frozen);
   wait_gather(u);
   if (!u.materialized) return;
   free_storage(u.full);
@@ -203,18 +236,30 @@ std::vector<at::Tensor> ShardedModel::acquire(size_t unit) {
   if (!c10::GradMode::is_enabled()) return params;
   if (unit == 0) begin_forward();
   for (size_t i = 0; i < params.size(); ++i) {
+    const auto [frozen, index] = u.order[i];
+    if (frozen) continue;
     params[i].requires_grad_(true);
-    torch::autograd::impl::set_post_acc_grad_hooks(params[i], std::make_unique<GradReady>(this, unit, i));
+    torch::autograd::impl::set_post_acc_grad_hooks(params[i], std::make_unique<GradReady>(this, unit, index));
   }
   return params;
 }
 
-// A forward with gradients begins: its reductions will start from the last parameter.
+// A forward with gradients begins: its reductions will start from the last trainable parameter.
 void ShardedModel::begin_forward() {
   ANGLE_CHECK(!backward_open_ && arrived_.empty(), "sharded model: a forward began before the previous "
               "backward was finished (call finish_backward() after each backward)");
-  backward_open_ = true;
-  cursor_ = {units_.size() - 1, units_.back()->shapes.size() - 1};
+  backward_open_ = seek_cursor(units_.size() - 1);
+}
+
+// Points the cursor at the last trainable parameter of the nearest unit at or before `unit`;
+// false when there is none (every reduction of this backward is issued).
+bool ShardedModel::seek_cursor(size_t unit) {
+  for (size_t u = unit + 1; u-- > 0;)
+    if (!units_[u]->shapes.empty()) {
+      cursor_ = {u, units_[u]->shapes.size() - 1};
+      return true;
+    }
+  return false;
 }
 
 at::Tensor ShardedModel::lookup(size_t unit, const at::Tensor& ids) {
@@ -228,17 +273,18 @@ at::Tensor ShardedModel::lookup(size_t unit, const at::Tensor& ids) {
   at::Tensor mine = std::get<0>(at::_unique(ids.reshape({-1}), /*sorted=*/true));
   at::Tensor rows = std::get<0>(at::_unique(comm_.all_gather_rows(mine), /*sorted=*/true));
   // Each rank fills the elements of those rows that lie in its slice; the sum completes them.
-  const int64_t width = u.shapes[0][1], real = u.real();
-  at::Tensor values = at::zeros({rows.size(0), width}, u.full.options());
+  const UnitState& held = u.frozen ? *u.frozen : u;  // a frozen matrix (LoRA) gets no gradient
+  const int64_t width = held.shapes[0][1], real = held.real();
+  at::Tensor values = at::zeros({rows.size(0), width}, held.full.options());
   if (real > 0) {
-    const auto [first_row, end_row] = u.owned_rows(width);
-    at::Tensor part = at::zeros({(end_row - first_row) * width}, u.full.options());
-    part.narrow(0, u.begin - first_row * width, real).copy_(u.master.narrow(0, 0, real));
+    const auto [first_row, end_row] = held.owned_rows(width);
+    at::Tensor part = at::zeros({(end_row - first_row) * width}, held.full.options());
+    part.narrow(0, held.begin - first_row * width, real).copy_(held.master.narrow(0, 0, real));
     at::Tensor inside = (rows >= first_row).logical_and_(rows < end_row).nonzero().squeeze(1);
     values.index_copy_(0, inside, part.view({-1, width}).index_select(0, rows.index_select(0, inside) - first_row));
   }
   comm_.all_reduce_sum(values);
-  if (!grad) return at::embedding(values, at::searchsorted(rows, ids), -1, false, false);
+  if (!grad || u.frozen) return at::embedding(values, at::searchsorted(rows, ids), -1, false, false);
   at::Tensor leaf = values.requires_grad_(true);
   torch::autograd::impl::set_post_acc_grad_hooks(leaf, std::make_unique<GradReady>(this, unit, rows, u.shapes[0]));
   c10::AutoGradMode grad_on(true);
@@ -263,6 +309,12 @@ at::Tensor ShardedModel::release(size_t unit, const at::Tensor& output) {
 
 void ShardedModel::before_backward(size_t unit) {
   progress();
+  // A unit with frozen parameters is freed once backward has moved below it: its last trainable
+  // gradient may arrive before autograd is done with its frozen weights (the input gradient of
+  // a projection whose adapter is finished), so that arrival cannot free it as it frees others.
+  if (options_.stage == 3)
+    for (size_t above = unit + 1; above < units_.size(); ++above)
+      if (units_[above]->frozen) free_unit(*units_[above]);
   UnitState& u = *units_[unit];
   if (u.backward_reads_params) {
     start_gather(u);
@@ -291,10 +343,9 @@ void ShardedModel::gradient_ready(size_t unit, size_t param, at::Tensor grad) {
       cursor_.second = p - 1;
       continue;
     }
-    // The unit's backward is complete: its gathered parameters can go.
-    if (options_.stage == 3) free_unit(*units_[u]);
-    if (u == 0) backward_open_ = false;
-    else cursor_ = {u - 1, units_[u - 1]->shapes.size() - 1};
+    // The unit's backward is complete: its gathered parameters can go (with frozen ones: later).
+    if (options_.stage == 3 && !units_[u]->frozen) free_unit(*units_[u]);
+    backward_open_ = u > 0 && seek_cursor(u - 1);
   }
 }
 
@@ -409,6 +460,8 @@ void ShardedModel::finish_backward() {
   }
   while (!in_flight_.empty()) complete_oldest();
   arrived_.clear();
+  if (options_.stage == 3)
+    for (auto& u : units_) free_unit(*u);
 }
 
 double ShardedModel::step(double lr, double max_grad_norm) {
@@ -423,11 +476,11 @@ double ShardedModel::step(double lr, double max_grad_norm) {
       sends.push_back(u->grad.to(options_.reduce_dtype));
       shard_grads.push_back(at::empty({u->shard}, sends.back().options()));
       step_bytes += bytes_of(shard_grads.back()) + (sends.back().is_same(u->grad) ? 0 : bytes_of(sends.back()));
-      works.push_back(comm_.reduce_scatter_sum_async(sends.back(), shard_grads.back()));
+      works.push_back(u->numel > 0 ? comm_.reduce_scatter_sum_async(sends.back(), shard_grads.back()) : nullptr);
     }
     ledger_.add(MemoryLedger::kGrads, step_bytes);
     for (size_t i = 0; i < units_.size(); ++i) {
-      works[i]->wait();
+      if (works[i]) works[i]->wait();
       shard_grads[i] = shard_grads[i].to(at::kFloat);
     }
   } else {
@@ -465,29 +518,40 @@ void ShardedModel::gather_all_params() {
     for (auto& u : units_) free_unit(*u);
     return;
   }
-  std::vector<comm::WorkPtr> works;
-  for (auto& u : units_) works.push_back(gather_async(*u));
+  std::vector<comm::WorkPtr> works;  // frozen parameters never change: they stay as gathered
+  for (auto& u : units_)
+    if (u->numel > 0) works.push_back(gather_async(*u));
   for (auto& w : works) w->wait();
 }
 
 void ShardedModel::gather_full() {
   if (views_are_module_params() || full_gathered_) return;
   c10::NoGradGuard no_grad;
-  for (auto& u : units_) {
-    at::Tensor full = at::empty({u->padded}, u->master.options());
-    comm_.all_gather_into(u->master, full);
+  auto gather = [&](UnitState& u) {
+    if (u.numel == 0) return;
+    at::Tensor full = at::empty({u.padded}, u.master.options());
+    comm_.all_gather_into(u.master, full);
+    full = full.to(at::kFloat);  // a frozen shard is kept in param_dtype
     ledger_.add(MemoryLedger::kParams, bytes_of(full));
-    for (size_t i = 0; i < u->module_params.size(); ++i)
-      u->module_params[i].set_data(full.narrow(0, u->offsets[i], u->numels[i]).view(u->shapes[i]));
+    for (size_t i = 0; i < u.module_params.size(); ++i)
+      u.module_params[i].set_data(full.narrow(0, u.offsets[i], u.numels[i]).view(u.shapes[i]));
+  };
+  for (auto& u : units_) {
+    gather(*u);
+    if (u->frozen) gather(*u->frozen);
   }
   full_gathered_ = true;
 }
 
 void ShardedModel::release_full() {
   if (!full_gathered_) return;
+  auto release = [&](UnitState& u) {
+    for (at::Tensor& p : u.module_params) p.set_data(at::empty({0}, p.options()));
+    if (u.numel > 0) ledger_.sub(MemoryLedger::kParams, u.padded * 4);
+  };
   for (auto& u : units_) {
-    for (at::Tensor& p : u->module_params) p.set_data(at::empty({0}, p.options()));
-    ledger_.sub(MemoryLedger::kParams, u->padded * 4);
+    release(*u);
+    if (u->frozen) release(*u->frozen);
   }
   full_gathered_ = false;
 }

@@ -25,6 +25,9 @@
 // their tokens and sum the parts of those rows that each owns (one all-reduce of rows x hidden).
 // Mixed precision: parameters are gathered and used in `param_dtype`, gradients reduced in
 // `reduce_dtype`; the master copy and the moments stay fp32.
+// Frozen parameters (requires_grad false: LoRA's base weights) are sharded and gathered with
+// their unit, in param_dtype, but get no gradient, no master copy in fp32, no optimizer state and
+// no place in checkpoints: the layout and the optimizer cover the trainable parameters only.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -79,7 +82,8 @@ class ShardedModel : public model::UnitSource {
   void gather_full();
   void release_full();
 
-  // Checkpoints. The global flat space is every parameter in named_parameters() order, unpadded.
+  // Checkpoints. The global flat space is every trainable parameter in named_parameters() order,
+  // unpadded.
   struct Entry {
     std::string name;
     std::vector<int64_t> shape;
@@ -108,6 +112,9 @@ class ShardedModel : public model::UnitSource {
   struct InFlight;
   friend class GradReady;
   std::vector<at::Tensor> views(UnitState& u) const;
+  void lay_out(UnitState& u, const std::vector<size_t>& params,
+               const std::vector<std::pair<std::string, at::Tensor>>& named, bool frozen);
+  bool seek_cursor(size_t unit);
   comm::WorkPtr gather_async(UnitState& u);
   void start_gather(UnitState& u);
   void wait_gather(UnitState& u);

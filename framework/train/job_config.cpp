@@ -30,6 +30,17 @@ po::options_description describe(JobConfig& c) {
   optional_key(model, "model.pooling", c.pooling, "cls, cls_avg, cls_max, mean, max, last, index (default: the model's)");
   optional_key(model, "model.max_length", c.max_length, "tokens per text incl. [CLS]/[SEP] (default: the model's)");
   optional_key(model, "model.dropout", c.dropout, "hidden and attention dropout (default: config.json; 0 disables)");
+  optional_key(model, "model.is_llm", c.is_llm, "true for a LLaMA-family decoder, false for BERT (default: from "
+                                                "config.json's model_type; given, it must agree)");
+  po::options_description lora("[lora] (LoRA adapters on a decoder; r = 0 and no init: full fine-tuning)");
+  lora.add_options()
+      ("lora.r", po::value(&c.lora_r)->default_value(c.lora_r), "adapter rank (0: no LoRA)")
+      ("lora.init", po::value(&c.lora_init)->default_value(""), "a PEFT adapter directory to start from (sets r, "
+                                                                "alpha and target_modules)");
+  optional_key(lora, "lora.alpha", c.lora_alpha, "scaling numerator: updates are scaled by alpha / r (default 32)");
+  optional_key(lora, "lora.dropout", c.lora_dropout, "dropout on the adapters' input (default 0.1)");
+  optional_key(lora, "lora.target_modules", c.lora_target_modules,
+               "comma-separated projections: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj, or all (default)");
   data.add_options()
       ("data.train", po::value(&c.train)->required(), "training sets, comma-separated: PATH.h5 (angle prepare) or "
                                                       "FORMAT:PATH (stsb, sick, snli-senteval, ...)")
@@ -110,7 +121,7 @@ po::options_description describe(JobConfig& c) {
       ("run.allow_job_change", po::value(&c.allow_job_change)->default_value(false),
        "resume a checkpoint written by a different job configuration");
   po::options_description all("job keys (in the job file, or as --section.key value)");
-  all.add(model).add(data).add(loss).add(optim).add(train).add(shard).add(run);
+  all.add(model).add(lora).add(data).add(loss).add(optim).add(train).add(shard).add(run);
   return all;
 }
 
@@ -157,6 +168,8 @@ void validate(const JobConfig& c) {
   ANGLE_CHECK(c.angle_reduction == "sum" || c.angle_reduction == "mean", "loss.angle_reduction '", c.angle_reduction,
               "' (sum or mean)");
   ANGLE_CHECK(!c.dropout || (*c.dropout >= 0 && *c.dropout < 1), "model.dropout must be in [0, 1)");
+  ANGLE_CHECK(c.lora_r >= 0, "lora.r must be >= 0 (0: no LoRA; got ", c.lora_r, ")");
+  if (c.lora_r > 0 || !c.lora_init.empty()) (void)lora_config(c);
   data::check_prompt("data.text_prompt", c.text_prompt);
   data::check_prompt("data.query_prompt", c.query_prompt);
   data::check_prompt("data.doc_prompt", c.doc_prompt);
@@ -256,7 +269,10 @@ std::string JobConfig::dump() const {
   };
   section("model");
   key("path", model_path), optional("pooling", pooling), optional("max_length", max_length), key("dtype", dtype);
-  optional("dropout", dropout);
+  optional("dropout", dropout), optional("is_llm", is_llm);
+  section("lora");
+  key("r", lora_r), optional("alpha", lora_alpha), optional("dropout", lora_dropout);
+  optional("target_modules", lora_target_modules), key("init", lora_init);
   section("data");
   key("train", train), key("mix_weights", mix_weights), key("dev", dev), key("test", test), key("format", format);
   key("filter_duplicate", filter_duplicate), key("text_prompt", text_prompt), key("query_prompt", query_prompt);
@@ -283,6 +299,40 @@ std::string JobConfig::dump() const {
   key("output_dir", output_dir), key("checkpoint_every", checkpoint_every), key("keep_last", keep_last);
   key("resume", resume), key("allow_job_change", allow_job_change);
   return o.str();
+}
+
+model::LoraConfig lora_config(const JobConfig& c) {
+  model::LoraConfig lora;
+  if (!c.lora_init.empty()) {
+    lora = model::read_adapter_config(c.lora_init);
+    const std::string where = "lora.init " + c.lora_init;
+    ANGLE_CHECK(c.lora_r == 0 || c.lora_r == lora.r, "lora.r ", c.lora_r, " differs from the r ", lora.r, " of ", where);
+    ANGLE_CHECK(!c.lora_alpha || *c.lora_alpha == lora.alpha, "lora.alpha ", *c.lora_alpha, " differs from the alpha ",
+                lora.alpha, " of ", where);
+    ANGLE_CHECK(!c.lora_target_modules ||
+                    model::parse_target_modules(*c.lora_target_modules, "lora.target_modules") == lora.target_modules,
+                "lora.target_modules '", c.lora_target_modules.value_or(""), "' differs from those of ", where);
+  } else {
+    lora.r = c.lora_r;
+    if (lora.r == 0) return lora;
+    if (c.lora_alpha) lora.alpha = *c.lora_alpha;
+    if (c.lora_target_modules) lora.target_modules = model::parse_target_modules(*c.lora_target_modules, "lora.target_modules");
+  }
+  if (c.lora_dropout) lora.dropout = *c.lora_dropout;
+  lora.validate("[lora]");
+  return lora;
+}
+
+model::EncoderOptions encoder_options(const JobConfig& c) {
+  model::EncoderOptions options;
+  options.pooling = c.pooling;
+  options.max_length = c.max_length;
+  options.dropout = c.dropout;
+  options.device = c.device;
+  options.lora = lora_config(c);
+  options.lora_init = c.lora_init;
+  options.lora_seed = c.seed;
+  return options;
 }
 
 uint64_t JobConfig::identity_hash() const {

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "model/encoder.h"
+
 namespace angle::train {
 
 struct JobConfig {
@@ -17,6 +19,12 @@ struct JobConfig {
   std::optional<size_t> max_length;
   std::string dtype = "fp32";         // fp32 | bf16 (bf16: autocast of the forward pass)
   std::optional<double> dropout;      // overrides hidden and attention dropout; 0 disables
+  std::optional<bool> is_llm;         // angle-emb's flag; here detected from config.json, and checked when given
+  // [lora] (r 0 and no init: full fine-tuning)
+  long lora_r = 0;
+  std::optional<double> lora_alpha, lora_dropout;  // default 32 and 0.1 (angle-emb's), or the init adapter's
+  std::optional<std::string> lora_target_modules;  // default all seven projections, or the init adapter's
+  std::string lora_init;              // a PEFT adapter directory to start from
   // [data]
   std::string train;                  // comma-separated PATH.h5 or FORMAT:PATH specs
   std::string dev, test;              // stsb:PATH or sick:PATH
@@ -72,5 +80,10 @@ std::optional<JobConfig> parse_job(const std::string& file, const std::vector<st
 // The same for a job's text (`file` names it in messages), e.g. the one a checkpoint records.
 JobConfig parse_job_text(const std::string& text, const std::string& file, const std::vector<std::string>& overrides = {});
 std::string job_help();
+
+// The adapters the job asks for (r 0: none); checked against the [lora] init adapter's config.
+model::LoraConfig lora_config(const JobConfig& c);
+// How the job loads its model: [model] keys, the device, the adapters (fresh ones seeded by train.seed).
+model::EncoderOptions encoder_options(const JobConfig& c);
 
 }  // namespace angle::train

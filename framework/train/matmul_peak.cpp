@@ -10,11 +10,15 @@
 
 namespace angle::train {
 
-double linear_layers_mm_flops(const model::BertConfig& config, int64_t rows, c10::ScalarType dtype,
+double linear_layers_mm_flops(const plan::ModelShape& shape, int64_t rows, c10::ScalarType dtype,
                               const c10::Device& device, double seconds) {
-  const int64_t h = config.hidden_size, f = config.intermediate_size;
+  const int64_t h = shape.hidden, f = shape.intermediate;
   rows = std::max<int64_t>(rows, 1);
-  const std::vector<std::pair<int64_t, int64_t>> shapes = {{h, h}, {h, h}, {h, h}, {h, h}, {h, f}, {f, h}};
+  std::vector<std::pair<int64_t, int64_t>> shapes = {{h, h}, {h, h}, {h, h}, {h, h}, {h, f}, {f, h}};
+  if (shape.decoder) {
+    const int64_t q = shape.heads * shape.head_dim, kv = shape.kv_heads * shape.head_dim;
+    shapes = {{h, q}, {h, kv}, {h, kv}, {q, h}, {h, f}, {h, f}, {f, h}};
+  }
   std::vector<at::Tensor> inputs, weights;
   double flops_per_layer = 0;
   for (const auto& [in, out] : shapes) {

@@ -7,15 +7,16 @@
 
 #include <cstdint>
 
-#include "model/bert_config.h"
+#include "plan/model_shape.h"
 
 namespace angle::train {
 
-// at::mm of [rows, in] x [in, out] for each linear layer shape of a BERT layer (Q, K, V and the
-// attention output: hidden -> hidden; the MLP: hidden -> intermediate -> hidden), forward only,
+// at::mm of [rows, in] x [in, out] for each linear layer shape of a layer (BERT: Q, K, V and the
+// attention output: hidden -> hidden, the MLP: hidden -> intermediate -> hidden; a decoder: Q, K, V
+// and O by its heads, key/value heads and head size, the MLP's gate, up and down), forward only,
 // in `dtype` on `device`, repeated for about `seconds`; returns FLOPs (2 * rows * in * out each)
 // per second.
-double linear_layers_mm_flops(const model::BertConfig& config, int64_t rows, c10::ScalarType dtype,
+double linear_layers_mm_flops(const plan::ModelShape& shape, int64_t rows, c10::ScalarType dtype,
                               const c10::Device& device, double seconds = 1.0);
 
 }  // namespace angle::train

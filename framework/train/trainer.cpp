@@ -220,7 +220,7 @@ std::string test_summary(const JobConfig& c, const json& result) {
 // The end of a run, on every rank: the run's phase table and this rank's achieved model FLOP/s
 // beside what at::mm reaches on the encoder's linear-layer shapes (every rank measures at once, so
 // that the peak sees the same sharing of cores as training did); rank 0 prints them.
-json profile_summary(const StepProfile& profile, const model::BertConfig& config, const JobConfig& c,
+json profile_summary(const StepProfile& profile, const plan::ModelShape& config, const JobConfig& c,
                      const at::Device& device, double tokens, double flops, int rank) {
   json j = profile.run_json();
   const double steps = static_cast<double>(std::max(1L, profile.run_steps()));
@@ -282,15 +282,12 @@ int train(const JobConfig& c, comm::Comm& comm) {
   std::optional<data::StsPairs> dev_set, test_set;
   if (!c.dev.empty()) dev_set = data::read_sts_spec(c.dev);
   if (!c.test.empty()) test_set = data::read_sts_spec(c.test);
-  ANGLE_CHECK(!model::is_decoder_dir(c.model_path), "angle train supports BERT-family models only so far; ", c.model_path,
-              " is a decoder (decoder training with LoRA is not there yet)");
-
-  model::EncoderOptions options;
-  options.pooling = c.pooling;
-  options.max_length = c.max_length;
-  options.dropout = c.dropout;
-  options.device = c.device;
-  model::Encoder encoder = model::load_encoder(c.model_path, options);
+  if (c.is_llm && !model::is_adapter_dir(c.model_path)) {
+    const bool decoder = model::is_decoder_dir(c.model_path);
+    ANGLE_CHECK(*c.is_llm == decoder, "model.is_llm = ", *c.is_llm ? "true" : "false", " but ", c.model_path, " is ",
+                decoder ? "a LLaMA-family decoder" : "a BERT-family encoder");
+  }
+  model::Encoder encoder = model::load_encoder(c.model_path, encoder_options(c));
   model::check_exportable(encoder.pooling);
   const TrainingData data(c, encoder.tokenizer, encoder.max_length);
   const LossSettings loss_settings{data.format(), loss_weights(c), data.weighted(), c.local_negatives};
@@ -308,11 +305,12 @@ int train(const JobConfig& c, comm::Comm& comm) {
   const long eval_every = c.eval_every > 0 ? c.eval_every : batches_per_epoch;
 
   model::Backbone& model = *encoder.model;
-  const model::BertConfig& bert = encoder.bert_config("angle train");
   if (c.param_dtype == "bf16" || c.reduce_dtype == "bf16") check_bf16(encoder.device);
-  const FlopCounter flop_counter{plan::bert_shape(bert)};
+  const FlopCounter flop_counter{plan::shape_from_config(
+      (fs::path(encoder.export_spec.source_dir) / "config.json").string(), encoder.export_spec.lora.r)};
+  // Weight decay on matrices (adapters included), not on biases and norms (HF Trainer's rule).
   shard::ShardedModel sharded(model, comm, shard_options(c), [](const std::string& name) {
-    return !(name.ends_with("bias") || name.find("LayerNorm") != std::string::npos);
+    return !(name.ends_with("bias") || name.find("LayerNorm") != std::string::npos || name.ends_with("norm.weight"));
   });
   const shard::MemoryLedger& memory = sharded.memory();
   if (rank == 0)
@@ -470,7 +468,7 @@ int train(const JobConfig& c, comm::Comm& comm) {
   }
   model.train(false);
   profile.end_run();
-  const json step_profile = profile_summary(profile, bert, c, encoder.device, run_tokens, run_flops, rank);
+  const json step_profile = profile_summary(profile, flop_counter.shape, c, encoder.device, run_tokens, run_flops, rank);
   run_peak_state = std::max(run_peak_state, memory.peak());
   std::fprintf(stderr, "[rank %d] peak model state %.1f MiB (stage %d), peak RSS %.1f MiB\n", rank,
                static_cast<double>(run_peak_state) / (1 << 20), c.stage,

@@ -112,10 +112,10 @@ def main():
     expect.failure('unsupported decoder model_type', embed(decoder_dir('falcon', model_type='falcon')),
                    ['config.json', "model_type 'falcon'", 'llama, mistral, qwen2, qwen3'], out)
     jobs = pathlib.Path(__file__).resolve().parents[2] / 'jobs'
-    expect.failure('training a decoder (not supported yet), refused before any data is read',
+    expect.failure('model.is_llm contradicting config.json, refused before any data is read',
                    ['train', '--job', jobs / 'stsb.ini', '--model.path', decoder_dir('train-decoder'),
-                    '--run.output_dir', work / 'train-out', '--data.dev', '', '--data.test', ''],
-                   ['angle train supports BERT-family models only', 'is a decoder'], work / 'train-out')
+                    '--model.is_llm', 'false', '--run.output_dir', work / 'train-out', '--data.dev', '',
+                    '--data.test', ''], ['model.is_llm = false', 'is a LLaMA-family decoder'], work / 'train-out')
     expect.failure('unsupported rope scaling', embed(decoder_dir('yarn', rope_scaling={'type': 'yarn', 'factor': 4.0})),
                    ['config.json', "rope scaling type 'yarn' is not supported"], out)
     expect.failure('sharded index naming a missing file',

@@ -1,6 +1,7 @@
 // Decoder parity with HuggingFace: make_tiny_decoders.py stores, for real sentences padded on the
 // left and on the right, HF's token ids, transformers' fp32 and bf16 last hidden states and
-// angle-emb's `last` pooling; here our tokenizer, decoder and pooling must reproduce them.
+// angle-emb's `last` pooling; here our tokenizer, decoder and pooling must reproduce them. DIR may
+// be a PEFT adapter directory: then the references are peft's (base + LoRA adapters).
 //   angle_decoder_oracle_tests -- --model DIR --reference FILE.safetensors
 #define BOOST_TEST_MODULE angle_decoder_oracle_tests
 #include <ATen/ATen.h>
@@ -69,7 +70,8 @@ BOOST_AUTO_TEST_CASE(last_hidden_state_within_1e4_of_transformers_fp32) {
 
 // bf16 rounds every product differently in any two implementations; the stated tolerance: our
 // bf16 hidden state is no further from transformers' fp32 one than transformers' own bf16 run is
-// (x 1.5), and within 0.1 of it in absolute terms.
+// (x 1.5), and within 0.1 of it relative to the largest magnitude (at least 1: tiny models stay
+// within 0.1 absolute; a real model's activations reach the tens).
 BOOST_AUTO_TEST_CASE(bf16_last_hidden_state_as_close_to_fp32_as_transformers_bf16) {
   Reference ref;
   model::EncoderOptions options;
@@ -84,7 +86,8 @@ BOOST_AUTO_TEST_CASE(bf16_last_hidden_state_as_close_to_fp32_as_transformers_bf1
     BOOST_TEST_MESSAGE(side << " padding, bf16: max error vs fp32 ours " << ours_error << ", transformers "
                             << theirs_error);
     BOOST_TEST(ours_error <= 1.5 * theirs_error + 1e-3);
-    BOOST_TEST(ours_error <= 0.1);
+    const double scale = std::max(1.0, (fp32 * mask.unsqueeze(-1)).abs().max().item<double>());
+    BOOST_TEST(ours_error <= 0.1 * scale);
   }
 }
 
