@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 
+#include "core/atomic_output.h"
 #include "core/error.h"
 #include "core/json_file.h"
 #include "model/backbone.h"
@@ -135,9 +135,7 @@ void write_adapter(const Backbone& model, const LoraConfig& lora, const std::str
                        {"inference_mode", true}, {"init_lora_weights", true}, {"use_dora", false},
                        {"use_rslora", false}, {"modules_to_save", nullptr}, {"layers_to_transform", nullptr},
                        {"rank_pattern", json::object()}, {"alpha_pattern", json::object()}};
-  std::ofstream out(fs::path(dir) / kConfigFile);
-  out << config.dump(2) << "\n";
-  ANGLE_CHECK(out.good(), dir, "/", kConfigFile, ": write failed");
+  write_atomically((fs::path(dir) / kConfigFile).string(), config.dump(2) + "\n");
 }
 
 void init_adapters(Backbone& model, uint64_t seed) {
@@ -162,7 +160,6 @@ void load_adapters(Backbone& model, const std::string& dir) {
 
 at::Tensor lora_delta(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double scaling, double dropout,
                       bool training) {
-  if (!a.defined()) return {};
   const at::Tensor in = training && dropout > 0 ? model::dropout(x, dropout) : x;
   return at::linear(at::linear(in, a), b) * scaling;
 }

@@ -8,7 +8,6 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,8 +54,7 @@ void init_adapters(Backbone& model, uint64_t seed);
 // The adapters stored in the PEFT directory `dir` (an error names a missing or misshapen one).
 void load_adapters(Backbone& model, const std::string& dir);
 
-// The low-rank update of one projection: scaling · B A dropout(x), or an undefined tensor when the
-// projection has no adapter.
+// The low-rank update of one projection: scaling · B A dropout(x) (dropout only in training).
 at::Tensor lora_delta(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double scaling, double dropout,
                       bool training);
 

@@ -13,10 +13,7 @@ model is a PEFT adapter directory (base + LoRA; transformers: peft's PeftModel).
 import argparse
 import os
 import pathlib
-import re
-import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -25,6 +22,7 @@ from common import stsb_pairs  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from distributed_step_time import machine  # noqa: E402
+from embed_throughput import angle_embed_rates  # noqa: E402
 
 
 def transformers_rate(model_dir, texts, batch_size, dtype, repeats):
@@ -71,27 +69,14 @@ def main():
     args = ap.parse_args()
     a, b, _ = stsb_pairs(args.stsb)
     texts = a + b
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     import torch
     torch.set_num_threads(args.threads)
     theirs, tokens = {}, 0
     for dtype, torch_dtype in (('fp32', torch.float32), ('bf16', torch.bfloat16)):
         theirs[dtype], tokens = transformers_rate(args.model, texts, args.batch_size, torch_dtype, args.repeats)
 
-    ours = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        inp = pathlib.Path(tmp) / 'texts.txt'
-        inp.write_text('\n'.join(texts) + '\n', encoding='utf-8')
-        for dtype in ('fp32', 'bf16'):
-            for _ in range(args.repeats):
-                proc = subprocess.run([args.angle, 'embed', '--model', args.model, '--input', inp, '--output',
-                                       pathlib.Path(tmp) / 'e.npy', '--batch-size', str(args.batch_size), '--threads',
-                                       str(args.threads), '--dtype', dtype, '--max-length', '512', '--quiet'],
-                                      capture_output=True, text=True, env=env)
-                if proc.returncode != 0:
-                    sys.exit(proc.stderr)
-                rate = tokens / float(re.search(r'in ([0-9.]+) s', proc.stderr).group(1))
-                ours[dtype] = max(ours.get(dtype, 0.0), rate)
+    ours = angle_embed_rates(args.angle, args.model, texts, args.batch_size, args.threads, args.repeats, tokens,
+                             ['--max-length', '512'])
 
     print(f'machine: {machine()}; torch {torch.__version__}')
     print(f'model {args.model}, {len(texts)} STS-B test sentences ({tokens} tokens), batch {args.batch_size}, '

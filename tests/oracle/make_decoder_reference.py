@@ -8,7 +8,7 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from make_tiny_decoders import reference_sentences, save_references  # noqa: E402
+from make_tiny_decoders import reference_sentences, save_transformers_references  # noqa: E402
 
 
 def main():
@@ -17,13 +17,8 @@ def main():
     ap.add_argument('--data-dir', required=True)
     ap.add_argument('--out', required=True)
     args = ap.parse_args()
-    import torch
-    from transformers import AutoModel, AutoModelForCausalLM
-    bases = {dtype: AutoModel.from_pretrained(args.model, dtype=dtype).eval() for dtype in (torch.float32, torch.bfloat16)}
-    causal = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    save_references(args.out, reference_sentences(args.data_dir), args.model,
-                    lambda dtype, inputs: bases[dtype](**inputs).last_hidden_state, causal)
+    save_transformers_references(args.model, args.out, reference_sentences(args.data_dir))
 
 
 if __name__ == '__main__':

@@ -101,6 +101,16 @@ def save_references(path, picks, tokenizer_dir, forward, pooler_model):
     save_file(tensors, str(path))
 
 
+def save_transformers_references(model_dir, path, picks):
+    """save_references for a plain decoder directory: transformers' AutoModel in fp32 and bf16,
+    angle-emb's Pooler over its …ForCausalLM."""
+    import torch
+    from transformers import AutoModel, AutoModelForCausalLM
+    bases = {dtype: AutoModel.from_pretrained(model_dir, dtype=dtype).eval() for dtype in (torch.float32, torch.bfloat16)}
+    causal = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    save_references(path, picks, model_dir, lambda dtype, inputs: bases[dtype](**inputs).last_hidden_state, causal)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--tokenizers', required=True)
@@ -109,7 +119,7 @@ def main():
     args = ap.parse_args()
     import torch
     from peft import PeftModel
-    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = fresh_dir(args.out)
     picks = reference_sentences(args.data_dir)
@@ -126,10 +136,7 @@ def main():
         model.save_pretrained(model_dir, max_shard_size='100KB' if name == 'llama' else '1GB')
         for f in tokenizer_dir.iterdir():
             shutil.copy(f, model_dir / f.name)
-        bases = {dtype: AutoModel.from_pretrained(model_dir, dtype=dtype).eval()
-                 for dtype in (torch.float32, torch.bfloat16)}
-        save_references(out / f'{name}-reference.safetensors', picks, model_dir,
-                        lambda dtype, inputs: bases[dtype](**inputs).last_hidden_state, model)
+        save_transformers_references(model_dir, out / f'{name}-reference.safetensors', picks)
         files = sorted(p.name for p in model_dir.glob('*.safetensors*'))
         print(f'{name}: {sum(p.numel() for p in model.parameters())} parameters, {files}', flush=True)
         if name not in LORA:
