@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "loss/angle_loss.h"
+#include "model/decoder_config.h"
 #include "model/encoder.h"
 #include "comm/comm.h"
 #include "core/text_file.h"
@@ -184,10 +185,22 @@ int plan_job(const po::variables_map& vm, const std::vector<std::string>& overri
   auto job = train::parse_job(vm["job"].as<std::string>(), overrides);
   ANGLE_CHECK(job->global_batch % (ranks * job->grad_accum) == 0, "train.global_batch ", job->global_batch,
               " must be divisible by ranks x train.grad_accum = ", ranks, " x ", job->grad_accum);
-  const model::BertConfig config = model::BertConfig::from_file(job->model_path + "/config.json");
-  const plan::ModelShape shape = plan::bert_shape(config);
+  const std::string config_path = job->model_path + "/config.json";
+  const model::LoraConfig lora = train::lora_config(*job);
+  const plan::ModelShape shape = plan::shape_from_config(config_path, lora);
+  // What the model's config says of positions and dropout (a decoder's only dropout is attention's).
+  int64_t max_positions = 0;
+  bool config_dropout = false;
+  if (shape.decoder) {
+    const auto config = model::DecoderConfig::from_file(config_path);
+    max_positions = config.max_position_embeddings, config_dropout = config.attention_dropout > 0;
+  } else {
+    const auto config = model::BertConfig::from_file(config_path);
+    max_positions = config.max_position_embeddings;
+    config_dropout = config.hidden_dropout_prob > 0 || config.attention_probs_dropout_prob > 0;
+  }
   text::Tokenizer tokenizer = text::Tokenizer::from_model_dir(job->model_path);
-  const size_t max_length = job->max_length.value_or(model::default_max_length(job->model_path, tokenizer, config.max_position_embeddings));
+  const size_t max_length = job->max_length.value_or(model::default_max_length(job->model_path, tokenizer, max_positions));
   const train::TrainingData data(*job, tokenizer, max_length);
 
   plan::ShardSettings shard;
@@ -210,8 +223,7 @@ int plan_job(const po::variables_map& vm, const std::vector<std::string>& overri
   o.machine = machine_from(vm, ranks, cpu);
   o.machine_label = "thread, " + std::to_string(o.machine.cores) + " cores per node";
   plan::CommSetup setup{&*job, &shape, &data, shard, tokenizer.encode("", max_length), tokenizer.pad_id(),
-                        job->dropout ? *job->dropout > 0
-                                     : config.hidden_dropout_prob > 0 || config.attention_probs_dropout_prob > 0};
+                        job->dropout ? *job->dropout > 0 : config_dropout, lora.enabled() && lora.dropout > 0};
   // Every rank in steps 1..S: the peak memory is the largest forward and loss of any of them (a
   // rank's RSS keeps its high-water mark); step S gives rank 0's traffic and the step's work.
   Work work;
@@ -248,7 +260,9 @@ int plan_projection(const po::variables_map& vm, int64_t ranks) {
   const std::string config = vm["project"].as<std::string>();
   const int64_t lora = vm["lora"].as<int64_t>();
   ANGLE_CHECK(lora >= 0, "--lora ", lora, ": must be 0 (full fine-tuning) or a positive rank");
-  const plan::ModelShape shape = plan::shape_from_config(config, lora);
+  model::LoraConfig adapters;
+  adapters.r = lora;
+  const plan::ModelShape shape = plan::shape_from_config(config, adapters);
   const std::string format = vm["format"].as<std::string>(), dtype = vm["dtype"].as<std::string>();
   ANGLE_CHECK(format == "A" || format == "B" || format == "C", "--format '", format, "': expected A, B or C");
   ANGLE_CHECK(dtype == "bf16" || dtype == "fp32", "--dtype '", dtype, "': expected bf16 or fp32");

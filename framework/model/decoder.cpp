@@ -161,13 +161,15 @@ struct DecoderModel::Impl : nn::Module {
           p.lora_a = next(lora.targets(name)), p.lora_b = next(lora.targets(name));
           return p;
         };
-        // As peft: the adapter in its own dtype (fp32 beside a bf16 base), the sum in the base's.
+        // As peft: the adapter in its own dtype (fp32 beside a bf16 base), the sum computed in
+        // fp32 and stored in the base's dtype. Added in place (autograd keeps neither operand): a
+        // fresh output-sized sum per projection would be freed at once, yet stay resident in the
+        // heap between the tensors autograd keeps (plan/activation_plan.cpp counts the one left).
         auto project = [&](const at::Tensor& x, const Projection& p) {
           at::Tensor y = at::linear(x, p.weight, p.bias);
           if (!p.lora_a.defined()) return y;
-          const at::Tensor delta = lora_delta(x.to(p.lora_a.scalar_type()), p.lora_a, p.lora_b, lora.scaling(),
-                                              lora.dropout, training);
-          return (y + delta).to(y.scalar_type());
+          return y.add_(lora_delta(x.to(p.lora_a.scalar_type()), p.lora_a, p.lora_b, lora.scaling(), lora.dropout,
+                                   training));
         };
         const Projection wq = projection("q_proj", bias), wk = projection("k_proj", bias),
                          wv = projection("v_proj", bias), wo = projection("o_proj", out_bias);

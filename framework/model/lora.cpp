@@ -161,7 +161,7 @@ void load_adapters(Backbone& model, const std::string& dir) {
 at::Tensor lora_delta(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double scaling, double dropout,
                       bool training) {
   const at::Tensor in = training && dropout > 0 ? model::dropout(x, dropout) : x;
-  return at::linear(at::linear(in, a), b) * scaling;
+  return at::linear(at::linear(in, a), b).mul_(scaling);  // in place: no second output-sized tensor
 }
 
 std::vector<std::pair<std::string, at::Tensor>> merged_parameters(const Backbone& model, const LoraConfig& lora) {

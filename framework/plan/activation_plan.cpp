@@ -1,5 +1,9 @@
 #include "plan/activation_plan.h"
 
+#include <algorithm>
+#include <map>
+#include <string>
+
 namespace angle::plan {
 
 namespace {
@@ -35,18 +39,69 @@ int64_t layer_activation_bytes(const ModelShape& shape, const ForwardShape& f) {
   return bytes;
 }
 
-// A LLaMA-family layer as transformers' LlamaDecoderLayer runs in bf16 with a fused attention
-// kernel (counted by hand, not measured here: the product does not train decoders yet): per
-// token, each RMSNorm keeps its float32 input (4h) and bf16 output (2h); the kernel keeps the
-// rotated Q (2q) and K, V (2kv each) and its output (2q, also the output projection's input); the
-// MLP keeps gate and up outputs, the SiLU output and the product (2f each). Adapters' rank-r
-// intermediates are left out.
-int64_t decoder_activation_bytes(const ModelShape& shape, const ForwardShape& f) {
+// One layer of model::DecoderModel in float32, counted from decoder.cpp per padded position
+// (decoders do not pack): the layer's input and the attention residual (the second norm's input),
+// both norms' reciprocal RMS, the rotated Q and K and V (after the grouped-query repeat) and the
+// fused kernel's output (also the output projection's input) and log-sum-exp, the gate and up
+// outputs and the SiLU output; with full fine-tuning also both norms' normalised inputs (for their
+// weights' gradients) and the inputs of q/k/v, gate/up and down. With LoRA an adapter keeps its
+// input (shared by the projections that read the same tensor) and its rank-r intermediate; with
+// adapter dropout each adapter keeps its own float mask and dropped input instead. The additive
+// float mask the attention kernel builds from the boolean one is counted per layer.
+int64_t decoder_layer_activation_bytes(const ModelShape& shape, const ForwardShape& f) {
+  const int64_t positions = f.rows * f.longest, h = shape.hidden, q = shape.heads * shape.head_dim,
+                ff = shape.intermediate, r = shape.lora_rank;
+  int64_t per_position = 8 * h + 8 + 16 * q + 4 * shape.heads + 12 * ff;
+  if (r == 0) {
+    per_position += 16 * h + 4 * ff;
+  } else {
+    // The projections that read one tensor of `width` values per position, and whether the
+    // layer keeps that tensor anyway (the output projection reads the kernel's output).
+    auto readers = [&](std::initializer_list<const char*> names, int64_t width, bool kept) {
+      int64_t adapters = 0;
+      for (const char* name : names) adapters += std::count(shape.adapted.begin(), shape.adapted.end(), name);
+      if (f.adapter_dropout) return adapters * (8 * width + 4 * r);
+      return adapters * 4 * r + (adapters > 0 && !kept ? 4 * width : 0);
+    };
+    per_position += readers({"q_proj", "k_proj", "v_proj"}, h, false) + readers({"o_proj"}, q, true) +
+                    readers({"gate_proj", "up_proj"}, h, false) + readers({"down_proj"}, ff, false);
+  }
+  return positions * per_position + f.rows * f.longest * f.longest * 4;
+}
+
+namespace {
+
+// A LLaMA-family layer as transformers runs it in bf16 with a fused attention kernel on an
+// accelerator (`angle plan --project --dtype bf16`; counted by hand): per token, each RMSNorm
+// keeps its float32 input (4h) and bf16 output (2h); the kernel keeps the rotated Q (2q) and K,
+// V (2kv each) and its output (2q, also the output projection's input); the MLP keeps gate and
+// up outputs, the SiLU output and the product (2f each). Adapters' rank-r intermediates are left out.
+int64_t transformers_bf16_decoder_bytes(const ModelShape& shape, const ForwardShape& f) {
   const int64_t tokens = f.rows * f.longest, h = shape.hidden, q = shape.heads * shape.head_dim,
                 kv = shape.kv_heads * shape.head_dim, ff = shape.intermediate;
   const int64_t layer = tokens * (12 * h + 4 * q + 4 * kv + 8 * ff);
   const int64_t in_flight = tokens * (4 * ff + 4 * h);  // the largest layer's input gradients (bf16)
   return shape.layers * layer + in_flight;
+}
+
+}  // namespace
+
+int64_t decoder_activation_bytes(const ModelShape& shape, const ForwardShape& f) {
+  if (f.bf16) return transformers_bf16_decoder_bytes(shape, f);
+  const int64_t positions = f.rows * f.longest, h = shape.hidden;
+  // The final norm's input and reciprocal RMS (and normalised input when its weight trains); during
+  // the backward of a layer, the gradients of its largest tensors (the MLP's, a few hidden-sized).
+  const int64_t final_norm = positions * (4 * h + 4 + (shape.lora_rank == 0 ? 4 * h : 0));
+  const int64_t in_flight = positions * (8 * shape.intermediate + 16 * h);
+  // Each adapter's output, freed as soon as it is added to its projection's, stays resident in the
+  // heap between the tensors autograd keeps (glibc serves these sizes from the heap once a freed
+  // mapping has raised its threshold); measured in mpi_plan's LoRA runs.
+  int64_t adapter_outputs = 0;
+  const int64_t q = shape.heads * shape.head_dim, kv = shape.kv_heads * shape.head_dim, ff = shape.intermediate;
+  const std::map<std::string, int64_t> widths = {{"q_proj", q},     {"k_proj", kv},  {"v_proj", kv},   {"o_proj", h},
+                                                 {"gate_proj", ff}, {"up_proj", ff}, {"down_proj", h}};
+  for (const std::string& name : shape.adapted) adapter_outputs += positions * 4 * widths.at(name);
+  return shape.layers * (decoder_layer_activation_bytes(shape, f) + adapter_outputs) + final_norm + in_flight;
 }
 
 int64_t activation_bytes(const ModelShape& shape, const ForwardShape& f) {

@@ -9,13 +9,14 @@ namespace angle::plan {
 namespace {
 
 // The token ids the word-embedding lookup sees for these rows: the packed real tokens, or every
-// padded position (pad ids included) when the batch is nearly dense (model/bert.cpp's rule); a
-// rank without rows looks up its dummy row.
+// padded position (pad ids included) when the batch is nearly dense (model/bert.cpp's rule) or
+// the model is a decoder (always padded); a rank without rows looks up its dummy row.
 struct Lookup {
   int64_t count = 0;
   std::set<int64_t> unique;
 };
-Lookup lookup_of(std::vector<const std::vector<int64_t>*> rows, const std::vector<int64_t>& dummy, int64_t pad_id) {
+Lookup lookup_of(std::vector<const std::vector<int64_t>*> rows, const std::vector<int64_t>& dummy, int64_t pad_id,
+                 bool packs) {
   if (rows.empty()) rows = {&dummy};
   Lookup l;
   int64_t tokens = 0, longest = 0;
@@ -24,7 +25,7 @@ Lookup lookup_of(std::vector<const std::vector<int64_t>*> rows, const std::vecto
     l.unique.insert(r->begin(), r->end());
   }
   const int64_t padded = static_cast<int64_t>(rows.size()) * longest;
-  const bool dense = tokens * 10 >= padded * 9;
+  const bool dense = !packs || tokens * 10 >= padded * 9;
   l.count = dense ? padded : tokens;
   if (dense && padded > tokens) l.unique.insert(pad_id);
   return l;
@@ -74,12 +75,21 @@ CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step) {
     }
   }
   // Stage 3 all-gathers each unit's shard before its forward and, except the last unit, again
-  // before its backward; the word embeddings are looked up by rows instead.
+  // before its backward (trainable and frozen parameters as two buffers, each padded); the word
+  // embeddings are looked up by rows instead.
+  auto gather_unit = [&](const char* phase, const UnitShape& u) {
+    for (int64_t numel : {u.numel(), u.frozen})
+      if (numel > 0) gather(phase, (numel + n - 1) / n * s.param_bytes);
+  };
   auto stage3_forward = [&]() {
-    for (size_t u = 1; u < shape.units.size(); ++u) gather("forward", unit_shards[u] * s.param_bytes);
+    for (size_t u = 1; u < shape.units.size(); ++u) gather_unit("forward", shape.units[u]);
   };
   auto stage3_backward = [&]() {
-    for (size_t u = 1; u + 1 < shape.units.size(); ++u) gather("backward", unit_shards[u] * s.param_bytes);
+    for (size_t u = 1; u + 1 < shape.units.size(); ++u) gather_unit("backward", shape.units[u]);
+  };
+  const bool packs = !shape.decoder, words_train = shape.units.front().numel() > 0;
+  auto lookup = [&](const std::vector<const std::vector<int64_t>*>& rows) {
+    return lookup_of(rows, dummy, setup.pad_id, packs);
   };
   for (size_t m = 0; m < slices[0].size(); ++m) {
     // Batch: the duplicate filter's exchange (a count, then k hashes and a flag per example).
@@ -118,7 +128,7 @@ CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step) {
       if (s.stage < 3) return;
       std::set<int64_t> all;
       for (int r = 0; r < n; ++r) {
-        const std::set<int64_t> mine = lookup_of(chunk_of(r, i), dummy, setup.pad_id).unique;
+        const std::set<int64_t> mine = lookup(chunk_of(r, i)).unique;
         if (r == rank) gather("forward", 8), gather("forward", 8 * mine.size());
         all.insert(mine.begin(), mine.end());
       }
@@ -126,21 +136,23 @@ CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step) {
       stage3_forward();
       return;
     };
-    // One backward: stages 2/3 reduce every dense gradient and all-gather the word-embedding rows.
+    // One backward: stages 2/3 reduce every dense gradient and all-gather the word-embedding rows
+    // (when they train).
     auto backward = [&](int64_t i) {
       if (s.stage == 1) return;
       for (const uint64_t bytes : dense_pieces) add("backward", "reduce", bytes);
-      int64_t word_rows = lookup_of(chunk_of(rank, i), dummy, setup.pad_id).count;
+      int64_t word_rows = lookup(chunk_of(rank, i)).count;
       if (s.stage == 3) {
         std::set<int64_t> all;
         for (int r = 0; r < n; ++r) {
-          const std::set<int64_t> mine = lookup_of(chunk_of(r, i), dummy, setup.pad_id).unique;
+          const std::set<int64_t> mine = lookup(chunk_of(r, i)).unique;
           all.insert(mine.begin(), mine.end());
         }
         word_rows = static_cast<int64_t>(all.size());
         stage3_backward();
       }
-      gather("backward", 8), gather("backward", 8 * word_rows), gather("backward", word_rows * h * s.reduce_bytes);
+      if (words_train)
+        gather("backward", 8), gather("backward", 8 * word_rows), gather("backward", word_rows * h * s.reduce_bytes);
     };
     const int64_t kept = static_cast<int64_t>(rows[rank].size()) / k;
     auto loss = [&]() {
@@ -153,7 +165,7 @@ CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step) {
     for (int r = 0; r < n; ++r) global_rows += static_cast<int64_t>(rows[r].size());
     out.loss_bytes = std::max(out.loss_bytes, loss_bytes(shape, global_rows, global_rows));
     for (int64_t i = 0; i < chunks; ++i) {
-      ForwardShape f{0, 0, 0, setup.dropout};
+      ForwardShape f{0, 0, 0, setup.dropout, setup.adapter_dropout};
       for (const auto* row : chunk_of(rank, i)) {
         ++f.rows, f.tokens += static_cast<int64_t>(row->size());
         f.longest = std::max<int64_t>(f.longest, static_cast<int64_t>(row->size()));
@@ -179,12 +191,15 @@ CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step) {
     }
   }
   // Step: stage 1 reduce-scatters the gradient (several ranks or bf16), every stage sums the norm,
-  // stages 1/2 gather the updated parameters; then the stop-signal sum (several ranks).
-  if (s.stage == 1 && (n > 1 || s.reduce_bytes != 4))
-    for (size_t u = 0; u < shape.units.size(); ++u) add("step", "reduce_scatter", unit_shards[u] * n * s.reduce_bytes);
+  // stages 1/2 gather the updated parameters (units with nothing to train skip both); then the
+  // stop-signal sum (several ranks).
+  for (size_t u = 0; u < shape.units.size(); ++u)
+    if (s.stage == 1 && (n > 1 || s.reduce_bytes != 4) && unit_shards[u] > 0)
+      add("step", "reduce_scatter", unit_shards[u] * n * s.reduce_bytes);
   add("step", "all_reduce", 8);
   if (s.stage < 3)
-    for (size_t u = 0; u < shape.units.size(); ++u) gather("step", unit_shards[u] * s.param_bytes);
+    for (size_t u = 0; u < shape.units.size(); ++u)
+      if (unit_shards[u] > 0) gather("step", unit_shards[u] * s.param_bytes);
   if (n > 1) add("step", "all_reduce", 8);
   return out;
 }

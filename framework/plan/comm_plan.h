@@ -39,7 +39,8 @@ struct CommSetup {
   ShardSettings shard;
   std::vector<int64_t> empty_text_ids;  // the dummy row of a rank without rows ("" tokenized)
   int64_t pad_id = 0;
-  bool dropout = false;  // dropout > 0 in training
+  bool dropout = false;          // dropout > 0 in training
+  bool adapter_dropout = false;  // LoRA dropout > 0 in training
 };
 
 // Rank `rank` of `setup.shard.ranks` in optimizer step `step` (1-based).

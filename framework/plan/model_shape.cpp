@@ -48,59 +48,53 @@ ModelShape bert_shape(const model::BertConfig& c) {
   return s;
 }
 
-namespace {
-
-bool is_decoder_type(const std::string& model_type) { return model::DecoderConfig::is_decoder(model_type); }
-
-}  // namespace
-
-ModelShape decoder_shape(const std::string& path, int64_t lora_rank) {
-  const nlohmann::json j = read_json_file(path);
-  const std::string type = json_field_or<std::string>(j, "model_type", "", path);
-  ANGLE_CHECK(is_decoder_type(type), path, ": model_type '", type,
-              "' is not a LLaMA-family decoder (llama, mistral, qwen2, qwen3)");
+ModelShape decoder_shape(const std::string& path, const model::LoraConfig& lora) {
+  const model::DecoderConfig c = model::DecoderConfig::from_file(path);
   ModelShape s;
-  s.decoder = true, s.lora_rank = lora_rank;
-  s.vocab = json_field<int64_t>(j, "vocab_size", path), s.hidden = json_field<int64_t>(j, "hidden_size", path);
-  s.layers = json_field<int64_t>(j, "num_hidden_layers", path);
-  s.heads = json_field<int64_t>(j, "num_attention_heads", path);
-  s.intermediate = json_field<int64_t>(j, "intermediate_size", path);
-  for (auto [name, value] : {std::pair{"vocab_size", s.vocab}, {"hidden_size", s.hidden}, {"num_hidden_layers", s.layers},
-                             {"num_attention_heads", s.heads}, {"intermediate_size", s.intermediate}})
-    ANGLE_CHECK(value > 0, path, ": ", name, " must be positive (got ", value, ")");
-  s.kv_heads = json_field_or<int64_t>(j, "num_key_value_heads", s.heads, path);
-  s.head_dim = json_field_or<int64_t>(j, "head_dim", s.hidden / s.heads, path);
-  ANGLE_CHECK(s.kv_heads > 0 && s.heads % s.kv_heads == 0 && s.head_dim > 0, path,
-              ": num_key_value_heads must divide num_attention_heads, head_dim must be positive");
-  const bool bias = json_field_or<bool>(j, "attention_bias", type == "qwen2", path);
+  s.decoder = true, s.lora_rank = lora.r;
+  s.vocab = c.vocab_size, s.hidden = c.hidden_size, s.layers = c.num_hidden_layers, s.heads = c.num_attention_heads;
+  s.intermediate = c.intermediate_size, s.kv_heads = c.num_key_value_heads, s.head_dim = c.head_dim;
   const int64_t h = s.hidden, f = s.intermediate, q = s.heads * s.head_dim, kv = s.kv_heads * s.head_dim;
-  const bool lora = lora_rank > 0;
-  // The seven projections as (out, in).
-  const std::vector<std::pair<int64_t, int64_t>> matrices = {{q, h}, {kv, h}, {kv, h}, {h, q}, {f, h}, {f, h}, {h, f}};
-  const int64_t biases = bias ? q + 2 * kv : 0, norms = 2 * h + (type == "qwen3" ? 2 * s.head_dim : 0);
+  // A parameter in model::DecoderModel's named_parameters() order: trainable, or frozen with LoRA.
+  auto param = [&](UnitShape& unit, int64_t numel) {
+    (lora.enabled() ? unit.frozen : unit.param_numels.emplace_back()) += numel;
+  };
+  auto projection = [&](UnitShape& unit, const std::string& name, int64_t in, int64_t out, bool bias) {
+    param(unit, out * in);
+    if (bias) param(unit, out);
+    if (!lora.targets(name)) return;
+    unit.param_numels.push_back(lora.r * in), unit.param_numels.push_back(out * lora.r);  // lora_A, lora_B
+  };
+  if (lora.enabled())
+    for (const std::string& name : model::LoraConfig::all_projections())
+      if (lora.targets(name)) s.adapted.push_back(name);
   UnitShape embed{"embed_tokens", {}, true, false};
-  (lora ? embed.frozen : embed.param_numels.emplace_back()) = s.vocab * h;
+  param(embed, s.vocab * h);
   s.units.push_back(embed);
   for (int64_t i = 0; i < s.layers; ++i) {
     UnitShape layer{"layers." + std::to_string(i), {}, false, true};
-    for (const auto& [out, in] : matrices) {
-      if (lora) layer.frozen += out * in, layer.param_numels.push_back(lora_rank * (in + out));
-      else layer.param_numels.push_back(out * in);
-    }
-    (lora ? layer.frozen : layer.param_numels.emplace_back()) += biases + norms;
+    projection(layer, "q_proj", h, q, c.attention_bias);
+    projection(layer, "k_proj", h, kv, c.attention_bias);
+    projection(layer, "v_proj", h, kv, c.attention_bias);
+    projection(layer, "o_proj", q, h, c.output_bias);
+    if (c.qk_norm) param(layer, c.head_dim), param(layer, c.head_dim);
+    projection(layer, "gate_proj", h, f, c.mlp_bias);
+    projection(layer, "up_proj", h, f, c.mlp_bias);
+    projection(layer, "down_proj", f, h, c.mlp_bias);
+    param(layer, h), param(layer, h);  // input_layernorm, post_attention_layernorm
     s.units.push_back(layer);
   }
   UnitShape norm{"norm", {}, false, true};
-  (lora ? norm.frozen : norm.param_numels.emplace_back()) = h;
+  param(norm, h);
   s.units.push_back(norm);
   return s;
 }
 
-ModelShape shape_from_config(const std::string& path, int64_t lora_rank) {
+ModelShape shape_from_config(const std::string& path, const model::LoraConfig& lora) {
   const nlohmann::json j = read_json_file(path);
   const std::string type = json_field_or<std::string>(j, "model_type", "", path);
-  if (is_decoder_type(type)) return decoder_shape(path, lora_rank);
-  ANGLE_CHECK(lora_rank == 0, path, ": LoRA is planned for LLaMA-family decoders only (model_type '", type, "')");
+  if (model::DecoderConfig::is_decoder(type)) return decoder_shape(path, lora);
+  ANGLE_CHECK(!lora.enabled(), path, ": LoRA is planned for LLaMA-family decoders only (model_type '", type, "')");
   return bert_shape(model::BertConfig::from_file(path));
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/bert_config.h"
+#include "model/lora.h"
 
 namespace angle::plan {
 
@@ -25,7 +26,8 @@ struct ModelShape {
   int64_t vocab = 0, hidden = 0, layers = 0, heads = 0, intermediate = 0;
   int64_t kv_heads = 0, head_dim = 0;  // decoders (grouped-query attention); 0 for BERT
   bool decoder = false;                // LLaMA family: activations by decoder_activation_bytes
-  int64_t lora_rank = 0;               // > 0: the matrices are frozen, their adapters train
+  int64_t lora_rank = 0;               // > 0: the base is frozen, the adapters train
+  std::vector<std::string> adapted;    // the projections of each layer that carry an adapter
   std::vector<UnitShape> units;
   int64_t numel() const;   // trainable
   int64_t frozen() const;
@@ -40,12 +42,13 @@ struct ModelShape {
 
 ModelShape bert_shape(const model::BertConfig& config);
 
-// A LLaMA-family config.json (model_type llama, mistral, qwen2, qwen3): q/k/v/o and gate/up/down
-// projections, two RMSNorms per layer, the final norm; lora_rank > 0 puts an adapter of that rank
-// on each of the seven projections and freezes everything else.
-ModelShape decoder_shape(const std::string& config_path, int64_t lora_rank);
+// A LLaMA-family config.json (model_type llama, mistral, qwen2, qwen3): the parameters of
+// model::DecoderModel in its named_parameters() order (embeddings, each layer's q/k/v/o, q/k
+// norms, gate/up/down and two RMSNorms, the final norm); with LoRA (lora.r > 0) an adapter
+// (lora_A, lora_B) on each targeted projection, everything else frozen.
+ModelShape decoder_shape(const std::string& config_path, const model::LoraConfig& lora);
 
 // BERT or LLaMA family by the config's model_type (LoRA only for the latter).
-ModelShape shape_from_config(const std::string& config_path, int64_t lora_rank);
+ModelShape shape_from_config(const std::string& config_path, const model::LoraConfig& lora);
 
 }  // namespace angle::plan

@@ -22,6 +22,11 @@ CommBytes uniform_step(const ModelShape& shape, const ShardSettings& s, const Un
     out.calls.push_back({phase, op, static_cast<uint64_t>(bytes)});
   };
   auto shard_of = [&](int64_t numel) { return (numel + n - 1) / n; };
+  // Stage 3 gathers a unit's trainable and frozen parameters as two buffers, each padded.
+  auto gather_unit = [&](const char* phase, const UnitShape& u) {
+    for (int64_t numel : {u.numel(), u.frozen})
+      if (numel > 0) add(phase, "all_gather", shard_of(numel) * s.param_bytes);
+  };
   const UnitShape& words = shape.units.front();  // looked up by rows
   // Batch: the duplicate filter's exchange.
   add("batch", "all_gather", 8), add("batch", "all_gather", 8 * (k + 1) * examples);
@@ -30,8 +35,7 @@ CommBytes uniform_step(const ModelShape& shape, const ShardSettings& s, const Un
     if (s.stage < 3) return;
     add("forward", "all_gather", 8), add("forward", "all_gather", 8 * unique);
     add("forward", "all_reduce", unique_all * h * s.param_bytes);
-    for (size_t u = 1; u < shape.units.size(); ++u)
-      add("forward", "all_gather", shard_of(shape.units[u].numel() + shape.units[u].frozen) * s.param_bytes);
+    for (size_t u = 1; u < shape.units.size(); ++u) gather_unit("forward", shape.units[u]);
   };
   // Backward: stages 2/3 reduce each trainable dense gradient and gather the word-embedding rows'
   // gradients (when they train); stage 3 gathers the units again (all but the last).
@@ -40,8 +44,7 @@ CommBytes uniform_step(const ModelShape& shape, const ShardSettings& s, const Un
     for (size_t u = 1; u < shape.units.size(); ++u)
       for (int64_t numel : shape.units[u].param_numels) add("backward", "reduce", numel * s.reduce_bytes);
     if (s.stage == 3)
-      for (size_t u = 1; u + 1 < shape.units.size(); ++u)
-        add("backward", "all_gather", shard_of(shape.units[u].numel() + shape.units[u].frozen) * s.param_bytes);
+      for (size_t u = 1; u + 1 < shape.units.size(); ++u) gather_unit("backward", shape.units[u]);
     if (words.numel() > 0) {
       const int64_t word_rows = s.stage == 3 ? unique_all : chunk_tokens;
       add("backward", "all_gather", 8), add("backward", "all_gather", 8 * word_rows);
@@ -76,7 +79,9 @@ CommBytes uniform_step(const ModelShape& shape, const ShardSettings& s, const Un
   out.forward_flops = forward_flops * (batch.chunk > 0 ? 2 : 1);
   out.backward_flops = total - forward_flops;
   out.rows_per_forward = static_cast<double>(k * chunk);
-  out.activation_bytes = activation_bytes(shape, {k * chunk, length, chunk_tokens, false});
+  // Adapter dropout as angle-emb's default (0.1); in bf16 decoders as transformers runs them.
+  out.activation_bytes = activation_bytes(shape, {k * chunk, length, chunk_tokens, false, shape.lora_rank > 0,
+                                                  s.param_bytes == 2});
   out.activation_rows = k * chunk;
   out.loss_bytes = loss_bytes(shape, n * rows, n * rows);
   return out;

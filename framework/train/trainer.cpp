@@ -307,7 +307,7 @@ int train(const JobConfig& c, comm::Comm& comm) {
   model::Backbone& model = *encoder.model;
   if (c.param_dtype == "bf16" || c.reduce_dtype == "bf16") check_bf16(encoder.device);
   const FlopCounter flop_counter{plan::shape_from_config(
-      (fs::path(encoder.export_spec.source_dir) / "config.json").string(), encoder.export_spec.lora.r)};
+      (fs::path(encoder.export_spec.source_dir) / "config.json").string(), encoder.export_spec.lora)};
   // Weight decay on matrices (adapters included), not on biases and norms (HF Trainer's rule).
   shard::ShardedModel sharded(model, comm, shard_options(c), [](const std::string& name) {
     return !(name.ends_with("bias") || name.find("LayerNorm") != std::string::npos || name.ends_with("norm.weight"));

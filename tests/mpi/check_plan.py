@@ -2,7 +2,9 @@
 """`angle plan` against measured runs of the same jobs (STS-B train, global batch 8, max length 32,
 3 steps, metrics every step): MiniLM at N = 1, 2, 4 x stages 1, 2, 3, plus bf16 parameters and
 reductions and gradient caching (train.chunk 2) at N = 2; the BERT-base-sized model at N = 1, 2, 4
-x stages 1, 2, 3:
+x stages 1, 2, 3; the 8-layer, hidden-512 llama of make_tiny_decoders.py with LoRA (r 8 on all
+seven projections, dropout 0.1: the base frozen, sharded as frozen units) at N = 1 x stage 1,
+N = 2 x stages 1, 2, 3 and N = 4 x stages 2, 3, LoRA on q/v only at N = 2 x stage 3 and full fine-tuning at N = 2 x stages 2, 3:
   - communication: the bytes rank 0 hands to collectives in steps 2 and 3 (metrics.jsonl
     `comm_bytes`, counted by the comm layer) equal the plan's exactly;
   - model state: the sharder's measured peak (`state_peak_bytes`) at most the plan's (an upper
@@ -10,8 +12,10 @@ x stages 1, 2, 3:
     and 3 (shard.inflight_mb, 12 MiB: how much of it fills at once depends on the communication
     thread's timing, so a run can stay below the bound by up to that much);
   - peak RSS: the largest over the ranks as the kernel reports it to /usr/bin/time, within 25% of
-    the plan's estimate (also at N = 1 with global batch 128 and 256 with train.chunk 16, max length
-    128, where activations dominate);
+    the plan's estimate where the ranks have a core each (printed only with more ranks than cores:
+    a descheduled rank buffers its peers' eager messages, so its peak depends on timing) (also at N = 1 with global batch 128 and 256 with train.chunk 16, max length
+    128, and the llama with LoRA and with full fine-tuning at global batch 16, where activations
+    dominate);
   - bad input: a missing job or model directory, N < 1, a memory or link figure that does not
     parse: one error line.
   - projection (`--project config.json`, closed form on uniform data) against the simulation of a
@@ -20,6 +24,7 @@ x stages 1, 2, 3:
     with and without gradient caching; and its bad input.
 The time model is compared with measured step times by tests/bench/plan_time.py (a benchmark)."""
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -74,7 +79,7 @@ def check_projection(angle, model, job, work, expect):
 
 
 def main():
-    args, angle, work, expect = setup(__doc__, '--model', '--bert-base', '--data-dir')
+    args, angle, work, expect = setup(__doc__, '--model', '--bert-base', '--decoder', '--data-dir')
     failures = expect.failures
     job = short_job(args.data_dir)[1:]  # without 'train': '--job FILE' and the overrides
     job += ['--model.max_length', 32, '--train.global_batch', 8, '--train.max_steps', 3]
@@ -86,6 +91,13 @@ def main():
     cases += [('MiniLM', args.model, 1, 2, ['--train.global_batch', 128, '--model.max_length', 128]),
               ('MiniLM', args.model, 1, 2, ['--train.global_batch', 256, '--model.max_length', 128, '--train.chunk', 16])]
     cases += [('BERT-base', args.bert_base, *case) for case in grid]
+    llama = ['--model.pooling', 'last']
+    lora = llama + ['--lora.r', 8]
+    cases += [('llama LoRA', args.decoder, n, stage, lora) for n, stage in ((1, 1), (2, 1), (2, 2), (2, 3), (4, 2), (4, 3))]
+    cases += [('llama LoRA q/v', args.decoder, 2, 3, lora + ['--lora.target_modules', 'q_proj,v_proj'])]
+    cases += [('llama', args.decoder, 2, stage, llama) for stage in (2, 3)]
+    cases += [(model, args.decoder, 1, 2, extra + ['--train.global_batch', 16, '--model.max_length', 128])
+              for model, extra in (('llama LoRA', lora), ('llama', llama))]
     worst_state = worst_peak = 0.0
     for model, path, n, stage, extra in cases:
         label = f'{model} N={n} stage {stage}' + (' ' + ' '.join(map(str, extra)) if extra else '')
@@ -104,10 +116,15 @@ def main():
             plan = json.loads(proc.stdout)
             if step == 3:
                 peak_gap = (plan['peak_bytes']['total'] - rss) / rss
-                worst_peak = max(worst_peak, abs(peak_gap))
-                print(f'[{"ok" if abs(peak_gap) <= 0.25 else "FAIL"}] {label}: peak RSS plan '
+                # More ranks than cores: a descheduled rank buffers its peers' eager messages, so
+                # its peak depends on timing (BERT-base at 4 ranks on 2 cores: +21% to +33%).
+                asserted = n <= (os.cpu_count() or 1)
+                if asserted:
+                    worst_peak = max(worst_peak, abs(peak_gap))
+                verdict = ('ok' if abs(peak_gap) <= 0.25 else 'FAIL') if asserted else 'info, more ranks than cores'
+                print(f'[{verdict}] {label}: peak RSS plan '
                       f'{plan["peak_bytes"]["total"] / 2**20:.0f} MiB measured {rss / 2**20:.0f} MiB ({peak_gap:+.0%})')
-                if abs(peak_gap) > 0.25:
+                if asserted and abs(peak_gap) > 0.25:
                     failures.append(f'{label}: peak RSS plan {plan["peak_bytes"]} measured {rss}')
             comm_ok = plan['comm_bytes']['total'] == measured[step]['comm_bytes']
             state = measured[step]['state_peak_bytes']

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Token ids of `angle tokenize` must equal HuggingFace's for the BPE tokenizers that
 make_llm_tokenizers.py trains (byte-level: Qwen2, Llama-3, GPT-2 style; SentencePiece-BPE with
-byte fallback: Llama-2, Mistral style), on every distinct STS-B + SICK sentence (21,563) and on a
+byte fallback: Llama-2, Mistral style) and the real SmolLM2-135M-Instruct tokenizer (byte-level,
+49,152 tokens; launch/setup-models.py), on every distinct STS-B + SICK sentence (21,563) and on a
 set of hard strings, each at max length 512 and without truncation. HF is transformers'
 AutoTokenizer, checked against `tokenizers` alone. Also: padding side and pad id as the
 directories declare them. Fails on the first mismatch and prints it."""
@@ -34,7 +35,7 @@ def hard_strings():
 
 
 def main():
-    args = script_args(__doc__, '--angle', '--tokenizers', '--data-dir', '--work')
+    args = script_args(__doc__, '--angle', '--tokenizers', '--smollm2', '--data-dir', '--work')
     from tokenizers import Tokenizer
     from transformers import AutoTokenizer
 
@@ -46,8 +47,9 @@ def main():
     inputs = {'sentences': (sentences, 512), 'hard-512': (hard, 512), 'hard-whole': (hard, 100000)}
     for name, (texts, _) in inputs.items():
         (work / f'{name}.jsonl').write_text(''.join(json.dumps(t) + '\n' for t in texts), encoding='utf-8')
-    for tokenizer_name in NAMES:
-        model = pathlib.Path(args.tokenizers) / tokenizer_name
+    models = [pathlib.Path(args.tokenizers) / name for name in NAMES] + [pathlib.Path(args.smollm2)]
+    for model in models:
+        tokenizer_name = model.name
         hf = AutoTokenizer.from_pretrained(model)
         raw = Tokenizer.from_file(str(model / 'tokenizer.json'))
         for name, (texts, max_length) in inputs.items():

@@ -23,7 +23,9 @@ plan::ModelShape llama(int64_t lora) {
                                      {"intermediate_size", 11008}, {"num_hidden_layers", 32},
                                      {"num_attention_heads", 32}}
                           .dump());
-  return plan::decoder_shape(dir.file("config.json"), lora);
+  model::LoraConfig adapters;
+  adapters.r = lora;
+  return plan::decoder_shape(dir.file("config.json"), adapters);
 }
 
 int64_t largest_unit(const plan::ModelShape& shape) {
