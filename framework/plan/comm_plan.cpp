@@ -45,6 +45,15 @@ uint64_t CommBytes::total() const {
   return t;
 }
 
+void add_stage3_gathers(CommBytes& out, const ModelShape& shape, const ShardSettings& s, bool backward) {
+  const size_t end = shape.units.size() - (backward ? 1 : 0);
+  for (size_t u = 1; u < end; ++u)
+    for (int64_t numel : {shape.units[u].numel(), shape.units[u].frozen})
+      if (numel > 0)
+        out.calls.push_back({backward ? "backward" : "forward", "all_gather",
+                             static_cast<uint64_t>((numel + s.ranks - 1) / s.ranks * s.param_bytes)});
+}
+
 CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step) {
   const train::JobConfig& c = *setup.job;
   const ModelShape& shape = *setup.shape;
@@ -74,19 +83,6 @@ CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step) {
       begin = end;
     }
   }
-  // Stage 3 all-gathers each unit's shard before its forward and, except the last unit, again
-  // before its backward (trainable and frozen parameters as two buffers, each padded); the word
-  // embeddings are looked up by rows instead.
-  auto gather_unit = [&](const char* phase, const UnitShape& u) {
-    for (int64_t numel : {u.numel(), u.frozen})
-      if (numel > 0) gather(phase, (numel + n - 1) / n * s.param_bytes);
-  };
-  auto stage3_forward = [&]() {
-    for (size_t u = 1; u < shape.units.size(); ++u) gather_unit("forward", shape.units[u]);
-  };
-  auto stage3_backward = [&]() {
-    for (size_t u = 1; u + 1 < shape.units.size(); ++u) gather_unit("backward", shape.units[u]);
-  };
   const bool packs = !shape.decoder, words_train = shape.units.front().numel() > 0;
   auto lookup = [&](const std::vector<const std::vector<int64_t>*>& rows) {
     return lookup_of(rows, dummy, setup.pad_id, packs);
@@ -133,7 +129,7 @@ CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step) {
         all.insert(mine.begin(), mine.end());
       }
       add("forward", "all_reduce", all.size() * h * s.param_bytes);
-      stage3_forward();
+      add_stage3_gathers(out, shape, s, false);
       return;
     };
     // One backward: stages 2/3 reduce every dense gradient and all-gather the word-embedding rows
@@ -149,7 +145,7 @@ CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step) {
           all.insert(mine.begin(), mine.end());
         }
         word_rows = static_cast<int64_t>(all.size());
-        stage3_backward();
+        add_stage3_gathers(out, shape, s, true);
       }
       if (words_train)
         gather("backward", 8), gather("backward", 8 * word_rows), gather("backward", word_rows * h * s.reduce_bytes);

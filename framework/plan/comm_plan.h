@@ -43,6 +43,12 @@ struct CommSetup {
   bool adapter_dropout = false;  // LoRA dropout > 0 in training
 };
 
+// The all-gathers stage 3 issues before a forward (every unit but the word embeddings, which are
+// looked up by rows) or before a backward (also not the last unit, kept
+// from its forward): a unit's trainable and frozen parameters as two buffers, each padded to a
+// multiple of the ranks.
+void add_stage3_gathers(CommBytes& out, const ModelShape& shape, const ShardSettings& s, bool backward);
+
 // Rank `rank` of `setup.shard.ranks` in optimizer step `step` (1-based).
 CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step);
 

@@ -22,11 +22,6 @@ CommBytes uniform_step(const ModelShape& shape, const ShardSettings& s, const Un
     out.calls.push_back({phase, op, static_cast<uint64_t>(bytes)});
   };
   auto shard_of = [&](int64_t numel) { return (numel + n - 1) / n; };
-  // Stage 3 gathers a unit's trainable and frozen parameters as two buffers, each padded.
-  auto gather_unit = [&](const char* phase, const UnitShape& u) {
-    for (int64_t numel : {u.numel(), u.frozen})
-      if (numel > 0) add(phase, "all_gather", shard_of(numel) * s.param_bytes);
-  };
   const UnitShape& words = shape.units.front();  // looked up by rows
   // Batch: the duplicate filter's exchange.
   add("batch", "all_gather", 8), add("batch", "all_gather", 8 * (k + 1) * examples);
@@ -35,7 +30,7 @@ CommBytes uniform_step(const ModelShape& shape, const ShardSettings& s, const Un
     if (s.stage < 3) return;
     add("forward", "all_gather", 8), add("forward", "all_gather", 8 * unique);
     add("forward", "all_reduce", unique_all * h * s.param_bytes);
-    for (size_t u = 1; u < shape.units.size(); ++u) gather_unit("forward", shape.units[u]);
+    add_stage3_gathers(out, shape, s, false);
   };
   // Backward: stages 2/3 reduce each trainable dense gradient and gather the word-embedding rows'
   // gradients (when they train); stage 3 gathers the units again (all but the last).
@@ -43,8 +38,7 @@ CommBytes uniform_step(const ModelShape& shape, const ShardSettings& s, const Un
     if (s.stage < 2) return;
     for (size_t u = 1; u < shape.units.size(); ++u)
       for (int64_t numel : shape.units[u].param_numels) add("backward", "reduce", numel * s.reduce_bytes);
-    if (s.stage == 3)
-      for (size_t u = 1; u + 1 < shape.units.size(); ++u) gather_unit("backward", shape.units[u]);
+    if (s.stage == 3) add_stage3_gathers(out, shape, s, true);
     if (words.numel() > 0) {
       const int64_t word_rows = s.stage == 3 ? unique_all : chunk_tokens;
       add("backward", "all_gather", 8), add("backward", "all_gather", 8 * word_rows);
