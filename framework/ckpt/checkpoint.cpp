@@ -2,8 +2,6 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -12,9 +10,9 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_output.h"
 #include "core/checksum.h"
 #include "core/error.h"
-#include "core/fault.h"
 #include "core/json_file.h"
 #include "core/log.h"
 #include "model/safetensors.h"
@@ -24,14 +22,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-void fsync_path(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  ANGLE_CHECK(fd >= 0, path.string(), ": cannot open to sync");
-  int rc = ::fsync(fd);
-  ::close(fd);
-  ANGLE_CHECK(rc == 0, path.string(), ": fsync failed (disk full or I/O error)");
-}
 
 void write_synced(const fs::path& path, const std::string& text) {
   {
@@ -135,7 +125,7 @@ std::vector<Segment> segments_of(const Manifest& manifest) {
 }  // namespace
 
 void save(const std::string& output_dir, const TrainingState& state, shard::ShardedModel& sharded, comm::Comm& comm,
-          int keep_last) {
+          int keep_last, const TestHooks* hooks) {
   const int rank = comm.rank(), world = comm.size();
   const fs::path root(output_dir), final_dir = root / ("step-" + std::to_string(state.step));
   const fs::path tmp = root / ("step-" + std::to_string(state.step) + ".tmp");
@@ -151,7 +141,7 @@ void save(const std::string& output_dir, const TrainingState& state, shard::Shar
                             {"exp_avg_sq", sharded.owned("exp_avg_sq").cpu()}, {"rng", rng}},
                            {{"rank", std::to_string(rank)}, {"world_size", std::to_string(world)}});
   fsync_path(shard_file);
-  fault::maybe_fail(rank, "save");
+  if (hooks) hooks->fail_at(rank, TestHooks::Point::kSave);
   at::Tensor sums = comm.all_gather_rows(hex_to_words(sha256_file(shard_file.string())).to(comm.device())).cpu();
   // Every rank's ranges of the global flat space, as rows of (begin, size).
   std::vector<int64_t> mine;
@@ -195,8 +185,11 @@ void save(const std::string& output_dir, const TrainingState& state, shard::Shar
   comm.barrier();
 }
 
-std::optional<TrainingState> resume(const std::string& output_dir, const ResumeOptions& options, uint64_t job_hash,
-                                    shard::ShardedModel& sharded, comm::Comm& comm) {
+namespace {
+
+// Collective: the checkpoint to resume from, or nullopt when `auto` finds none. Rank 0 checks
+// the candidates (newest first; checksums included) and tells the others which one it chose.
+std::optional<fs::path> choose_checkpoint(const std::string& output_dir, const ResumeOptions& options, comm::Comm& comm) {
   std::vector<fs::path> candidates;
   if (options.spec == "auto") {
     if (fs::is_directory(output_dir))
@@ -207,7 +200,6 @@ std::optional<TrainingState> resume(const std::string& output_dir, const ResumeO
     ANGLE_CHECK(fs::is_directory(options.spec), options.spec, ": no such checkpoint directory");
     candidates.push_back(options.spec);
   }
-  // Rank 0 validates (checksums) and tells the others which checkpoint to use.
   at::Tensor choice = at::full({1}, -1, at::kLong);
   if (comm.rank() == 0)
     for (size_t i = 0; i < candidates.size(); ++i) {
@@ -223,7 +215,16 @@ std::optional<TrainingState> resume(const std::string& output_dir, const ResumeO
   comm.broadcast(on_device, 0);
   const int64_t chosen = on_device.cpu()[0].item<int64_t>();
   if (chosen < 0) return std::nullopt;
-  const fs::path dir = candidates[static_cast<size_t>(chosen)];
+  return candidates[static_cast<size_t>(chosen)];
+}
+
+}  // namespace
+
+std::optional<TrainingState> resume(const std::string& output_dir, const ResumeOptions& options, uint64_t job_hash,
+                                    shard::ShardedModel& sharded, comm::Comm& comm) {
+  const std::optional<fs::path> chosen = choose_checkpoint(output_dir, options, comm);
+  if (!chosen) return std::nullopt;
+  const fs::path dir = *chosen;
   const std::string where = (dir / "manifest.json").string();
   const Manifest manifest = usable_manifest(dir);
   ANGLE_CHECK(manifest.numel == sharded.numel(), where, ": checkpoint has ", manifest.numel,

@@ -15,6 +15,7 @@
 
 #include "ckpt/manifest.h"
 #include "comm/comm.h"
+#include "core/test_hooks.h"
 #include "shard/fsdp.h"
 
 namespace angle::ckpt {
@@ -28,14 +29,15 @@ struct TrainingState {
   long best_step = 0;
 };
 
-// Collective: every rank calls it. Keeps the newest `keep_last` complete checkpoints.
+// Collective: every rank calls it. Keeps the newest `keep_last` complete checkpoints. `hooks`:
+// the tests' fault injection (TestHooks::Point::kSave fails after this rank's shard is written).
 void save(const std::string& output_dir, const TrainingState& state, shard::ShardedModel& sharded,
-          comm::Comm& comm, int keep_last);
+          comm::Comm& comm, int keep_last, const TestHooks* hooks = nullptr);
 
 struct ResumeOptions {
   std::string spec;              // "auto" (newest complete checkpoint in output_dir) or a directory
   bool allow_job_change = false;
-  bool restore_rng = true;       // false only for the negative-control test
+  bool restore_rng = true;       // false only for the tests' negative control (TestHooks)
 };
 
 // Collective. Returns the state of the checkpoint restored into `sharded` (and the RNG), or
@@ -46,7 +48,7 @@ std::optional<TrainingState> resume(const std::string& output_dir, const ResumeO
 // Not collective: the full flat fp32 parameter vector of a checkpoint written on any number of
 // ranks (stitched from every shard, checksums verified), and the job configuration that wrote it.
 struct FullCheckpoint {
-  at::Tensor parameters;  // [numel], in BertModel::named_parameters() order
+  at::Tensor parameters;  // [numel], in the model's named_parameters() order (trainable ones)
   std::map<std::string, std::pair<int64_t, std::vector<int64_t>>> layout;  // name -> (offset, shape)
   std::string job;
   long step = 0;

@@ -3,7 +3,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "ckpt/checkpoint_model.h"
+#include "train/checkpoint_model.h"
 #include "model/encoder.h"
 
 namespace angle::cli {
@@ -26,7 +26,7 @@ int run_export(const std::vector<std::string>& args) {
   if (vm->count("pooling")) encoder_options.pooling = (*vm)["pooling"].as<std::string>();
   const std::string checkpoint = (*vm)["checkpoint"].as<std::string>();
   model::Encoder encoder = std::filesystem::exists(std::filesystem::path(checkpoint) / "manifest.json")
-                               ? ckpt::load_checkpoint_encoder(checkpoint, encoder_options)
+                               ? train::load_checkpoint_encoder(checkpoint, encoder_options)
                                : model::load_encoder(checkpoint, encoder_options);
   const bool merge = (*vm)["merge"].as<bool>();
   ANGLE_CHECK(!merge || encoder.export_spec.lora.enabled(), "--merge: ", checkpoint, " has no LoRA adapters to merge");

@@ -2,6 +2,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/test_hooks.h"
 #include "train/trainer.h"
 
 namespace angle::cli {
@@ -15,7 +16,7 @@ int run_train(const std::vector<std::string>& args) {
   }
   ANGLE_CHECK(args.size() >= 2 && args[0] == "--job", "expected --job FILE.ini first (see 'angle train --help')");
   auto job = train::parse_job(args[1], std::vector<std::string>(args.begin() + 2, args.end()));
-  return train::run_training(*job);
+  return train::run_training(*job, TestHooks::from_environment());
 }
 
 }  // namespace angle::cli

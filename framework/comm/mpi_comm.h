@@ -1,8 +1,8 @@
 // MPI backend: CPU tensors, non-blocking collectives polled against the watchdog timeout.
 // MPI moves a non-blocking collective forward only inside MPI calls; while asynchronous work is
-// in flight a progress thread calls into MPI every 50 us, so that collectives overlap with
-// compute instead of running when they are waited for (MPI_THREAD_SERIALIZED: every MPI call of
-// this class holds one mutex).
+// in flight a progress thread calls into MPI every 100 us (ANGLE_MPI_PROGRESS_US; 0: no thread),
+// so that collectives overlap with compute instead of running when they are waited for
+// (MPI_THREAD_SERIALIZED: every MPI call of this class holds one mutex).
 // bf16 travels as 16-bit words (no conversion); its sums use a bf16 reduction operator
 // (each partial sum rounded to bf16, as NCCL does).
 #pragma once

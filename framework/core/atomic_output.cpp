@@ -25,12 +25,16 @@ AtomicOutput::~AtomicOutput() {
   if (!committed_) std::remove(temp_path_.c_str());
 }
 
-void AtomicOutput::commit() {
-  int fd = ::open(temp_path_.c_str(), O_RDONLY);
-  ANGLE_CHECK(fd >= 0, temp_path_, ": cannot reopen to sync: ", std::strerror(errno));
+void fsync_path(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  ANGLE_CHECK(fd >= 0, path, ": cannot open to sync: ", std::strerror(errno));
   int rc = ::fsync(fd);
   ::close(fd);
-  ANGLE_CHECK(rc == 0, temp_path_, ": fsync failed: ", std::strerror(errno));
+  ANGLE_CHECK(rc == 0, path, ": fsync failed (disk full or I/O error): ", std::strerror(errno));
+}
+
+void AtomicOutput::commit() {
+  fsync_path(temp_path_);
   ANGLE_CHECK(std::rename(temp_path_.c_str(), final_path_.c_str()) == 0, final_path_,
               ": cannot rename from ", temp_path_, ": ", std::strerror(errno));
   committed_ = true;

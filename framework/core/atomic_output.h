@@ -22,6 +22,9 @@ class AtomicOutput {
   bool committed_ = false;
 };
 
+// Flushes a file or directory to disk (fsync); an error names the path.
+void fsync_path(const std::string& path);
+
 // `text` into `path` through an AtomicOutput: the file appears complete or not at all.
 void write_atomically(const std::string& path, const std::string& text);
 

@@ -1,5 +1,6 @@
 // Progress and diagnostics go to stderr so that stdout stays machine-readable (--json, tables).
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace angle {
@@ -23,6 +24,8 @@ class Progress {
 };
 
 double now_seconds();
+// "12.3 MiB": bytes for people, in messages and tables.
+std::string mib(int64_t bytes);
 // CPU seconds of the whole process (every thread) so far.
 double process_cpu_seconds();
 

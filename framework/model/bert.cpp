@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "model/dropout.h"
+#include "model/model_shape.h"
 #include "model/weights.h"
 
 namespace angle::model {
@@ -134,7 +135,7 @@ struct BertModel::Impl : nn::Module {
     auto run = [&](size_t u, const at::Tensor& input, auto&& body) { return run_unit(source, own[u], u, input, body); };
     at::Tensor tokens = mask.reshape({-1}).nonzero().squeeze(1);  // flat indices of real tokens
     // Length-sorted inference batches are nearly dense: there the copies cost more than they save.
-    const bool dense = tokens.numel() * 10 >= batch * length * 9;
+    const bool dense = runs_padded(tokens.numel(), batch * length);
     if (dense) tokens = at::arange(batch * length, tokens.options());
     auto pack = [&](const at::Tensor& padded) {
       at::Tensor flat = padded.reshape({batch * length, -1});

@@ -12,18 +12,18 @@ struct Sizes {
   int64_t padded, tokens, mask, scores;  // positions, per-token rows, dropout-mask bytes, attention scores
 };
 
-Sizes sizes_of(const ModelShape& shape, const ForwardShape& f) {
+Sizes sizes_of(const model::ModelShape& shape, const ForwardShape& f) {
   const int64_t padded = f.rows * f.longest;
   // Per-token operations run on the packed tokens, or on every position when the batch is nearly
   // dense (model/bert.cpp's rule). On the CPU a dropout mask is a float tensor of its input's
   // shape (at::dropout's fallback).
-  const bool dense = f.tokens * 10 >= padded * 9;
+  const bool dense = model::runs_padded(f.tokens, padded);
   return {padded, dense ? padded : f.tokens, f.dropout ? 4 : 0, f.rows * shape.heads * f.longest * f.longest};
 }
 
 }  // namespace
 
-int64_t layer_activation_bytes(const ModelShape& shape, const ForwardShape& f) {
+int64_t layer_activation_bytes(const model::ModelShape& shape, const ForwardShape& f) {
   const Sizes z = sizes_of(shape, f);
   const int64_t h = shape.hidden, n = z.tokens;
   const bool packed = n < z.padded;
@@ -48,7 +48,7 @@ int64_t layer_activation_bytes(const ModelShape& shape, const ForwardShape& f) {
 // input (shared by the projections that read the same tensor) and its rank-r intermediate; with
 // adapter dropout each adapter keeps its own float mask and dropped input instead. The additive
 // float mask the attention kernel builds from the boolean one is counted per layer.
-int64_t decoder_layer_activation_bytes(const ModelShape& shape, const ForwardShape& f) {
+int64_t decoder_layer_activation_bytes(const model::ModelShape& shape, const ForwardShape& f) {
   const int64_t positions = f.rows * f.longest, h = shape.hidden, q = shape.heads * shape.head_dim,
                 ff = shape.intermediate, r = shape.lora_rank;
   int64_t per_position = 8 * h + 8 + 16 * q + 4 * shape.heads + 12 * ff;
@@ -76,7 +76,7 @@ namespace {
 // keeps its float32 input (4h) and bf16 output (2h); the kernel keeps the rotated Q (2q) and K,
 // V (2kv each) and its output (2q, also the output projection's input); the MLP keeps gate and
 // up outputs, the SiLU output and the product (2f each). Adapters' rank-r intermediates are left out.
-int64_t transformers_bf16_decoder_bytes(const ModelShape& shape, const ForwardShape& f) {
+int64_t transformers_bf16_decoder_bytes(const model::ModelShape& shape, const ForwardShape& f) {
   const int64_t tokens = f.rows * f.longest, h = shape.hidden, q = shape.heads * shape.head_dim,
                 kv = shape.kv_heads * shape.head_dim, ff = shape.intermediate;
   const int64_t layer = tokens * (12 * h + 4 * q + 4 * kv + 8 * ff);
@@ -86,7 +86,7 @@ int64_t transformers_bf16_decoder_bytes(const ModelShape& shape, const ForwardSh
 
 }  // namespace
 
-int64_t decoder_activation_bytes(const ModelShape& shape, const ForwardShape& f) {
+int64_t decoder_activation_bytes(const model::ModelShape& shape, const ForwardShape& f) {
   if (f.bf16) return transformers_bf16_decoder_bytes(shape, f);
   const int64_t positions = f.rows * f.longest, h = shape.hidden;
   // The final norm's input and reciprocal RMS (and normalised input when its weight trains); during
@@ -104,7 +104,7 @@ int64_t decoder_activation_bytes(const ModelShape& shape, const ForwardShape& f)
   return shape.layers * (decoder_layer_activation_bytes(shape, f) + adapter_outputs) + final_norm + in_flight;
 }
 
-int64_t activation_bytes(const ModelShape& shape, const ForwardShape& f) {
+int64_t activation_bytes(const model::ModelShape& shape, const ForwardShape& f) {
   if (f.rows == 0) return 0;
   if (shape.decoder) return decoder_activation_bytes(shape, f);
   const Sizes z = sizes_of(shape, f);
@@ -116,7 +116,7 @@ int64_t activation_bytes(const ModelShape& shape, const ForwardShape& f) {
   return embeddings + shape.layers * layer_activation_bytes(shape, f) + in_flight;
 }
 
-int64_t loss_bytes(const ModelShape& shape, int64_t global_rows, int64_t candidates) {
+int64_t loss_bytes(const model::ModelShape& shape, int64_t global_rows, int64_t candidates) {
   // The gathered embeddings, their normalised copy and gradient (float32); the score matrix
   // with its softmax and gradient (float32, three copies).
   return global_rows * shape.hidden * 4 * 3 + global_rows * candidates * 4 * 3;

@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -12,7 +13,7 @@
 #include "core/json_file.h"
 #include "core/log.h"
 #include "model/encoder.h"
-#include "plan/model_shape.h"
+#include "model/model_shape.h"
 #include "shard/adamw.h"
 #include "train/step_batch.h"
 #include "train/training_data.h"
@@ -31,6 +32,22 @@ double best_seconds(int repeats, F&& body) {
   return best;
 }
 
+// alpha from 8-byte all-gathers, beta from 8 MiB ones (ring: n-1 steps of the rank's bytes).
+void measure_link(comm::Comm& comm, Machine& m) {
+  auto time_gather = [&](int64_t bytes) {
+    at::Tensor chunk = at::zeros({bytes / 4}, at::TensorOptions().dtype(at::kFloat).device(comm.device()));
+    at::Tensor all = at::empty({bytes / 4 * comm.size()}, chunk.options());
+    comm.barrier();
+    return best_seconds(5, [&] {
+      comm.all_gather_into(chunk, all);
+      comm.barrier();
+    });
+  };
+  const double steps = static_cast<double>(comm.size() - 1), small = time_gather(8), large = time_gather(8 << 20);
+  m.alpha_s = small / steps;
+  m.beta_bytes_per_s = static_cast<double>(8 << 20) / std::max(1e-12, (large - small) / steps);
+}
+
 }  // namespace
 
 Machine calibrate(const train::JobConfig& job, comm::Comm& comm) {
@@ -40,34 +57,24 @@ Machine calibrate(const train::JobConfig& job, comm::Comm& comm) {
   // FLOP/s: rank 0 trains on its share of the job's first micro-batch (the others wait).
   double flops_per_thread = 0;
   if (comm.rank() == 0) {
-    model::EncoderOptions options;
-    options.pooling = job.pooling;
-    options.max_length = job.max_length;
-    options.dropout = job.dropout;
-    model::Encoder encoder = model::load_encoder(job.model_path, options);
+    model::Encoder encoder = model::load_encoder(job.model_path, train::encoder_options(job));
     encoder.model->train(true);
     const train::TrainingData data(job, encoder.tokenizer, encoder.max_length);
     const size_t micro = static_cast<size_t>(job.global_batch / job.grad_accum);
     const auto examples = data.rank_slices(1, 0, 1, micro).front();
     std::vector<const std::vector<int64_t>*> rows;
-    double tokens = 0, squares = 0;
     for (const auto& e : examples)
-      for (const auto& ids : e.ids) {
-        rows.push_back(&ids);
-        tokens += static_cast<double>(ids.size()), squares += static_cast<double>(ids.size() * ids.size());
-      }
+      for (const auto& ids : e.ids) rows.push_back(&ids);
     // Forward + backward on the first R rows, R = all, 1/2, 1/4, 1/8 of the micro-batch's.
-    const ModelShape shape = bert_shape(encoder.bert_config("angle plan"));
+    const model::ModelShape shape = bert_shape(encoder.bert_config("angle plan"));
     for (size_t count = rows.size(); count >= 1; count /= 2) {
       std::vector<const std::vector<int64_t>*> some(rows.begin(), rows.begin() + static_cast<int64_t>(count));
-      double tokens = 0, squares = 0;
-      for (const auto* r : some) tokens += static_cast<double>(r->size()), squares += static_cast<double>(r->size() * r->size());
       const model::TokenBatch batch = encoder.collate(some);
       const double seconds = best_seconds(3, [&] {
         at::Tensor hidden = encoder.model->forward(batch.input_ids, batch.attention_mask);
         model::pool(hidden, batch.attention_mask, encoder.pooling, encoder.tokenizer.padding_side()).pow(2).sum().backward();
       });
-      m.flops_by_rows.insert(m.flops_by_rows.begin(), {static_cast<double>(count), shape.train_flops(tokens, squares) / seconds});
+      m.flops_by_rows.insert(m.flops_by_rows.begin(), {static_cast<double>(count), shape.train_cost(some).flops / seconds});
       if (count == rows.size() || count <= 1) flops_per_thread = std::max(flops_per_thread, m.flops_by_rows.front().second);
       if (count <= 1 || m.flops_by_rows.size() == 4) break;
     }
@@ -98,21 +105,7 @@ Machine calibrate(const train::JobConfig& job, comm::Comm& comm) {
   for (int i = 0; i < 4; ++i)
     if (shared[3 + 2 * i].item<double>() > 0)
       m.flops_by_rows.emplace_back(shared[3 + 2 * i].item<double>(), shared[4 + 2 * i].item<double>());
-  if (comm.size() > 1) {
-    // alpha from 8-byte all-gathers, beta from 8 MiB ones (ring: n-1 steps of the rank's bytes).
-    auto time_gather = [&](int64_t bytes) {
-      at::Tensor chunk = at::zeros({bytes / 4}, at::TensorOptions().dtype(at::kFloat).device(comm.device()));
-      at::Tensor all = at::empty({bytes / 4 * comm.size()}, chunk.options());
-      comm.barrier();
-      return best_seconds(5, [&] {
-        comm.all_gather_into(chunk, all);
-        comm.barrier();
-      });
-    };
-    const double steps = static_cast<double>(comm.size() - 1), small = time_gather(8), large = time_gather(8 << 20);
-    m.alpha_s = small / steps;
-    m.beta_bytes_per_s = static_cast<double>(8 << 20) / std::max(1e-12, (large - small) / steps);
-  }
+  if (comm.size() > 1) measure_link(comm, m);
   m.ranks_per_node = comm.size();
   m.comm_on_cores = comm.backend() != "nccl";
   return m;
@@ -124,6 +117,18 @@ void save_machine(const Machine& m, const std::string& path) {
                       {"optimizer_s_per_param", m.optimizer_s_per_param}, {"copy_bytes_per_s", m.copy_bytes_per_s},
                       {"flops_by_rows", m.flops_by_rows}, {"comm_on_cores", m.comm_on_cores}};
   write_atomically(path, j.dump(2) + "\n");
+}
+
+void calibrate_into(const train::JobConfig& job, const std::string& path, std::ostream& out) {
+  std::unique_ptr<comm::Comm> comm = comm::make_comm(train::to_string(job.backend));
+  const Machine machine = calibrate(job, *comm);
+  if (comm->rank() == 0) {
+    save_machine(machine, path);
+    out << "calibrated on " << comm->size() << " rank(s): " << machine.flops_per_thread / 1e9
+        << " GFLOP/s per thread, alpha " << machine.alpha_s * 1e6 << " us, beta " << machine.beta_bytes_per_s / 1e9
+        << " GB/s, " << machine.cores << " cores -> " << path << "\n";
+  }
+  comm->barrier();
 }
 
 Machine load_machine(const std::string& path) {

@@ -4,12 +4,12 @@
 
 namespace angle::plan {
 
-StateBytes state_peak(const ModelShape& shape, const ShardSettings& s) {
+StateBytes state_peak(const model::ModelShape& shape, const ShardSettings& s) {
   StateBytes b;
   const int64_t n = s.ranks;
   int64_t padded = 0, shard = 0, largest_gathered = 0, largest_dense_param = 0, largest_dense_unit = 0, dense = 0,
           frozen = 0;
-  for (const UnitShape& u : shape.units) {
+  for (const model::UnitShape& u : shape.units) {
     const int64_t p = (u.numel() + n - 1) / n * n;
     padded += p, shard += p / n;
     frozen += (u.frozen + n - 1) / n * n;
@@ -51,7 +51,7 @@ int64_t PeakBytes::step() const {
 
 int64_t PeakBytes::total() const { return runtime + std::max(load, step()); }
 
-PeakBytes peak_bytes(const ModelShape& shape, const ShardSettings& s, int64_t runtime, int64_t activations,
+PeakBytes peak_bytes(const model::ModelShape& shape, const ShardSettings& s, int64_t runtime, int64_t activations,
                      int64_t loss) {
   const StateBytes state = state_peak(shape, s);
   // Loading: the mapped model file and the model built from it (frozen weights included), beside

@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#include "plan/model_shape.h"
+#include "model/model_shape.h"
 
 namespace angle::plan {
 
@@ -21,7 +21,7 @@ struct StateBytes {
 };
 
 // Per rank, at the peak of a step.
-StateBytes state_peak(const ModelShape& shape, const ShardSettings& s);
+StateBytes state_peak(const model::ModelShape& shape, const ShardSettings& s);
 
 // The peak resident bytes of a rank: the runtime and data it holds before the model, then the
 // larger of loading (every rank maps the whole fp32 model file and builds the model from it while
@@ -36,7 +36,7 @@ struct PeakBytes {
   int64_t step() const;  // retained + state + kHeapOverhead x (activations + loss)
   int64_t total() const;
 };
-PeakBytes peak_bytes(const ModelShape& shape, const ShardSettings& s, int64_t runtime, int64_t activations,
+PeakBytes peak_bytes(const model::ModelShape& shape, const ShardSettings& s, int64_t runtime, int64_t activations,
                      int64_t loss);
 
 }  // namespace angle::plan

@@ -7,7 +7,7 @@
 
 namespace angle::plan {
 
-CommBytes uniform_step(const ModelShape& shape, const ShardSettings& s, const UniformBatch& batch) {
+StepCost uniform_step_cost(const model::ModelShape& shape, const ShardSettings& s, const UniformBatch& batch) {
   const int64_t n = s.ranks, k = batch.rows_per_example, h = shape.hidden, length = batch.tokens;
   ANGLE_CHECK(batch.global_batch > 0 && batch.global_batch % n == 0, "global batch ", batch.global_batch,
               " must be a positive multiple of the ranks ", n);
@@ -17,12 +17,12 @@ CommBytes uniform_step(const ModelShape& shape, const ShardSettings& s, const Un
   const int64_t chunk = batch.chunk > 0 ? std::min(batch.chunk, examples) : examples;
   const int64_t chunks = (examples + chunk - 1) / chunk, chunk_tokens = k * chunk * length;
   const int64_t unique = std::min(shape.vocab, chunk_tokens), unique_all = std::min(shape.vocab, n * chunk_tokens);
-  CommBytes out;
+  StepCost out;
   auto add = [&](const char* phase, const char* op, int64_t bytes) {
     out.calls.push_back({phase, op, static_cast<uint64_t>(bytes)});
   };
   auto shard_of = [&](int64_t numel) { return (numel + n - 1) / n; };
-  const UnitShape& words = shape.units.front();  // looked up by rows
+  const model::UnitShape& words = shape.units.front();  // looked up by rows
   // Batch: the duplicate filter's exchange.
   add("batch", "all_gather", 8), add("batch", "all_gather", 8 * (k + 1) * examples);
   // Forward: stage 3 looks up the word-embedding rows and gathers every other unit.
@@ -30,7 +30,7 @@ CommBytes uniform_step(const ModelShape& shape, const ShardSettings& s, const Un
     if (s.stage < 3) return;
     add("forward", "all_gather", 8), add("forward", "all_gather", 8 * unique);
     add("forward", "all_reduce", unique_all * h * s.param_bytes);
-    add_stage3_gathers(out, shape, s, false);
+    add_stage3_gathers(out.calls, shape, s, false);
   };
   // Backward: stages 2/3 reduce each trainable dense gradient and gather the word-embedding rows'
   // gradients (when they train); stage 3 gathers the units again (all but the last).
@@ -38,7 +38,7 @@ CommBytes uniform_step(const ModelShape& shape, const ShardSettings& s, const Un
     if (s.stage < 2) return;
     for (size_t u = 1; u < shape.units.size(); ++u)
       for (int64_t numel : shape.units[u].param_numels) add("backward", "reduce", numel * s.reduce_bytes);
-    if (s.stage == 3) add_stage3_gathers(out, shape, s, true);
+    if (s.stage == 3) add_stage3_gathers(out.calls, shape, s, true);
     if (words.numel() > 0) {
       const int64_t word_rows = s.stage == 3 ? unique_all : chunk_tokens;
       add("backward", "all_gather", 8), add("backward", "all_gather", 8 * word_rows);
@@ -56,13 +56,13 @@ CommBytes uniform_step(const ModelShape& shape, const ShardSettings& s, const Un
     loss();
     for (int64_t i = 0; i < chunks; ++i) forward(), backward();
   }
-  // Step: as step_comm_bytes, over the units that train.
-  for (const UnitShape& u : shape.units)
+  // Step: as rank_step_cost, over the units that train.
+  for (const model::UnitShape& u : shape.units)
     if (s.stage == 1 && (n > 1 || s.reduce_bytes != 4) && u.numel() > 0)
       add("step", "reduce_scatter", shard_of(u.numel()) * n * s.reduce_bytes);
   add("step", "all_reduce", 8);
   if (s.stage < 3)
-    for (const UnitShape& u : shape.units)
+    for (const model::UnitShape& u : shape.units)
       if (u.numel() > 0) add("step", "all_gather", shard_of(u.numel()) * s.param_bytes);
   if (n > 1) add("step", "all_reduce", 8);
 

@@ -1,13 +1,14 @@
 // `angle plan --project`: a step on uniform data (every text the same number of tokens, every
 // token distinct: an upper bound on the embedding look-ups) for a model known only by its
-// config.json, in closed form: rank 0's collective calls as step_comm_bytes counts them (one call
+// config.json (BERT, or a LLaMA-family decoder, optionally with LoRA), in closed form: rank 0's
+// step cost as rank_step_cost (plan/step_cost.h) counts a job's: its collective calls (one call
 // per parameter for the gradient reductions, where the sharder splits a parameter at shard
-// borders), its model FLOPs and activations. For models and cluster sizes the product cannot run
-// here (LLaMA-family decoders with LoRA, hundreds of GPUs).
+// borders), model FLOPs, activations and loss. For models and cluster sizes the product cannot
+// run here (7B-parameter decoders, hundreds of GPUs).
 #pragma once
 #include <cstdint>
 
-#include "plan/comm_plan.h"
+#include "plan/step_cost.h"
 
 namespace angle::plan {
 
@@ -18,6 +19,6 @@ struct UniformBatch {
   int64_t chunk = 0;             // gradient caching: examples per forward (0: the rank's whole share)
 };
 
-CommBytes uniform_step(const ModelShape& shape, const ShardSettings& s, const UniformBatch& batch);
+StepCost uniform_step_cost(const model::ModelShape& shape, const ShardSettings& s, const UniformBatch& batch);
 
 }  // namespace angle::plan

@@ -29,7 +29,7 @@ double flops_at(const Machine& m, double rows) {
   return t.back().second;
 }
 
-StepTime step_time(const CommBytes& traffic, const CommBytes& slowest_compute, double node_flops, int64_t ranks,
+StepTime step_time(const StepCost& traffic, const StepCost& slowest_compute, double node_flops, int64_t ranks,
                    const Machine& m, int64_t shard_params, int64_t gathered_bytes) {
   // A rank computes with its threads; the node's ranks together with at most its cores (the
   // slower of the two bounds: processor sharing, where a rank that waits frees its core).

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "plan/comm_plan.h"
+#include "plan/step_cost.h"
 
 namespace angle::plan {
 
@@ -52,7 +52,7 @@ struct StepTime {
 // (with more threads than cores they share the cores, and a rank that waits gives its core to the
 // others); `shard_params`: the parameters this rank updates; `gathered_bytes`: what it copies when
 // the parameters are gathered again (stages 1 and 2).
-StepTime step_time(const CommBytes& traffic, const CommBytes& slowest_compute, double node_flops, int64_t ranks,
+StepTime step_time(const StepCost& traffic, const StepCost& slowest_compute, double node_flops, int64_t ranks,
                    const Machine& m, int64_t shard_params, int64_t gathered_bytes);
 
 }  // namespace angle::plan

@@ -1,7 +1,8 @@
-// FSDP-style sharded data parallelism over units of the model (model/bert.h: the word
-// embeddings, the rest of the embeddings, each encoder layer). Each unit's parameters form one
-// flat buffer, padded to a multiple of the world size N; rank r owns the r-th 1/N slice of it:
-// the fp32 master copy, its gradient and the AdamW moments of that slice.
+// FSDP-style sharded data parallelism over the units of a model (model/backbone.h: a BERT encoder
+// or a LLaMA-family decoder; the units are the word embeddings, each layer, and the rest: BERT's
+// other embeddings, a decoder's final norm). Each unit's parameters form one flat buffer, padded
+// to a multiple of the world size N; rank r owns the r-th 1/N slice of it: the fp32 master copy,
+// its gradient and the AdamW moments of that slice.
 //   stage 1  full parameters and full gradients on every rank; gradients reduce-scattered at the
 //            optimizer step; only the optimizer state is sharded (ZeRO-1).
 //   stage 2  + each parameter's gradient is reduced as soon as autograd has accumulated it (a
@@ -28,22 +29,34 @@
 // Frozen parameters (requires_grad false: LoRA's base weights) are sharded and gathered with
 // their unit, in param_dtype, but get no gradient, no master copy in fp32, no optimizer state and
 // no place in checkpoints: the layout and the optimizer cover the trainable parameters only.
+// The parts, one concern each; what the stage changes is decided once, in shard/stage_policy.h:
+//   shard/flat_layout      a unit's flat buffers and shard state (built by the constructor), and
+//                          the storage that is freed and re-allocated in place
+//   shard/gather_schedule  when each unit's full parameters exist; stage 3's lookup of rows
+//   shard/reducer          gradients as autograd delivers them: the fixed order, the reductions
+//                          in flight, the word-embedding rows
+//   shard/fsdp_step.cpp    the optimizer step: stage 1's reduce-scatter, clipping, AdamW
+//   shard/fsdp_checkpoint.cpp  the owned slices for checkpoints; the full gather for evaluation
 #pragma once
 #include <ATen/core/Tensor.h>
 
-#include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "comm/comm.h"
 #include "model/backbone.h"
 #include "shard/adamw.h"
 #include "shard/memory_ledger.h"
+#include "shard/stage_policy.h"
 
 namespace angle::shard {
+
+struct UnitState;
+class GatherSchedule;
+class Reducer;
 
 struct ShardOptions {
   int stage = 2;
@@ -108,40 +121,27 @@ class ShardedModel : public model::UnitSource {
   void reset_memory_peak() { ledger_.reset_peak(); }
 
  private:
-  struct UnitState;
-  struct InFlight;
-  friend class GradReady;
-  std::vector<at::Tensor> views(UnitState& u) const;
+  // Layout (flat_layout.cpp).
   void lay_out(UnitState& u, const std::vector<size_t>& params,
                const std::vector<std::pair<std::string, at::Tensor>>& named, bool frozen);
-  bool seek_cursor(size_t unit);
-  comm::WorkPtr gather_async(UnitState& u);
-  void start_gather(UnitState& u);
-  void wait_gather(UnitState& u);
-  void free_unit(UnitState& u);
-  void before_backward(size_t unit);
-  void begin_forward();
-  // Gradients, in the fixed order of the cursor (unit, parameter), from the last to the first.
-  void gradient_ready(size_t unit, size_t param, at::Tensor grad);
-  void reduce(size_t unit, size_t param, at::Tensor grad);
-  void complete_oldest();
-  void progress();
-  void gather_all_params();
-  bool views_are_module_params() const;
+  std::unique_ptr<UnitState> make_unit(const model::Unit& unit,
+                                       const std::vector<std::pair<std::string, at::Tensor>>& named,
+                                       const std::function<bool(const std::string&)>& decays);
+  // The optimizer step (fsdp_step.cpp): every unit's shard gradient in fp32.
+  std::vector<at::Tensor> shard_gradients(int64_t& step_bytes);
 
   comm::Comm& comm_;
   ShardOptions options_;
-  std::vector<std::unique_ptr<UnitState>> units_;
+  StagePolicy policy_;
   std::vector<Entry> layout_;
-  std::map<std::pair<size_t, size_t>, at::Tensor> arrived_;  // gradients waiting for their turn
-  std::pair<size_t, size_t> cursor_{0, 0};                   // the next (unit, parameter) to reduce
-  bool backward_open_ = false;                                // a forward with gradients ran; its reductions are due
-  std::deque<std::unique_ptr<InFlight>> in_flight_;
-  int64_t in_flight_bytes_ = 0;
   at::TensorOptions f32_;
   MemoryLedger ledger_;
   int64_t numel_ = 0, step_ = 0;
   bool full_gathered_ = false;
+  // Destroyed in reverse: the reductions in flight are waited for before the units go.
+  std::vector<std::unique_ptr<UnitState>> units_;
+  std::unique_ptr<GatherSchedule> gathers_;
+  std::unique_ptr<Reducer> reducer_;
 };
 
 }  // namespace angle::shard

@@ -10,7 +10,7 @@ namespace fs = std::filesystem;
 
 RunStatus run_status(const std::string& output_dir) {
   const fs::path dir(output_dir);
-  if (fs::exists(dir / train::kEvalFile)) return {RunState::finished, ""};
+  if (train::run_finished(output_dir)) return {RunState::finished, ""};
   if (fs::exists(dir / train::kFailedFile)) {
     const std::string path = (dir / train::kFailedFile).string();
     const auto j = read_json_file(path);

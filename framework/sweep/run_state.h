@@ -1,4 +1,4 @@
-// What a run's output directory says about it (train/trainer.h: eval.json when finished,
+// What a run's output directory says about it (train/run_record.h: FINISHED when finished,
 // failed.json when failed): the state `angle sweep` skips or reruns by, `angle report` shows.
 #pragma once
 #include <string>
@@ -9,7 +9,7 @@ enum class RunState {
   pending,     // nothing trained yet
   unfinished,  // started: metrics or a checkpoint, neither finished nor failed (running, stopped, killed)
   failed,      // failed.json: an error on some rank
-  finished,    // eval.json
+  finished,    // FINISHED (or an eval.json of an earlier build)
 };
 
 struct RunStatus {

@@ -86,20 +86,14 @@ void forward_backward(const model::Encoder& encoder, shard::ShardedModel& sharde
     return;
   }
   const int64_t chunk_rows = options.chunk * batch.rows_per_example;
-  const int64_t most = *std::max_element(batch.kept_per_rank.begin(), batch.kept_per_rank.end());
-  const int64_t chunks = std::max<int64_t>(1, (most + options.chunk - 1) / options.chunk);
-  auto chunk_of = [&](int64_t c) {
-    const auto size = static_cast<int64_t>(batch.rows.size());
-    const int64_t begin = std::min(size, c * chunk_rows), end = std::min(size, begin + chunk_rows);
-    return std::vector<const std::vector<int64_t>*>(batch.rows.begin() + begin, batch.rows.begin() + end);
-  };
+  const int64_t chunks = chunk_passes(batch.kept_per_rank, options.chunk);
   // Pass 1: embeddings without a graph, and the dropout generator's state before each chunk.
   std::vector<at::Tensor> states, parts;
   {
     c10::NoGradGuard no_grad;
     for (int64_t c = 0; c < chunks; ++c) {
       states.push_back(generator_state(encoder.device));
-      parts.push_back(encode(chunk_of(c)));
+      parts.push_back(encode(chunk_of(batch.rows, chunk_rows, c)));
     }
   }
   const at::Tensor after_pass = generator_state(encoder.device);
@@ -110,7 +104,7 @@ void forward_backward(const model::Encoder& encoder, shard::ShardedModel& sharde
   // Pass 2: the same chunks again with a graph and the same masks; back-propagate the cached slice.
   for (int64_t c = 0, begin = 0; c < chunks; ++c) {
     set_generator_state(encoder.device, states[c]);
-    at::Tensor part = encode(chunk_of(c));
+    at::Tensor part = encode(chunk_of(batch.rows, chunk_rows, c));
     // (A rank out of rows back-propagates an empty gradient through its dummy row: its model
     // backward still runs and takes part in the collectives.)
     backward(part, cached.narrow(0, begin, part.size(0)));

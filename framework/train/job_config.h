@@ -1,13 +1,15 @@
 // The job file of `angle train`: INI sections and keys as in ../shared/DESIGN.md ("Job files"),
 // parsed with Boost.Program_options. Any key can be overridden on the command line as
-// --section.key value. Unknown keys and values of the wrong type are errors naming the key (and
-// the file and line when they come from the file).
+// --section.key value. The keys are one table (train/job_keys.cpp); their values are typed
+// (train/job_values.h) and parsed once. Unknown keys and values of the wrong type are errors naming
+// the key (and the file and line when they come from the file).
 #pragma once
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "model/encoder.h"
+#include "train/job_values.h"
 
 namespace angle::train {
 
@@ -15,9 +17,9 @@ struct JobConfig {
   std::string job_file, job_name;  // job name = job file stem
   // [model]
   std::string model_path;
-  std::optional<std::string> pooling;
+  std::optional<std::string> pooling;  // model::Pooling's names (model/pooling.h parses them)
   std::optional<size_t> max_length;
-  std::string dtype = "fp32";         // fp32 | bf16 (bf16: autocast of the forward pass)
+  Dtype dtype = Dtype::fp32;          // bf16: autocast of the forward pass
   std::optional<double> dropout;      // overrides hidden and attention dropout; 0 disables
   std::optional<bool> is_llm;         // angle-emb's flag; here detected from config.json, and checked when given
   // [lora] (r 0 and no init: full fine-tuning)
@@ -29,19 +31,19 @@ struct JobConfig {
   std::string train;                  // comma-separated PATH.h5 or FORMAT:PATH specs
   std::string dev, test;              // stsb:PATH or sick:PATH
   std::string mix_weights;            // comma-separated, one per training set (empty: by size)
-  std::string format;                 // A, B or C: what the training sets must be ("": whatever they are)
+  DataFormat format = DataFormat::any;  // what the training sets must be (any: whatever they are)
   bool filter_duplicate = true;
   std::string text_prompt;            // "{text}" template for both texts (format A)
   std::string query_prompt, doc_prompt;  // formats B/C: the query; the positive and negative
-  std::string weight_mode = "none";   // none | confidence (each example's stored weight scales its loss)
+  WeightMode weight_mode = WeightMode::none;  // confidence: each example's stored weight scales its loss
   std::string source_weights;         // comma-separated weight of each training set's examples (empty: 1)
-  std::string label_norm = "none";    // none | range: map each set's labels to [0, 1] by its label range
+  LabelNorm label_norm = LabelNorm::none;  // range: map each set's labels to [0, 1] by its label range
   std::string label_ranges;           // comma-separated MIN:MAX per training set ("" entries: the file's)
   // [loss]
   std::string preset = "current";
   std::optional<double> cosine_w, ibn_w, cln_w, angle_w, cosine_tau, ibn_tau, angle_tau;
-  std::string label_mode = "float";
-  std::string angle_reduction = "sum";
+  loss::LabelMode label_mode = loss::LabelMode::float_labels;
+  AngleReduction angle_reduction = AngleReduction::sum;
   bool local_negatives = false;
   // [optim]
   double lr = 1e-5, weight_decay = 0.0, max_grad_norm = 1.0, adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
@@ -51,26 +53,29 @@ struct JobConfig {
   long chunk = 0;                     // gradient caching: encode each rank's micro-batch K examples at a time (0: off)
   unsigned long long seed = 42;
   std::optional<int> threads;
-  std::string device = "cpu";
-  std::string backend = "auto";       // auto | single | mpi | nccl
+  Device device;                      // cpu (default), cuda or cuda:N
+  Backend backend = Backend::automatic;  // auto | single | mpi | nccl
   double comm_timeout = 300;          // seconds a collective may wait before all ranks abort
   // [shard]
-  int stage = 2;                      // 1: optimizer state, 2: + gradients, 3: + parameters
-  std::string param_dtype = "fp32";   // fp32 | bf16: dtype of the gathered parameters and the compute
-  std::string reduce_dtype = "fp32";  // fp32 | bf16: dtype in which gradients are reduced
+  Stage stage;                        // 1: optimizer state, 2 (default): + gradients, 3: + parameters
+  Dtype param_dtype = Dtype::fp32;    // dtype of the gathered parameters and the compute
+  Dtype reduce_dtype = Dtype::fp32;   // dtype in which gradients are reduced
   double bucket_mb = 0;               // the largest unit allowed (MiB of gathered parameters); 0: no limit
   double inflight_mb = 12;            // gradient MiB being reduced at once before backward waits (stages 2, 3)
   // [run]
   std::string output_dir;  // default checkpoints/<job name>
   long checkpoint_every = 0;          // steps between sharded checkpoints (0: none; one at the end if > 0)
   int keep_last = 2;                  // complete checkpoints kept
-  std::string resume = "none";        // none | auto | a checkpoint directory
+  Resume resume;                      // none (default) | auto | a checkpoint directory
   bool allow_job_change = false;      // resume a checkpoint written by a different job configuration
 
-  std::string dump() const;  // the resolved configuration, as an INI file
+  // The resolved configuration, as an INI file: every key of train/job_keys.cpp's table in its order,
+  // optional keys only when set, values as std::ostream writes them.
+  std::string dump() const;
   // What must not change across a resume: the model, data, loss, optimizer and schedule keys
   // (not [run], [shard], threads, backend, device or chunk: they change how the same training is
-  // computed, not what it computes; chunk changes which dropout masks are drawn).
+  // computed, not what it computes; chunk changes which dropout masks are drawn). FNV-1a 64 of a
+  // text made from dump(): see job_config.cpp.
   uint64_t identity_hash() const;
 };
 
@@ -81,9 +86,18 @@ std::optional<JobConfig> parse_job(const std::string& file, const std::vector<st
 JobConfig parse_job_text(const std::string& text, const std::string& file, const std::vector<std::string>& overrides = {});
 std::string job_help();
 
+// The batch arithmetic that depends on the number of ranks, checked before any work: the global
+// batch splits into grad_accum micro-batches over `ranks` ranks, and train.chunk divides each
+// rank's share. (parse_job checks the rank-independent part with ranks = 1.)
+void check_batch_split(const JobConfig& c, int64_t ranks);
+
 // The adapters the job asks for (r 0: none); checked against the [lora] init adapter's config.
 model::LoraConfig lora_config(const JobConfig& c);
-// How the job loads its model: [model] keys, the device, the adapters (fresh ones seeded by train.seed).
+// How the job loads the model it trains: [model] keys, the device, the adapters (fresh ones seeded by
+// train.seed). The one place that turns a job into model::EncoderOptions.
 model::EncoderOptions encoder_options(const JobConfig& c);
+// How the job loads a model it only evaluates (its base model, best/): pooling, max length and device;
+// no dropout override and no adapters of its own (an adapter directory brings its own).
+model::EncoderOptions evaluation_options(const JobConfig& c);
 
 }  // namespace angle::train

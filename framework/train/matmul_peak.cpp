@@ -10,7 +10,7 @@
 
 namespace angle::train {
 
-double linear_layers_mm_flops(const plan::ModelShape& shape, int64_t rows, c10::ScalarType dtype,
+double linear_layers_mm_flops(const model::ModelShape& shape, int64_t rows, c10::ScalarType dtype,
                               const c10::Device& device, double seconds) {
   const int64_t h = shape.hidden, f = shape.intermediate;
   rows = std::max<int64_t>(rows, 1);

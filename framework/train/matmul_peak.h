@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "plan/model_shape.h"
+#include "model/model_shape.h"
 
 namespace angle::train {
 
@@ -16,7 +16,7 @@ namespace angle::train {
 // and O by its heads, key/value heads and head size, the MLP's gate, up and down), forward only,
 // in `dtype` on `device`, repeated for about `seconds`; returns FLOPs (2 * rows * in * out each)
 // per second.
-double linear_layers_mm_flops(const plan::ModelShape& shape, int64_t rows, c10::ScalarType dtype,
+double linear_layers_mm_flops(const model::ModelShape& shape, int64_t rows, c10::ScalarType dtype,
                               const c10::Device& device, double seconds = 1.0);
 
 }  // namespace angle::train

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <numeric>
 #include <unordered_set>
 
@@ -84,6 +85,18 @@ StepBatch assemble_batch(const std::vector<data::Example>& examples, int64_t row
   batch.labels = at::tensor(labels, at::kFloat);
   batch.weights = at::tensor(weights, at::kFloat);
   return batch;
+}
+
+int64_t chunk_passes(const std::vector<int64_t>& kept_per_rank, int64_t chunk) {
+  const int64_t most = *std::max_element(kept_per_rank.begin(), kept_per_rank.end());
+  return std::max<int64_t>(1, (most + chunk - 1) / chunk);
+}
+
+std::vector<const std::vector<int64_t>*> chunk_of(const std::vector<const std::vector<int64_t>*>& rows,
+                                                  int64_t per_chunk, int64_t c) {
+  const auto size = static_cast<int64_t>(rows.size());
+  const int64_t begin = std::min(size, c * per_chunk), end = std::min(size, begin + per_chunk);
+  return std::vector<const std::vector<int64_t>*>(rows.begin() + begin, rows.begin() + end);
 }
 
 }  // namespace angle::train

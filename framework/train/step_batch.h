@@ -35,6 +35,13 @@ struct StepBatch {
   std::vector<int64_t> rows_per_rank() const;     // kept_per_rank x rows_per_example
 };
 
+// Gradient caching (train.chunk): every rank runs as many chunk passes as the rank with the most
+// kept examples needs (at least one), so that the sharder's collectives match across ranks.
+int64_t chunk_passes(const std::vector<int64_t>& kept_per_rank, int64_t chunk);
+// Pass `c`'s rows out of `rows`: rows [c x per_chunk, (c + 1) x per_chunk), clipped (empty past the end).
+std::vector<const std::vector<int64_t>*> chunk_of(const std::vector<const std::vector<int64_t>*>& rows,
+                                                  int64_t per_chunk, int64_t c);
+
 // Collective: every rank passes its slice of the same micro-batch. `examples` must outlive the
 // result (rows point into it).
 StepBatch assemble_batch(const std::vector<data::Example>& examples, int64_t rows_per_example, bool filter_duplicate,

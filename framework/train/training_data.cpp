@@ -34,8 +34,8 @@ TrainingData::TrainingData(const JobConfig& c, const text::Tokenizer& tokenizer,
   for (const std::string& spec : split(c.train, ',')) {
     sources_.push_back(data::open_source(spec, tokenizer, c.model_path, max_length, prompts));
     const data::SourceInfo& info = sources_.back()->info();
-    ANGLE_CHECK(c.format.empty() || info.format == c.format, spec, ": format ", info.format, " data, but the job "
-                "says data.format = ", c.format);
+    ANGLE_CHECK(c.format == DataFormat::any || info.format == to_string(c.format), spec, ": format ", info.format,
+                " data, but the job says data.format = ", c.format);
     ANGLE_CHECK(info.format == sources_.front()->info().format, spec, ": format ", info.format, ", but ",
                 sources_.front()->info().spec, " is format ", sources_.front()->info().format,
                 ": one job trains on one format");
@@ -52,7 +52,7 @@ TrainingData::TrainingData(const JobConfig& c, const text::Tokenizer& tokenizer,
   const std::vector<std::string> ranges = split(c.label_ranges, ',');
   ANGLE_CHECK(c.label_ranges.empty() || ranges.size() == sources_.size(), "data.label_ranges has ", ranges.size(),
               " entries for ", sources_.size(), " training sets (data.train)");
-  ANGLE_CHECK((c.label_ranges.empty() && c.label_norm == "none") || format_ == loss::Format::A,
+  ANGLE_CHECK((c.label_ranges.empty() && c.label_norm == LabelNorm::none) || format_ == loss::Format::A,
               "data.label_norm/label_ranges: format ", format_name_, " data has no labels");
   bool any_confidence = false;
   std::vector<std::pair<std::string, std::string>> known;  // (set, label range) where the range is known
@@ -61,7 +61,7 @@ TrainingData::TrainingData(const JobConfig& c, const text::Tokenizer& tokenizer,
     const data::SourceInfo& info = sources_[d]->info();
     Adjust& a = adjust_.emplace_back();
     if (!source_weights.empty()) a.weight = source_weights[d];
-    a.confidence = c.weight_mode == "confidence" && info.has_weights;
+    a.confidence = c.weight_mode == WeightMode::confidence && info.has_weights;
     any_confidence |= a.confidence;
     if (format_ != loss::Format::A) continue;
     const bool overridden = !c.label_ranges.empty() && !ranges[d].empty();
@@ -70,7 +70,7 @@ TrainingData::TrainingData(const JobConfig& c, const text::Tokenizer& tokenizer,
                                          : info.spec;
     if (range.empty()) unknown.push_back(info.spec);
     else known.emplace_back(info.spec, range);
-    if (c.label_norm != "range") continue;
+    if (c.label_norm != LabelNorm::range) continue;
     ANGLE_CHECK(!range.empty(), info.spec, ": data.label_norm = range, but its label range is unknown; give it in "
                 "data.label_ranges (or prepare the file with --label-range MIN:MAX)");
     const auto [low, high] = data::parse_label_range(where, range);
@@ -80,7 +80,7 @@ TrainingData::TrainingData(const JobConfig& c, const text::Tokenizer& tokenizer,
   }
   // Ranking terms compare labels across sets: different (or unknown next to known) scales must be
   // normalised first.
-  if (c.label_norm == "none" && sources_.size() > 1 && !known.empty()) {
+  if (c.label_norm == LabelNorm::none && sources_.size() > 1 && !known.empty()) {
     ANGLE_CHECK(unknown.empty(), unknown.front(), ": label range unknown, next to ", known.front().first, " (",
                 known.front().second, "); give every set's range (data.label_ranges) and set data.label_norm = range, "
                 "or prepare with --label-range");
@@ -88,9 +88,9 @@ TrainingData::TrainingData(const JobConfig& c, const text::Tokenizer& tokenizer,
       ANGLE_CHECK(range == known.front().second, spec, ": labels on the scale ", range, ", but ", known.front().first,
                   "'s are on ", known.front().second, "; set data.label_norm = range to map every set to [0, 1]");
   }
-  ANGLE_CHECK(c.weight_mode != "confidence" || any_confidence, "data.weight_mode = confidence, but no training set "
-              "has per-example weights (prepare with --columns ...,weight=COLUMN)");
-  weighted_ = c.weight_mode == "confidence" || !source_weights.empty();
+  ANGLE_CHECK(c.weight_mode != WeightMode::confidence || any_confidence, "data.weight_mode = confidence, but no "
+              "training set has per-example weights (prepare with --columns ...,weight=COLUMN)");
+  weighted_ = c.weight_mode == WeightMode::confidence || !source_weights.empty();
 }
 
 std::vector<std::vector<data::Example>> TrainingData::rank_slices(long step, int rank, int world, size_t micro,

@@ -21,7 +21,7 @@ BOOST_AUTO_TEST_CASE(layer_activations_match_saved_tensor_hooks) {
   int decoders = 0;
   for (const auto& c : cases) {
     if (c["kind"] == "decoder") {
-      plan::ModelShape shape;
+      model::ModelShape shape;
       shape.decoder = true, shape.hidden = c["hidden"], shape.intermediate = c["intermediate"], shape.heads = c["heads"];
       shape.kv_heads = c["kv_heads"], shape.head_dim = c["head_dim"], shape.lora_rank = c["lora_r"], shape.layers = 1;
       shape.adapted = c["targets"].get<std::vector<std::string>>();
@@ -31,7 +31,7 @@ BOOST_AUTO_TEST_CASE(layer_activations_match_saved_tensor_hooks) {
       ++decoders;
       continue;
     }
-    plan::ModelShape shape;
+    model::ModelShape shape;
     shape.hidden = c["hidden"], shape.intermediate = c["intermediate"], shape.heads = c["heads"], shape.layers = 1;
     const plan::ForwardShape f{c["rows"], c["longest"], c["tokens"], c["dropout"]};
     const double ours = static_cast<double>(plan::layer_activation_bytes(shape, f)), theirs = c["saved_bytes"];

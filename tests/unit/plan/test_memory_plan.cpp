@@ -16,7 +16,7 @@ using namespace angle;
 
 namespace {
 
-plan::ModelShape llama(int64_t lora) {
+model::ModelShape llama(int64_t lora) {
   testing::TempDir dir;
   testing::write_text(dir.file("config.json"),
                       nlohmann::json{{"model_type", "llama"}, {"vocab_size", 32000}, {"hidden_size", 4096},
@@ -25,12 +25,12 @@ plan::ModelShape llama(int64_t lora) {
                           .dump());
   model::LoraConfig adapters;
   adapters.r = lora;
-  return plan::decoder_shape(dir.file("config.json"), adapters);
+  return model::decoder_shape(dir.file("config.json"), adapters);
 }
 
-int64_t largest_unit(const plan::ModelShape& shape) {
+int64_t largest_unit(const model::ModelShape& shape) {
   int64_t largest = 0;
-  for (const plan::UnitShape& u : shape.units)
+  for (const model::UnitShape& u : shape.units)
     if (!u.sparse) largest = std::max(largest, u.numel() + u.frozen);
   return largest;
 }
@@ -40,7 +40,7 @@ int64_t largest_unit(const plan::ModelShape& shape) {
 BOOST_AUTO_TEST_SUITE(memory_plan)
 
 BOOST_AUTO_TEST_CASE(stage3_is_zero_16_psi_over_n_plus_transients) {
-  const plan::ModelShape shape = llama(0);
+  const model::ModelShape shape = llama(0);
   const double psi = static_cast<double>(shape.numel());
   for (int64_t n : {8, 64, 512}) {
     plan::ShardSettings s;
@@ -55,7 +55,7 @@ BOOST_AUTO_TEST_CASE(stage3_is_zero_16_psi_over_n_plus_transients) {
 }
 
 BOOST_AUTO_TEST_CASE(lora_holds_frozen_weights_whole_below_stage_3_sharded_at_3) {
-  const plan::ModelShape shape = llama(16);
+  const model::ModelShape shape = llama(16);
   BOOST_TEST(shape.numel() == 39976960);  // peft's count for r = 16 on the seven projections
   const double frozen = static_cast<double>(shape.frozen());
   plan::ShardSettings s;
@@ -71,21 +71,21 @@ BOOST_AUTO_TEST_CASE(lora_holds_frozen_weights_whole_below_stage_3_sharded_at_3)
 }
 
 BOOST_AUTO_TEST_CASE(projection_sends_no_gradients_of_frozen_weights_and_forwards_twice_with_caching) {
-  const plan::ModelShape full = llama(0), lora = llama(16);
+  const model::ModelShape full = llama(0), lora = llama(16);
   plan::ShardSettings s;
   s.stage = 3, s.ranks = 8, s.param_bytes = s.reduce_bytes = 2;
   const plan::UniformBatch batch{64, 128, 2, 0};
-  auto bytes = [](const plan::CommBytes& c, const std::string& phase, const std::string& op) {
+  auto bytes = [](const plan::StepCost& c, const std::string& phase, const std::string& op) {
     uint64_t total = 0;
     for (const plan::Call& call : c.calls)
       if (call.phase == phase && call.op == op) total += call.bytes;
     return total;
   };
-  const plan::CommBytes f = plan::uniform_step(full, s, batch), l = plan::uniform_step(lora, s, batch);
+  const plan::StepCost f = plan::uniform_step_cost(full, s, batch), l = plan::uniform_step_cost(lora, s, batch);
   BOOST_TEST(bytes(f, "backward", "reduce") == 2 * static_cast<uint64_t>(full.numel() - full.units[0].numel()));
   BOOST_TEST(bytes(l, "backward", "reduce") == 2 * static_cast<uint64_t>(lora.numel()));
   // Gradient caching in 4 chunks: forward traffic 8 times (each chunk twice), backward 4 times.
-  const plan::CommBytes c = plan::uniform_step(lora, s, {64, 128, 2, 2});
+  const plan::StepCost c = plan::uniform_step_cost(lora, s, {64, 128, 2, 2});
   const uint64_t unit_gathers = bytes(l, "forward", "all_gather") - 8 - 8 * 2 * 8 * 128;  // less the row lookup
   BOOST_TEST(bytes(c, "forward", "all_gather") == 8 * (unit_gathers + 8 + 8 * 2 * 2 * 128));
   BOOST_TEST(bytes(c, "backward", "reduce") == 4 * bytes(l, "backward", "reduce"));

@@ -29,7 +29,7 @@ BOOST_AUTO_TEST_CASE(flops_table_and_core_sharing) {
   BOOST_TEST(plan::flops_at(m, 1) == 1e10);
   BOOST_TEST(plan::flops_at(m, 4) == 2e10, tt::tolerance(1e-12));  // halfway in log(rows)
   BOOST_TEST(plan::flops_at(m, 64) == 3e10);
-  plan::CommBytes work;
+  plan::StepCost work;
   work.forward_flops = 1e10, work.backward_flops = 2e10, work.rows_per_forward = 8;
   m.cores = 2, m.threads_per_rank = 1, m.ranks_per_node = 4, m.optimizer_s_per_param = 0;
   // Four equal single-thread ranks on two cores: each computes at half a core.
@@ -47,7 +47,7 @@ BOOST_AUTO_TEST_CASE(collectives_hide_behind_compute_only_where_they_can) {
   plan::Machine m;
   m.alpha_s = m.async_latency_s = 0, m.beta_bytes_per_s = 1e9, m.optimizer_s_per_param = 0;
   m.flops_per_thread = 1e10, m.cores = 4, m.threads_per_rank = 1, m.ranks_per_node = 2;
-  plan::CommBytes work;
+  plan::StepCost work;
   work.forward_flops = 1e10, work.backward_flops = 2e10;                 // 1 s + 2 s
   work.calls = {{"backward", "all_gather", 3'000'000'000}, {"step", "all_gather", 1'000'000'000}};  // 3 s + 1 s at n = 2
   auto exposed = [&](bool on_cores, int64_t ranks_per_node) {

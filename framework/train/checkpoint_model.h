@@ -5,9 +5,9 @@
 
 #include "model/encoder.h"
 
-namespace angle::ckpt {
+namespace angle::train {
 
 // Not collective. `options.pooling` overrides the job's; the max length is the job's.
 model::Encoder load_checkpoint_encoder(const std::string& dir, model::EncoderOptions options = {});
 
-}  // namespace angle::ckpt
+}  // namespace angle::train

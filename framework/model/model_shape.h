@@ -1,8 +1,9 @@
-// The shapes `angle plan` reasons about, from a model's config.json alone (no weights loaded):
-// the sharding units of model::BertModel (word embeddings, the rest of the embeddings, each
-// layer) with their parameter counts, and the sizes the activation and FLOP formulas need. For
-// projections also LLaMA-family decoders (embeddings, each layer, the final norm), optionally with
-// LoRA adapters: then the base weights are frozen and only the adapters train.
+// A model's shape from its config.json alone (no weights loaded): the sharding units of
+// model::BertModel (word embeddings, the rest of the embeddings, each layer) or of a LLaMA-family
+// model::DecoderModel (embeddings, each layer, the final norm; optionally with LoRA adapters,
+// the base weights then frozen), their parameter counts, and the sizes the FLOP formula needs.
+// Below train/ and plan/: the trainer counts its achieved model FLOPs with it, `angle plan`
+// predicts memory, traffic and time from it.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -11,7 +12,7 @@
 #include "model/bert_config.h"
 #include "model/lora.h"
 
-namespace angle::plan {
+namespace angle::model {
 
 struct UnitShape {
   std::string name;
@@ -38,7 +39,17 @@ struct ModelShape {
   // products (2 x hidden x length^2 per layer and sequence in forward: 12 x layers x hidden x
   // length^2 over forward and backward). Embedding look-ups, norms, biases and adapters are left out.
   double train_flops(double tokens, double squared_lengths) const;
+  // The tokens of `rows` (token-id sequences) and the FLOPs of training on them (train_flops).
+  struct RowsCost {
+    double tokens = 0, flops = 0;
+  };
+  RowsCost train_cost(const std::vector<const std::vector<int64_t>*>& rows) const;
 };
+
+// The pack-or-pad rule of model/bert.cpp: a batch whose real tokens fill at least 90% of its
+// padded positions runs per-token operations on every position (the copies that packing needs
+// cost more than the padding they save); sparser batches are packed. The planner uses it too.
+inline bool runs_padded(int64_t tokens, int64_t padded_positions) { return tokens * 10 >= padded_positions * 9; }
 
 ModelShape bert_shape(const model::BertConfig& config);
 
@@ -51,4 +62,4 @@ ModelShape decoder_shape(const std::string& config_path, const model::LoraConfig
 // BERT or LLaMA family by the config's model_type (LoRA only for the latter).
 ModelShape shape_from_config(const std::string& config_path, const model::LoraConfig& lora);
 
-}  // namespace angle::plan
+}  // namespace angle::model

@@ -1,4 +1,4 @@
-#include "ckpt/checkpoint_model.h"
+#include "train/checkpoint_model.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -7,13 +7,13 @@
 #include "core/error.h"
 #include "train/job_config.h"
 
-namespace angle::ckpt {
+namespace angle::train {
 
 model::Encoder load_checkpoint_encoder(const std::string& dir, model::EncoderOptions options) {
-  FullCheckpoint full = read_full(dir);
-  const train::JobConfig job = train::parse_job_text(full.job, dir + "/manifest.json (job)");
+  ckpt::FullCheckpoint full = ckpt::read_full(dir);
+  const JobConfig job = parse_job_text(full.job, dir + "/manifest.json (job)");
   const std::optional<std::string> pooling = options.pooling;
-  options = train::encoder_options(job);
+  options = encoder_options(job);
   options.device = "cpu";
   if (pooling) options.pooling = pooling;
   model::Encoder encoder = model::load_encoder(job.model_path, options);
@@ -30,4 +30,4 @@ model::Encoder load_checkpoint_encoder(const std::string& dir, model::EncoderOpt
   return encoder;
 }
 
-}  // namespace angle::ckpt
+}  // namespace angle::train

@@ -1,7 +1,9 @@
-// The communication half of `angle plan`: the bytes one rank hands to each kind of collective in
-// an optimizer step, counted as comm::Comm counts them (each rank's input tensor per call), from
-// the job's own data (the step's examples, duplicates and token counts decide the data-dependent
-// terms). A second code path to the trainer's, checked against its counters in the tests.
+// One rank's cost of one optimizer step in `angle plan --job`'s simulation, from the job's own
+// data (the step's examples, duplicates and token counts decide the data-dependent terms): the
+// bytes it hands to each kind of collective, counted as comm::Comm counts them (each rank's input
+// tensor per call), the model FLOPs of its rows, and the activation and loss bytes of its largest
+// forward. A second code path to the trainer's, checked against its counters in the tests
+// (tests/mpi/check_plan.py). Projections count the same in closed form (plan/projection.h).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -22,19 +24,22 @@ struct Call {
   uint64_t bytes = 0;
 };
 
-struct CommBytes {
+// What one rank's step costs: its traffic (the time model's communication), its compute (the
+// time model's FLOPs) and the sizes of its largest forward and loss (the peak memory).
+struct StepCost {
   std::vector<Call> calls;
-  double forward_flops = 0, backward_flops = 0;  // the model FLOPs of the rank's rows (plan/model_shape.h)
+  double forward_flops = 0, backward_flops = 0;  // the model FLOPs of the rank's rows (model/model_shape.h)
   double rows_per_forward = 1;                   // the rank's rows per forward pass (a chunk's with caching)
   int64_t activation_bytes = 0, loss_bytes = 0;  // the largest forward's and loss's (plan/activation_plan.h)
   int64_t activation_rows = 0;                   // the rows of that forward
   std::map<std::string, uint64_t> by_phase() const;
-  uint64_t total() const;
+  uint64_t total() const;                        // bytes of all calls
 };
 
-struct CommSetup {
+// The job a step is simulated for: its configuration, model shape, data and sharding.
+struct StepSetup {
   const train::JobConfig* job = nullptr;
-  const ModelShape* shape = nullptr;
+  const model::ModelShape* shape = nullptr;
   const train::TrainingData* data = nullptr;
   ShardSettings shard;
   std::vector<int64_t> empty_text_ids;  // the dummy row of a rank without rows ("" tokenized)
@@ -47,9 +52,10 @@ struct CommSetup {
 // looked up by rows) or before a backward (also not the last unit, kept
 // from its forward): a unit's trainable and frozen parameters as two buffers, each padded to a
 // multiple of the ranks.
-void add_stage3_gathers(CommBytes& out, const ModelShape& shape, const ShardSettings& s, bool backward);
+void add_stage3_gathers(std::vector<Call>& calls, const model::ModelShape& shape, const ShardSettings& s,
+                        bool backward);
 
-// Rank `rank` of `setup.shard.ranks` in optimizer step `step` (1-based).
-CommBytes step_comm_bytes(const CommSetup& setup, int rank, long step);
+// The cost of rank `rank` of `setup.shard.ranks` in optimizer step `step` (1-based).
+StepCost rank_step_cost(const StepSetup& setup, int rank, long step);
 
 }  // namespace angle::plan

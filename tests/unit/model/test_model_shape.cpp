@@ -6,7 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "model/bert.h"
-#include "plan/model_shape.h"
+#include "model/model_shape.h"
 #include "tiny_model.h"
 
 using namespace angle;
@@ -20,7 +20,7 @@ BOOST_AUTO_TEST_CASE(units_and_sizes_equal_the_model_built_from_the_config) {
   testing::write_text(dir.file("config.json"), json.dump());
   const model::BertConfig config = model::BertConfig::from_file(dir.file("config.json"));
   const model::BertModel model(config);
-  const plan::ModelShape shape = plan::bert_shape(config);
+  const model::ModelShape shape = model::bert_shape(config);
   const auto named = model.named_parameters();
   const auto units = model.units();
   BOOST_TEST_REQUIRE(shape.units.size() == units.size());

@@ -1,4 +1,4 @@
-#include "plan/model_shape.h"
+#include "model/model_shape.h"
 
 #include <numeric>
 
@@ -6,7 +6,7 @@
 #include "core/json_file.h"
 #include "model/decoder_config.h"
 
-namespace angle::plan {
+namespace angle::model {
 
 int64_t UnitShape::numel() const { return std::accumulate(param_numels.begin(), param_numels.end(), int64_t{0}); }
 
@@ -33,6 +33,15 @@ double ModelShape::train_flops(double tokens, double squared_lengths) const {
   return per_token * static_cast<double>(matmul_weights()) * tokens +
          12.0 * static_cast<double>(layers * heads * std::max(head_dim, hidden / std::max<int64_t>(1, heads))) *
              squared_lengths;
+}
+
+ModelShape::RowsCost ModelShape::train_cost(const std::vector<const std::vector<int64_t>*>& rows) const {
+  double tokens = 0, squares = 0;
+  for (const auto* row : rows) {
+    const auto n = static_cast<double>(row->size());
+    tokens += n, squares += n * n;
+  }
+  return {tokens, train_flops(tokens, squares)};
 }
 
 ModelShape bert_shape(const model::BertConfig& c) {
@@ -98,4 +107,4 @@ ModelShape shape_from_config(const std::string& path, const model::LoraConfig& l
   return bert_shape(model::BertConfig::from_file(path));
 }
 
-}  // namespace angle::plan
+}  // namespace angle::model

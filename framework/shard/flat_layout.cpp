@@ -1,0 +1,120 @@
+// The flat layout of each unit, built by the sharder's constructor (shard/fsdp.h), and the storage
+// tricks that let a unit's full buffer be freed and gathered again in place.
+#include "shard/flat_layout.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/StorageImpl.h>
+
+#include "core/error.h"
+#include "shard/fsdp.h"
+
+namespace angle::shard {
+
+void free_storage(const at::Tensor& t) {
+  c10::StorageImpl* s = t.storage().unsafeGetStorageImpl();
+  s->set_data_ptr_noswap(s->allocator()->allocate(0));
+  s->set_nbytes(0);
+}
+
+void alloc_storage(const at::Tensor& t) {
+  c10::StorageImpl* s = t.storage().unsafeGetStorageImpl();
+  const size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
+  if (s->nbytes() == bytes) return;
+  s->set_data_ptr_noswap(s->allocator()->allocate(bytes));
+  s->set_nbytes(bytes);
+}
+
+std::vector<at::Tensor> views(UnitState& u) {
+  std::vector<at::Tensor> out;
+  for (const auto& [frozen, i] : u.order) {
+    const UnitState& part = frozen ? *u.frozen : u;
+    out.push_back(at::empty({0}, part.full.options()).set_(part.full.storage(), part.full.storage_offset() + part.offsets[i],
+                                                            part.shapes[i]));
+  }
+  return out;
+}
+
+// Lays out `params` (indices into `named`) as one flat buffer padded to the world size, this
+// rank's slice of it as the master, and points the module's tensors at the gathered buffer.
+void ShardedModel::lay_out(UnitState& u, const std::vector<size_t>& params,
+                           const std::vector<std::pair<std::string, at::Tensor>>& named, bool frozen) {
+  const int64_t world = comm_.size(), rank = comm_.rank();
+  for (size_t index : params) {
+    const auto& [name, p] = named[index];
+    ANGLE_CHECK(p.scalar_type() == at::kFloat, "sharding needs fp32 parameters; '", name, "' is ", p.scalar_type());
+    if (!frozen) {
+      layout_.push_back({name, p.sizes().vec(), numel_});
+      numel_ += p.numel();
+    }
+    u.module_params.push_back(p);
+    u.shapes.push_back(p.sizes().vec());
+    u.offsets.push_back(u.numel);
+    u.numels.push_back(p.numel());
+    u.numel += p.numel();
+  }
+  u.padded = (u.numel + world - 1) / world * world;
+  u.shard = u.padded / world;
+  u.begin = u.shard * rank;
+  at::Tensor flat = at::zeros({u.padded}, f32_);  // the unit's values, flat and padded with zeros
+  for (size_t i = 0; i < params.size(); ++i) flat.narrow(0, u.offsets[i], u.numels[i]).copy_(u.module_params[i].reshape(-1));
+  u.full = at::empty({u.padded}, f32_.dtype(options_.param_dtype));
+  if (policy_.views_are_module_params) {
+    u.full.copy_(flat);
+    u.master = u.full.narrow(0, u.begin, u.shard);  // updated in place, then re-gathered
+  } else {
+    // A frozen shard is only ever gathered: it is kept in the dtype it is gathered in.
+    u.master = flat.narrow(0, u.begin, u.shard).to(frozen ? options_.param_dtype : at::kFloat).clone();
+    ledger_.add(MemoryLedger::kParams, bytes_of(u.master));
+    if (policy_.keeps_full_params) u.full.copy_(flat);
+  }
+  u.materialized = policy_.keeps_full_params;
+  if (u.materialized) ledger_.add(MemoryLedger::kParams, bytes_of(u.full));
+  else free_storage(u.full);
+  for (size_t i = 0; i < u.module_params.size(); ++i) {
+    at::Tensor& p = u.module_params[i];
+    p.set_data(policy_.views_are_module_params ? u.full.narrow(0, u.offsets[i], u.numels[i]).view(u.shapes[i])
+                                               : at::empty({0}, p.options()));
+  }
+}
+
+// One unit of the model: its trainable parameters laid out, then its frozen ones (if any), with
+// the trainable shard's decay mask, gradient and moments.
+std::unique_ptr<UnitState> ShardedModel::make_unit(const model::Unit& unit,
+                                                   const std::vector<std::pair<std::string, at::Tensor>>& named,
+                                                   const std::function<bool(const std::string&)>& decays) {
+  auto u = std::make_unique<UnitState>();
+  u->name = unit.name;
+  u->global_offset = numel_;
+  std::vector<size_t> trained, frozen;
+  for (size_t index : unit.params) {
+    const bool is_frozen = !named[index].second.requires_grad();
+    u->order.emplace_back(is_frozen, is_frozen ? frozen.size() : trained.size());
+    (is_frozen ? frozen : trained).push_back(index);
+  }
+  lay_out(*u, trained, named, false);
+  if (!frozen.empty()) {
+    u->frozen = std::make_unique<UnitState>();
+    u->frozen->name = unit.name + " (frozen)";
+    lay_out(*u->frozen, frozen, named, true);
+  }
+  u->sparse = unit.sparse_grad;
+  u->backward_reads_params = unit.backward_reads_params;
+  ANGLE_CHECK(!u->sparse || unit.params.size() == 1, "unit ", unit.name, ": a sparse gradient must be its only one");
+  const int64_t unit_numel = u->numel + (u->frozen ? u->frozen->numel : 0);
+  const double mb = static_cast<double>(unit_numel) * c10::elementSize(options_.param_dtype) / (1 << 20);
+  ANGLE_CHECK(options_.bucket_mb <= 0 || mb <= options_.bucket_mb, "unit '", unit.name, "' has ", mb,
+              " MiB of parameters, more than shard.bucket_mb = ", options_.bucket_mb,
+              " (raise it, or set 0 for no limit)");
+  at::Tensor decay = at::zeros({u->padded}, f32_);
+  for (size_t i = 0; i < trained.size(); ++i)
+    if (decays(named[trained[i]].first)) decay.narrow(0, u->offsets[i], u->numels[i]).fill_(1);
+  u->decay = decay.narrow(0, u->begin, u->shard).clone();
+  u->grad = at::zeros({policy_.shards_grads ? u->shard : u->padded}, f32_);
+  u->exp_avg = at::zeros({u->shard}, f32_);
+  u->exp_avg_sq = at::zeros({u->shard}, f32_);
+  ledger_.add(MemoryLedger::kGrads, bytes_of(u->grad));
+  ledger_.add(MemoryLedger::kOptim, bytes_of(u->exp_avg) + bytes_of(u->exp_avg_sq));
+  return u;
+}
+
+}  // namespace angle::shard
