@@ -95,7 +95,7 @@ BOOST_AUTO_TEST_CASE(typed_values) {
 BOOST_AUTO_TEST_CASE(bad_values_name_the_key_and_the_line) {
   const std::string text = std::string(kMinimalJob) + "[shard]\nstage = 4\n";
   std::string message = testing::error_of([&] { parse_job_text(text, "jobs/x.ini"); });
-  BOOST_TEST(contains(message, "jobs/x.ini:6: shard.stage '4' (1, 2 or 3)"), message);
+  BOOST_TEST(contains(message, "jobs/x.ini:6: shard.stage 4: must be 1, 2 or 3"), message);
   message = testing::error_of([] { parse_job_text("[model]\npath = m\ndtype = fp16\n[data]\ntrain = a", "y.ini"); });
   BOOST_TEST(contains(message, "y.ini:3: model.dtype 'fp16' (fp32 or bf16)"), message);
   const std::vector<std::pair<std::vector<std::string>, std::string>> overrides = {
@@ -107,7 +107,7 @@ BOOST_AUTO_TEST_CASE(bad_values_name_the_key_and_the_line) {
       {{"--train.backend", "gloo"}, "train.backend 'gloo' (auto, single, mpi or nccl)"},
       {{"--train.device", "gpu"}, "train.device 'gpu' (cpu, cuda or cuda:N)"},
       {{"--train.device", "cuda:01"}, "train.device 'cuda:01'"},
-      {{"--shard.stage", "two"}, "shard.stage 'two' (1, 2 or 3)"},
+      {{"--shard.stage", "two"}, "shard.stage two: must be 1, 2 or 3"},
       {{"--shard.param_dtype", "fp16"}, "shard.param_dtype 'fp16' (fp32 or bf16)"},
       {{"--shard.reduce_dtype", "BF16"}, "shard.reduce_dtype 'BF16' (fp32 or bf16)"},
   };
