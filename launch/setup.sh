@@ -14,7 +14,7 @@ BUILD_DIR=${ANGLE_BUILD_DIR:-build}
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 launch/apt-install.sh cmake g++ make libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libboost-program-options-dev \
-  libboost-test-dev nlohmann-json3-dev libicu-dev libssl-dev time gnuplot-nox  # gnuplot: angle report's plots
+  libboost-test-dev nlohmann-json3-dev libicu-dev libssl-dev time gnuplot-nox ccache  # gnuplot: angle report's plots
 
 # Only the pins that are not satisfied go to pip (a no-op run costs well under a second).
 need_pip=$("$PYTHON" - launch/requirements.txt <<'PY'
@@ -41,10 +41,18 @@ mirror=${ANGLE_DATA_MIRROR:-}
 if [ -z "$mirror" ] && [ -d ../shared/data ]; then mirror=../shared/data; fi
 datasets/fetch.sh ${mirror:+--from "$mirror"} --out data >&2
 
+# ccache: a rebuild of the same sources (another clone of the checkout, CI after a session, a
+# build directory removed) reuses the objects compiled before. Paths below the checkout are
+# hashed relative to it (CCACHE_BASEDIR), so clones in other folders share the cache.
+launcher=()
+if command -v ccache > /dev/null; then
+  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
+fi
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
   say "configuring $BUILD_DIR"
   cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE="$(command -v "$PYTHON")" \
-    ${ANGLE_CMAKE_ARGS:-} >&2
+    "${launcher[@]}" ${ANGLE_CMAKE_ARGS:-} >&2
 fi
 say "building (first build takes a few minutes on 2 cores)"
 targets=()
