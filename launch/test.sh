@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The README's test command: set up (idempotent), build, run every CTest test.
-#   launch/test.sh [CTEST ARGS...]             build/, every test
+# The README's test command: set up (idempotent), build, run the CTest tests.
+#   launch/test.sh [--long] [CTEST ARGS...]    build/, every test but those labelled long (each over a
+#                                              minute on 2 cores); --long runs them too (CI does)
 #   launch/test.sh --sanitize [--long] [CTEST ARGS...]
 #       build-asan/ (AddressSanitizer + UndefinedBehaviorSanitizer), the tests labelled sanitize: unit
 #       tests, CLI errors, a short training run, the fuzz regressions, the MPI collectives at 2 ranks
@@ -10,8 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" != --sanitize ]; then
+  select=(-LE '^long$')
+  if [ "${1:-}" = --long ]; then select=(); shift; fi
   launch/setup.sh
-  exec ctest --test-dir "${ANGLE_BUILD_DIR:-build}" --output-on-failure -j1 "$@"
+  exec ctest --test-dir "${ANGLE_BUILD_DIR:-build}" --output-on-failure -j1 "${select[@]}" "$@"
 fi
 shift
 labels='^sanitize$'

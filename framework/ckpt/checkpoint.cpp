@@ -261,7 +261,7 @@ std::optional<TrainingState> resume(const std::string& output_dir, const ResumeO
     return out.to(sharded.device());
   };
   sharded.restore(read, manifest.optimizer_steps);
-  if (options.restore_rng && old_world == comm.size()) {
+  if (old_world == comm.size()) {  // (nothing in training draws from it since dropout is keyed: kept for what may)
     model::SafetensorsFile own((dir / shard_name(comm.rank(), old_world)).string());
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     generator.set_state(own.load("rng"));

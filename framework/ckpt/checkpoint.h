@@ -37,7 +37,6 @@ void save(const std::string& output_dir, const TrainingState& state, shard::Shar
 struct ResumeOptions {
   std::string spec;              // "auto" (newest complete checkpoint in output_dir) or a directory
   bool allow_job_change = false;
-  bool restore_rng = true;       // false only for the tests' negative control (TestHooks)
 };
 
 // Collective. Returns the state of the checkpoint restored into `sharded` (and the RNG), or

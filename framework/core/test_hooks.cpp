@@ -29,9 +29,14 @@ TestHooks TestHooks::from_environment() {
   if (const char* fault = std::getenv("ANGLE_FAULT")) parse_fault(fault, hooks);
   const char* value = std::getenv("ANGLE_TEST_SKIP_RESTORE");
   const std::string skip = value ? value : "";
-  ANGLE_CHECK(skip.empty() || skip == "rng" || skip == "cursor", "ANGLE_TEST_SKIP_RESTORE '", skip,
-              "': must be rng or cursor (tests only)");
-  hooks.skip_restore = skip == "rng" ? SkipRestore::kRng : skip == "cursor" ? SkipRestore::kCursor : SkipRestore::kNone;
+  ANGLE_CHECK(skip.empty() || skip == "cursor", "ANGLE_TEST_SKIP_RESTORE '", skip, "': must be cursor (tests only)");
+  hooks.skip_restore = skip == "cursor" ? SkipRestore::kCursor : SkipRestore::kNone;
+  if (const char* salt = std::getenv("ANGLE_TEST_DROPOUT_SALT")) {
+    const std::string text = salt;
+    ANGLE_CHECK(!text.empty() && text.size() < 19 && text.find_first_not_of("0123456789") == std::string::npos &&
+                    std::stoull(text) > 0, "ANGLE_TEST_DROPOUT_SALT '", text, "': must be a positive integer (tests only)");
+    hooks.dropout_salt = std::stoull(text);
+  }
   return hooks;
 }
 

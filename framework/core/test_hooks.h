@@ -5,23 +5,26 @@
 //                                     communicator is up), `step:N` (in step N, between forward
 //                                     and backward) or `save` (mid-checkpoint, after its shard is
 //                                     written, before the checksums are exchanged)
-//   ANGLE_TEST_SKIP_RESTORE=rng|cursor  resume without restoring the RNG or the data cursor (proves
-//                                     that the exact-resume test can fail)
+//   ANGLE_TEST_SKIP_RESTORE=cursor    resume without restoring the data cursor, and
+//   ANGLE_TEST_DROPOUT_SALT=N         (N > 0) change every dropout key: each proves that the
+//                                     exact-resume test can fail
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace angle {
 
 struct TestHooks {
   enum class Point { kNone, kStartup, kStep, kSave };
-  enum class SkipRestore { kNone, kRng, kCursor };
+  enum class SkipRestore { kNone, kCursor };
 
   int fault_rank = -1;
   Point fault_point = Point::kNone;
   long fault_step = 0;  // for Point::kStep
   SkipRestore skip_restore = SkipRestore::kNone;
+  uint64_t dropout_salt = 0;
 
-  // Reads ANGLE_FAULT and ANGLE_TEST_SKIP_RESTORE; a malformed value is an error naming the variable.
+  // Reads the variables above; a malformed value is an error naming the variable.
   static TestHooks from_environment();
 
   // Raises an angle::Error when the hooks name this rank and point (and step).

@@ -102,6 +102,15 @@ void silence_hdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
 std::string column_path(const std::string& column, const char* what) { return "columns/" + column + "/" + what; }
 
+const char* type_class_name(H5T_class_t type) {
+  switch (type) {
+    case H5T_FLOAT: return "floats";
+    case H5T_STRING: return "strings";
+    case H5T_INTEGER: return "integers";
+    default: return "a non-numeric type";
+  }
+}
+
 }  // namespace
 
 DatasetInfo write_dataset(const std::string& path, const RawDataset& raw, const text::Tokenizer& tokenizer,
@@ -183,6 +192,10 @@ DatasetFile::DatasetFile(const std::string& path) {
     Handle ids(H5Dopen2(file_, column_path(column, "ids").c_str(), H5P_DEFAULT), H5Dclose);
     ANGLE_CHECK(ids >= 0, path, ": missing dataset '", column_path(column, "ids"), "'");
     Handle space(H5Dget_space(ids), H5Sclose);
+    // (HDF5 would convert floats to integers on read, silently truncating them.)
+    Handle type(H5Dget_type(ids), H5Tclose);
+    ANGLE_CHECK(H5Tget_class(type) == H5T_INTEGER, path, ": column '", column, "': token ids stored as ",
+                type_class_name(H5Tget_class(type)), ", not integers");
     for (size_t i = 0; i + 1 < o.size(); ++i)
       ANGLE_CHECK(o[i] <= o[i + 1], path, ": column '", column, "' offsets decrease at example ", i);
     ANGLE_CHECK(o.front() == 0 && o.back() == H5Sget_simple_extent_npoints(space), path, ": column '", column,
@@ -220,6 +233,32 @@ void DatasetFile::require_tokenizer(const text::Tokenizer& tokenizer, const std:
   ANGLE_CHECK(tokenizer.fingerprint() == info_.tokenizer, info_.path, " was prepared with tokenizer ", info_.tokenizer,
               " (", info_.tokenizer_source, ") but the model ", model_dir, " has tokenizer ", tokenizer.fingerprint(),
               "; prepare the data again with --model ", model_dir);
+}
+
+void DatasetFile::check_ids(int64_t vocab, int64_t first, int64_t end) const {
+  constexpr hsize_t kBlock = hsize_t{1} << 20;
+  for (size_t c = 0; c < info_.columns.size() && first < end; ++c) {
+    const auto& o = offsets_[c];
+    Handle dataset(H5Dopen2(file_, column_path(info_.columns[c], "ids").c_str(), H5P_DEFAULT), H5Dclose);
+    Handle file_space(H5Dget_space(dataset), H5Sclose);
+    std::vector<int64_t> buffer;
+    for (auto at = static_cast<hsize_t>(o[first]); at < static_cast<hsize_t>(o[end]);) {
+      hsize_t count = std::min(kBlock, static_cast<hsize_t>(o[end]) - at);
+      buffer.resize(count);
+      H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &at, nullptr, &count, nullptr);
+      Handle memory_space(H5Screate_simple(1, &count, nullptr), H5Sclose);
+      ANGLE_CHECK(H5Dread(dataset, H5T_NATIVE_INT64, memory_space, file_space, H5P_DEFAULT, buffer.data()) >= 0,
+                  info_.path, ": cannot read token ids (file truncated or corrupt)");
+      for (hsize_t i = 0; i < count; ++i) {
+        if (buffer[i] >= 0 && buffer[i] < vocab) continue;
+        const auto position = static_cast<int64_t>(at + i);
+        const auto row = std::upper_bound(o.begin(), o.end(), position) - o.begin() - 1;
+        ANGLE_FAIL(info_.path, ": column '", info_.columns[c], "', row ", row, ", token ", position - o[row], ": id ",
+                   buffer[i], " is outside the model's vocabulary [0, ", vocab, ")");
+      }
+      at += count;
+    }
+  }
 }
 
 std::vector<Example> DatasetFile::read(const std::vector<uint64_t>& indices) const {

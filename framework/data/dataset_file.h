@@ -24,10 +24,12 @@ struct DatasetInfo {
   float label_min = 0, label_max = 0;  // the extreme labels, when there are labels
 };
 
-// One example: token ids per column (in column order), label (format A) and weight (1 if none).
+// One example: token ids per column (in column order), label (format A) and weight (1 if none);
+// in training, the example's dropout key (train/dropout_keys.h).
 struct Example {
   std::vector<std::vector<int64_t>> ids;
   float label = 0, weight = 1;
+  uint64_t dropout_key = 0;
 };
 
 // Tokenizes (with raw.prompts, when given) and writes `raw` to `path` (via a temporary name,
@@ -48,6 +50,9 @@ class DatasetFile {
   void require_tokenizer(const text::Tokenizer& tokenizer, const std::string& model_dir) const;
   // Reads only the requested rows (one hyperslab selection per column).
   std::vector<Example> read(const std::vector<uint64_t>& indices) const;
+  // Every token id of examples [first, end) in [0, vocab), read in blocks; an error names the
+  // file, the column, the row (example) and the token.
+  void check_ids(int64_t vocab, int64_t first, int64_t end) const;
 
  private:
   DatasetInfo info_;

@@ -7,6 +7,12 @@
 namespace angle::data {
 namespace {
 
+// Rows [first, end) of part `part` of `parts` of `size` rows.
+std::pair<int64_t, int64_t> share(uint64_t size, int part, int parts) {
+  const auto n = static_cast<int64_t>(size);
+  return {n * part / parts, n * (part + 1) / parts};
+}
+
 class FileSource : public ExampleSource {
  public:
   FileSource(const std::string& path, size_t max_length) : file_(path), max_length_(max_length) {
@@ -27,6 +33,10 @@ class FileSource : public ExampleSource {
         }
     return rows;
   }
+  void check_ids(int64_t vocab, int part, int parts) const override {
+    const auto [first, end] = share(info_.size, part, parts);
+    file_.check_ids(vocab, first, end);
+  }
   const DatasetFile& file() const { return file_; }
 
  private:
@@ -45,6 +55,16 @@ class MemorySource : public ExampleSource {
     std::vector<Example> out;
     for (uint64_t i : indices) out.push_back(examples_.at(i));
     return out;
+  }
+  void check_ids(int64_t vocab, int part, int parts) const override {
+    const auto [first, end] = share(info_.size, part, parts);
+    for (int64_t row = first; row < end; ++row)
+      for (size_t c = 0; c < examples_[row].ids.size(); ++c)
+        for (size_t t = 0; t < examples_[row].ids[c].size(); ++t) {
+          const int64_t id = examples_[row].ids[c][t];
+          ANGLE_CHECK(id >= 0 && id < vocab, info_.spec, ": column ", c + 1, ", row ", row, ", token ", t, ": id ", id,
+                      " is outside the model's vocabulary [0, ", vocab, ")");
+        }
   }
 
  private:

@@ -1,6 +1,7 @@
 // Training examples from either a prepared HDF5 file (read row by row, only the rows asked for)
 // or a raw FORMAT:PATH spec (tokenized into memory at start-up).
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,10 @@ class ExampleSource {
   virtual ~ExampleSource() = default;
   virtual const SourceInfo& info() const = 0;
   virtual std::vector<Example> fetch(const std::vector<uint64_t>& indices) const = 0;
+  // Every token id of rows [size x part / parts, size x (part + 1) / parts) in [0, vocab): each
+  // rank checks its share at start-up, so that a bad id stops the job before its first step, not
+  // when the sampler draws it. An error names the file, the column, the row and the token.
+  virtual void check_ids(int64_t vocab, int part, int parts) const = 0;
 };
 
 // `spec`: PATH.h5 (checked against the model's tokenizer, max length and the job's prompts) or

@@ -56,8 +56,9 @@ class Backbone {
   virtual ~Backbone() = default;
   // input_ids, attention_mask: int64 [B, T]; returns the last hidden state [B, T, H]. With a
   // `source`, parameters come from it unit by unit and the word-embedding gradient is sparse.
+  // row_keys: int64 [B], each text's dropout key (model/dropout.h); training with dropout needs them.
   virtual at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                             UnitSource* source = nullptr) const = 0;
+                             UnitSource* source = nullptr, const at::Tensor& row_keys = {}) const = 0;
   virtual std::vector<Unit> units() const = 0;
   // Copies every parameter from the weights; a missing tensor or a shape that disagrees with
   // config.json is an error naming both.

@@ -1,12 +1,9 @@
 #include "model/bert.h"
 
-#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/nn.h>
 
-#include <cmath>
-#include <limits>
-
 #include "core/error.h"
+#include "model/attention.h"
 #include "model/dropout.h"
 #include "model/model_shape.h"
 #include "model/weights.h"
@@ -72,25 +69,6 @@ struct BertModel::Impl : nn::Module {
   std::vector<Unit> units;                       // see bert.h
   std::vector<std::vector<at::Tensor>> own;      // each unit's parameters (the module's tensors)
 
-  at::Tensor dropout(const at::Tensor& x, double p) const { return is_training() ? model::dropout(x, p) : x; }
-
-  // Attention over the padded layout. With dropout on the CPU, at::scaled_dot_product_attention
-  // takes its math path with at::dropout's slow mask (model/dropout.h); this is that math path
-  // with the fast mask: the same products, saved tensors and memory, and like it in fp32 when the
-  // inputs are bf16/fp16 (bf16 autocast), autocast held off so the products stay fp32.
-  at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
-                       const at::Tensor& masked_keys) const {
-    const double p = is_training() ? c.attention_probs_dropout_prob : 0.0;
-    if (p == 0 || !q.device().is_cpu()) return at::scaled_dot_product_attention(q, k, v, key_mask, p);
-    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
-    const at::ScalarType dtype = q.scalar_type();
-    auto accumulate = [&](const at::Tensor& t) { return dtype == at::kFloat ? t : t.to(at::kFloat); };
-    const double root_scale = std::sqrt(1.0 / std::sqrt(static_cast<double>(q.size(-1))));
-    at::Tensor scores = at::matmul(accumulate(q) * root_scale, (accumulate(k) * root_scale).transpose(-2, -1));
-    scores.masked_fill_(masked_keys, -std::numeric_limits<double>::infinity());
-    return at::matmul(model::dropout(at::softmax(scores, -1), p), accumulate(v)).to(dtype);
-  }
-
   void make_units() {
     std::vector<std::string> names;
     std::vector<at::Tensor> tensors;
@@ -125,7 +103,9 @@ struct BertModel::Impl : nn::Module {
   // feed-forward projections, LayerNorm, dropout) runs on the packed real tokens only [N, H];
   // only attention, which mixes tokens, sees the padded [B, T] layout. Same arithmetic as the
   // padded model, without the FLOPs spent on padding (often half of a random training batch).
-  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, UnitSource* source) {
+  // Dropout sites (model/dropout.h): the embeddings 0; layer l: attention probabilities 1 + 3l, the
+  // attention output 2 + 3l, the feed-forward output 3 + 3l.
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, UnitSource* source, const at::Tensor& row_keys) {
     const int64_t batch = ids.size(0), length = ids.size(1), heads = c.num_attention_heads;
     const int64_t hidden = c.hidden_size, head_dim = hidden / heads;
     const double eps = c.layer_norm_eps;
@@ -150,24 +130,31 @@ struct BertModel::Impl : nn::Module {
     at::Tensor positions = at::arange(length, ids.options()).repeat({batch}).index_select(0, tokens);
     at::Tensor token_ids = ids.reshape({-1}).index_select(0, tokens);
     at::Tensor x = source ? source->release(0, source->lookup(0, token_ids)) : at::embedding(own[0][0], token_ids);
+    const bool training = is_training();
+    const KeyedDropout keyed(training ? row_keys : at::Tensor(), mask);
+    auto dropout = [&](const at::Tensor& t, uint32_t site) {
+      return training ? keyed.tokens(t, c.hidden_dropout_prob, site, tokens) : t;
+    };
+    const double attention_p = training ? c.attention_probs_dropout_prob : 0.0;
     // token_type_ids are all zero for single-sentence encoding, as in sentence-transformers.
     x = run(1, x, [&](const at::Tensor& in, auto& w) {
       at::Tensor e = in + at::embedding(w[0], positions) + w[1][0];
-      return dropout(at::layer_norm(e, {hidden}, w[2], w[3], eps), c.hidden_dropout_prob);
+      return dropout(at::layer_norm(e, {hidden}, w[2], w[3], eps), 0);
     });
     // Keys at padded positions are excluded; padded queries produce rows that are dropped.
-    at::Tensor key_mask = mask.to(at::kBool).view({batch, 1, 1, length}), masked_keys = key_mask.logical_not();
+    const at::Tensor key_mask = mask.to(at::kBool).view({batch, 1, 1, length});
     for (size_t l = 0; l < layers.size(); ++l) {
+      const auto site = static_cast<uint32_t>(1 + 3 * l);
       x = run(2 + l, x, [&](const at::Tensor& in, auto& w) {
         auto heads_of = [&](size_t k) {
           return unpack(at::linear(in, w[k], w[k + 1])).view({batch, length, heads, head_dim}).transpose(1, 2);
         };
-        at::Tensor context = attention(heads_of(0), heads_of(2), heads_of(4), key_mask, masked_keys);
+        at::Tensor context = attention(heads_of(0), heads_of(2), heads_of(4), key_mask, attention_p, keyed, site);
         context = pack(context.transpose(1, 2).reshape({batch, length, hidden}));
-        at::Tensor h = at::layer_norm(dropout(at::linear(context, w[6], w[7]), c.hidden_dropout_prob) + in, {hidden},
+        at::Tensor h = at::layer_norm(dropout(at::linear(context, w[6], w[7]), site + 1) + in, {hidden},
                                       w[8], w[9], eps);
         at::Tensor ff = at::linear(activation(at::linear(h, w[10], w[11]), c.hidden_act), w[12], w[13]);
-        return at::layer_norm(dropout(ff, c.hidden_dropout_prob) + h, {hidden}, w[14], w[15], eps);
+        return at::layer_norm(dropout(ff, site + 2) + h, {hidden}, w[14], w[15], eps);
       });
     }
     return unpack(x);  // padded positions are 0 (or, when dense, computed but meaningless)
@@ -179,8 +166,9 @@ BertModel::BertModel(const BertConfig& config) : config_(config), impl_(std::mak
   impl_->eval();
 }
 
-at::Tensor BertModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, UnitSource* source) const {
-  return impl_->forward(input_ids, attention_mask, source);
+at::Tensor BertModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, UnitSource* source,
+                             const at::Tensor& row_keys) const {
+  return impl_->forward(input_ids, attention_mask, source, row_keys);
 }
 
 std::vector<Unit> BertModel::units() const { return impl_->units; }

@@ -17,8 +17,8 @@ namespace angle::model {
 class BertModel final : public Backbone {
  public:
   explicit BertModel(const BertConfig& config);
-  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                     UnitSource* source = nullptr) const override;
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, UnitSource* source = nullptr,
+                     const at::Tensor& row_keys = {}) const override;
   std::vector<Unit> units() const override;
   // Names as HF, with or without a "bert." prefix, LayerNorm gamma/beta accepted.
   void load_weights(const ModelWeights& weights) override;

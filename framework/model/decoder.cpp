@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/attention.h"
+#include "model/dropout.h"
 #include "model/weights.h"
 
 namespace angle::model {
@@ -128,7 +130,9 @@ struct DecoderModel::Impl : nn::Module {
     return allowed.logical_or(i == j);
   }
 
-  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, UnitSource* source) {
+  // Dropout sites (model/dropout.h) of layer l: the attention probabilities 8l, the adapters' inputs
+  // 8l + 1 ... 8l + 7 (q, k, v, o, gate, up, down: peft draws a mask per adapter).
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, UnitSource* source, const at::Tensor& row_keys) {
     const int64_t batch = ids.size(0), length = ids.size(1);
     const int64_t heads = c.num_attention_heads, kv_heads = c.num_key_value_heads, head_dim = c.head_dim;
     ANGLE_CHECK(length <= c.max_position_embeddings, "sequence length ", length, " exceeds max_position_embeddings ",
@@ -144,9 +148,10 @@ struct DecoderModel::Impl : nn::Module {
     const at::Tensor cos = angles.cos().to(x.scalar_type()), sin = angles.sin().to(x.scalar_type());
     auto rotate = [&](const at::Tensor& t) { return t * cos + rotate_half(t) * sin; };
     const at::Tensor allowed = attention_mask(mask, length);
-    const double dropout = is_training() ? c.attention_dropout : 0.0;
-    const bool qk_norm = c.qk_norm, bias = c.attention_bias, out_bias = c.output_bias, mlp_bias = c.mlp_bias;
     const bool training = is_training();
+    const double attention_p = training ? c.attention_dropout : 0.0, adapter_p = training ? lora.dropout : 0.0;
+    const KeyedDropout keyed(training ? row_keys : at::Tensor(), mask);
+    const bool qk_norm = c.qk_norm, bias = c.attention_bias, out_bias = c.output_bias, mlp_bias = c.mlp_bias;
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
       x = run(static_cast<size_t>(l) + 1, x, [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
         size_t k = 0;
@@ -154,9 +159,12 @@ struct DecoderModel::Impl : nn::Module {
         // A projection's weight, bias and adapter, in named_parameters() order; applied by project().
         struct Projection {
           at::Tensor weight, bias, lora_a, lora_b;
+          uint32_t site = 0;
         };
-        auto projection = [&](const char* name, bool has_bias) {
+        const auto site = static_cast<uint32_t>(8 * l);
+        auto projection = [&](const char* name, bool has_bias, uint32_t adapter_site) {
           Projection p;
+          p.site = adapter_site;
           p.weight = next(true), p.bias = next(has_bias);
           p.lora_a = next(lora.targets(name)), p.lora_b = next(lora.targets(name));
           return p;
@@ -168,14 +176,14 @@ struct DecoderModel::Impl : nn::Module {
         auto project = [&](const at::Tensor& x, const Projection& p) {
           at::Tensor y = at::linear(x, p.weight, p.bias);
           if (!p.lora_a.defined()) return y;
-          return y.add_(lora_delta(x.to(p.lora_a.scalar_type()), p.lora_a, p.lora_b, lora.scaling(), lora.dropout,
-                                   training));
+          const at::Tensor in = keyed.padded(x.to(p.lora_a.scalar_type()), adapter_p, p.site);
+          return y.add_(lora_delta(in, p.lora_a, p.lora_b, lora.scaling()));
         };
-        const Projection wq = projection("q_proj", bias), wk = projection("k_proj", bias),
-                         wv = projection("v_proj", bias), wo = projection("o_proj", out_bias);
+        const Projection wq = projection("q_proj", bias, site + 1), wk = projection("k_proj", bias, site + 2),
+                         wv = projection("v_proj", bias, site + 3), wo = projection("o_proj", out_bias, site + 4);
         const at::Tensor q_norm = next(qk_norm), k_norm = next(qk_norm);
-        const Projection wg = projection("gate_proj", mlp_bias), wu = projection("up_proj", mlp_bias),
-                         wd = projection("down_proj", mlp_bias);
+        const Projection wg = projection("gate_proj", mlp_bias, site + 5), wu = projection("up_proj", mlp_bias, site + 6),
+                         wd = projection("down_proj", mlp_bias, site + 7);
         const at::Tensor norm_in = next(true), norm_post = next(true);
         at::Tensor h = rms_norm(in, norm_in, c.rms_norm_eps);
         auto split_heads = [&](const at::Tensor& t, int64_t n) { return t.view({batch, length, n, head_dim}).transpose(1, 2); };
@@ -191,7 +199,7 @@ struct DecoderModel::Impl : nn::Module {
           key = key.repeat_interleave(heads / kv_heads, 1);
           v = v.repeat_interleave(heads / kv_heads, 1);
         }
-        at::Tensor context = at::scaled_dot_product_attention(q, key, v, allowed, dropout);
+        at::Tensor context = attention(q, key, v, allowed, attention_p, keyed, site);
         at::Tensor attended = in + project(context.transpose(1, 2).reshape({batch, length, heads * head_dim}), wo);
         at::Tensor g = rms_norm(attended, norm_post, c.rms_norm_eps);
         return attended + project(at::silu(project(g, wg)) * project(g, wu), wd);
@@ -209,8 +217,9 @@ DecoderModel::DecoderModel(const DecoderConfig& config, const LoraConfig& lora)
   impl_->eval();
 }
 
-at::Tensor DecoderModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, UnitSource* source) const {
-  return impl_->forward(input_ids, attention_mask, source);
+at::Tensor DecoderModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, UnitSource* source,
+                                const at::Tensor& row_keys) const {
+  return impl_->forward(input_ids, attention_mask, source, row_keys);
 }
 
 std::vector<Unit> DecoderModel::units() const { return impl_->units; }

@@ -22,8 +22,8 @@ class DecoderModel final : public Backbone {
   // With `lora` enabled, its target projections get adapters (uninitialised: model/lora.h sets
   // them) and every base parameter is frozen (requires_grad false).
   explicit DecoderModel(const DecoderConfig& config, const LoraConfig& lora = {});
-  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                     UnitSource* source = nullptr) const override;
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, UnitSource* source = nullptr,
+                     const at::Tensor& row_keys = {}) const override;
   std::vector<Unit> units() const override;
   void load_weights(const ModelWeights& weights) override;
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const override;

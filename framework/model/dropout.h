@@ -1,9 +1,17 @@
-// Dropout for CPU training. ATen's CPU dropout draws its mask with bernoulli_, which on CPUs other
-// than Intel's (no MKL path) is a serial Mersenne Twister loop: about 9 ns per element, 11% of a
-// MiniLM training step on an AMD EPYC (tests/bench/step_replica_profile.py). Here the mask comes from
-// Philox-4x32-10 keyed by one 64-bit seed drawn from the default generator, in parallel: the
-// same distribution, a different stream, and still reproducible from the generator's state
-// (gradient caching replays a chunk by restoring that state, train/encode.h).
+// Keyed dropout: a mask element is a function of what it drops and of nothing else: the text's
+// 64-bit key (the trainer derives it from the seed, the step, the example and which text of the
+// example it is: train/dropout_keys.h), the dropout site (layer and place in the layer), the token's
+// position in its text and the element. Not of the rank, the other texts in the batch, the padding
+// or packing layout, the micro-batch or chunk split, or a generator's state: a job trains the same
+// run on 1 or 64 ranks, resumes on any world size, and gradient caching's second pass sees the
+// first pass's masks without replaying a generator.
+//
+// The bits are Philox-4x32-10 (the generator behind cuRAND and PyTorch's CUDA dropout) under the
+// text's key, counter {element / 4, position, site, head}: word element % 4 keeps when it is at least
+// p * 2^32 (exact to 2^-32). On the CPU a parallel loop makes the mask (ATen's CPU bernoulli_ is a
+// serial Mersenne Twister on CPUs without MKL's path, 11% of a MiniLM step on an AMD EPYC); on
+// other devices the same function runs as ATen integer ops, which the unit tests also hold equal to
+// the CPU loop.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -12,15 +20,43 @@
 
 namespace angle::model {
 
-// The Philox-4x32-10 block for `counter` under `key` (Salmon et al., SC'11; the generator behind
-// cuRAND's and PyTorch's CUDA dropout).
+// The Philox-4x32-10 block for `counter` under `key` (Salmon et al., SC'11).
 std::array<uint32_t, 4> philox4x32(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key);
 
-// The mask `x * mask` drops with: 0 with probability p, else 1 / (1 - p); x's shape and dtype.
-at::Tensor dropout_mask(const at::Tensor& like, double p, uint64_t seed);
+// The rows of a mask [R, W]: row r belongs to the text with key keys[r] (a uint64 bit pattern), the
+// token at `positions[r]` in it and head `heads[r]` (0 outside attention); its element c is that
+// text's element c - col_start[r] (attention: the key position; elements before col_start are left
+// padding, kept). All int64 [R] on the mask's device.
+struct MaskRows {
+  at::Tensor keys, positions, heads, col_start;
+};
 
-// Dropout in training: x unchanged when p is 0; on the CPU, x * dropout_mask (autograd keeps the
-// mask, as at::dropout's does); elsewhere at::dropout (fused on CUDA).
-at::Tensor dropout(const at::Tensor& x, double p);
+// The mask that x * mask drops with: 0 with probability p, else 1 / (1 - p); [R, width] in `options`.
+at::Tensor keyed_mask(const MaskRows& rows, int64_t width, double p, uint32_t site, const at::TensorOptions& options);
+// The same mask through ATen integer ops, on any device (the CUDA path, and the CPU loop's oracle).
+at::Tensor keyed_mask_by_ops(const MaskRows& rows, int64_t width, double p, uint32_t site,
+                             const at::TensorOptions& options);
+
+// Keyed dropout over one forward pass of a batch [B, T]. Without keys (inference), or with p = 0, it
+// returns its input; training with dropout and no keys is an error (a mask must be keyed).
+class KeyedDropout {
+ public:
+  KeyedDropout() = default;
+  // row_keys: int64 [B], one per text; attention_mask: int64 [B, T] (real tokens contiguous, padded
+  // on either side).
+  KeyedDropout(const at::Tensor& row_keys, const at::Tensor& attention_mask);
+
+  // x [N, W]: the tokens at flat indices `flat` of the [B, T] layout (packed execution).
+  at::Tensor tokens(const at::Tensor& x, double p, uint32_t site, const at::Tensor& flat) const;
+  // x [B, T, W]: every position of the layout.
+  at::Tensor padded(const at::Tensor& x, double p, uint32_t site) const;
+  // Attention probabilities [B, H, T, T] (query, key).
+  at::Tensor scores(const at::Tensor& probs, double p, uint32_t site) const;
+
+ private:
+  at::Tensor apply(const at::Tensor& x, double p, uint32_t site, const MaskRows& rows) const;
+  at::Tensor keys_, start_;  // [B]: each text's key, the index of its first real token
+  int64_t length_ = 0;
+};
 
 }  // namespace angle::model

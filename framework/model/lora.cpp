@@ -14,7 +14,6 @@
 #include "core/error.h"
 #include "core/json_file.h"
 #include "model/backbone.h"
-#include "model/dropout.h"
 #include "model/safetensors.h"
 #include "model/weights.h"
 
@@ -158,10 +157,8 @@ void load_adapters(Backbone& model, const std::string& dir) {
   copy_parameters(adapters, ModelWeights(path), peft_keys, (fs::path(dir) / kConfigFile).string());
 }
 
-at::Tensor lora_delta(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double scaling, double dropout,
-                      bool training) {
-  const at::Tensor in = training && dropout > 0 ? model::dropout(x, dropout) : x;
-  return at::linear(at::linear(in, a), b).mul_(scaling);  // in place: no second output-sized tensor
+at::Tensor lora_delta(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double scaling) {
+  return at::linear(at::linear(x, a), b).mul_(scaling);  // in place: no second output-sized tensor
 }
 
 std::vector<std::pair<std::string, at::Tensor>> merged_parameters(const Backbone& model, const LoraConfig& lora) {

@@ -54,9 +54,9 @@ void init_adapters(Backbone& model, uint64_t seed);
 // The adapters stored in the PEFT directory `dir` (an error names a missing or misshapen one).
 void load_adapters(Backbone& model, const std::string& dir);
 
-// The low-rank update of one projection: scaling · B A dropout(x) (dropout only in training).
-at::Tensor lora_delta(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double scaling, double dropout,
-                      bool training);
+// The low-rank update of one projection: scaling · B A x, where x is the projection's input after
+// the adapter's dropout (in training).
+at::Tensor lora_delta(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double scaling);
 
 bool is_adapter_param(const std::string& name);  // "….lora_A.weight" / "….lora_B.weight"
 

@@ -71,7 +71,9 @@ Machine calibrate(const train::JobConfig& job, comm::Comm& comm) {
       std::vector<const std::vector<int64_t>*> some(rows.begin(), rows.begin() + static_cast<int64_t>(count));
       const model::TokenBatch batch = encoder.collate(some);
       const double seconds = best_seconds(3, [&] {
-        at::Tensor hidden = encoder.model->forward(batch.input_ids, batch.attention_mask);
+        // (any distinct dropout keys: the time does not depend on them)
+        at::Tensor hidden = encoder.model->forward(batch.input_ids, batch.attention_mask, nullptr,
+                                                   at::arange(static_cast<int64_t>(count), at::kLong));
         model::pool(hidden, batch.attention_mask, encoder.pooling, encoder.tokenizer.padding_side()).pow(2).sum().backward();
       });
       m.flops_by_rows.insert(m.flops_by_rows.begin(), {static_cast<double>(count), shape.train_cost(some).flops / seconds});

@@ -4,8 +4,6 @@
 #include <ATen/autocast_mode.h>
 #include <c10/core/GradMode.h>
 
-#include <algorithm>
-#include <mutex>
 
 namespace angle::train {
 namespace {
@@ -26,35 +24,25 @@ struct Autocast {
   }
 };
 
-// The state of the generator that draws the model's dropout masks.
-at::Tensor generator_state(const at::Device& device) {
-  at::Generator generator = at::globalContext().defaultGenerator(device);
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  return generator.get_state();
-}
-
-void set_generator_state(const at::Device& device, const at::Tensor& state) {
-  at::Generator generator = at::globalContext().defaultGenerator(device);
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(state);
-}
-
 }  // namespace
 
 at::Tensor encode_rows(const model::Encoder& encoder, shard::ShardedModel& sharded,
-                       const std::vector<const std::vector<int64_t>*>& rows, bool bf16_autocast) {
+                       const std::vector<const std::vector<int64_t>*>& rows, const std::vector<int64_t>& row_keys,
+                       bool bf16_autocast) {
   std::vector<int64_t> dummy;
   std::vector<const std::vector<int64_t>*> used = rows;
+  std::vector<int64_t> keys = row_keys;
   if (rows.empty()) {  // [CLS] [SEP] (or the tokenizer's specials)
     dummy = encoder.tokenizer.encode("", encoder.max_length);
-    used = {&dummy};
+    used = {&dummy}, keys = {0};
   }
   model::TokenBatch tokens = encoder.collate(used);
   at::Tensor ids = tokens.input_ids.to(encoder.device), mask = tokens.attention_mask.to(encoder.device);
   at::Tensor pooled;
   {
     Autocast autocast(encoder.device.type(), bf16_autocast);
-    pooled = model::pool(encoder.model->forward(ids, mask, &sharded), mask, encoder.pooling, encoder.tokenizer.padding_side());
+    at::Tensor hidden = encoder.model->forward(ids, mask, &sharded, at::tensor(keys, at::kLong));
+    pooled = model::pool(hidden, mask, encoder.pooling, encoder.tokenizer.padding_side());
   }
   pooled = pooled.to(at::kFloat);
   return rows.empty() ? pooled.narrow(0, 0, 0) : pooled;
@@ -64,9 +52,9 @@ void forward_backward(const model::Encoder& encoder, shard::ShardedModel& sharde
                       const EncodeOptions& options, const LossOf& loss_of) {
   using Scope = StepProfile::Scope;
   StepProfile* profile = options.profile;
-  auto encode = [&](const std::vector<const std::vector<int64_t>*>& rows) {
+  auto encode = [&](const std::vector<const std::vector<int64_t>*>& rows, const std::vector<int64_t>& keys) {
     Scope scope(profile, Phase::kForward);
-    return encode_rows(encoder, sharded, rows, options.bf16_autocast);
+    return encode_rows(encoder, sharded, rows, keys, options.bf16_autocast);
   };
   auto loss = [&](const at::Tensor& embeddings) {
     Scope scope(profile, Phase::kLoss);
@@ -81,37 +69,34 @@ void forward_backward(const model::Encoder& encoder, shard::ShardedModel& sharde
     sharded.finish_backward();
   };
   if (options.chunk <= 0) {
-    backward(loss(encode(batch.rows)), {});
+    backward(loss(encode(batch.rows, batch.row_keys)), {});
     finish();
     return;
   }
   const int64_t chunk_rows = options.chunk * batch.rows_per_example;
   const int64_t chunks = chunk_passes(batch.kept_per_rank, options.chunk);
-  // Pass 1: embeddings without a graph, and the dropout generator's state before each chunk.
-  std::vector<at::Tensor> states, parts;
+  auto encode_chunk = [&](int64_t c) {
+    return encode(chunk_of(batch.rows, chunk_rows, c), chunk_of(batch.row_keys, chunk_rows, c));
+  };
+  // Pass 1: embeddings without a graph.
+  std::vector<at::Tensor> parts;
   {
     c10::NoGradGuard no_grad;
-    for (int64_t c = 0; c < chunks; ++c) {
-      states.push_back(generator_state(encoder.device));
-      parts.push_back(encode(chunk_of(batch.rows, chunk_rows, c)));
-    }
+    for (int64_t c = 0; c < chunks; ++c) parts.push_back(encode_chunk(c));
   }
-  const at::Tensor after_pass = generator_state(encoder.device);
   // The loss and its gradient w.r.t. this rank's embeddings (the model is not in this graph).
   at::Tensor embeddings = at::cat(parts).requires_grad_(true);
   backward(loss(embeddings), {});
   at::Tensor cached = embeddings.grad().defined() ? embeddings.grad() : at::zeros_like(embeddings);
   // Pass 2: the same chunks again with a graph and the same masks; back-propagate the cached slice.
   for (int64_t c = 0, begin = 0; c < chunks; ++c) {
-    set_generator_state(encoder.device, states[c]);
-    at::Tensor part = encode(chunk_of(batch.rows, chunk_rows, c));
+    at::Tensor part = encode_chunk(c);
     // (A rank out of rows back-propagates an empty gradient through its dummy row: its model
     // backward still runs and takes part in the collectives.)
     backward(part, cached.narrow(0, begin, part.size(0)));
     begin += part.size(0);
     finish();
   }
-  set_generator_state(encoder.device, after_pass);
 }
 
 }  // namespace angle::train

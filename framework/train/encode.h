@@ -1,9 +1,9 @@
 // The encode → loss → backward phases of one micro-batch, directly or with gradient caching
 // (GradCache, Gao et al. 2021; train.chunk):
-//   pass 1: encode the rank's rows chunk by chunk without a graph (saving the dropout generator's
-//           state before each chunk) → embeddings → the (global) loss and its gradient w.r.t. them;
-//   pass 2: per chunk, restore the generator state, encode again with a graph (the same dropout
-//           masks) and back-propagate that chunk's slice of the cached gradient.
+//   pass 1: encode the rank's rows chunk by chunk without a graph → embeddings → the (global) loss
+//           and its gradient w.r.t. them;
+//   pass 2: per chunk, encode again with a graph (the same dropout masks: they are keyed by text,
+//           model/dropout.h) and back-propagate that chunk's slice of the cached gradient.
 // The parameter gradient is the one of the whole batch, while activations exist for one chunk at
 // a time. Every rank runs the same number of chunk passes (the largest rank's count), so that the
 // sharder's collectives match; a rank out of rows encodes one dummy row with a zero gradient.
@@ -36,9 +36,11 @@ using LossOf = std::function<at::Tensor(const at::Tensor& embeddings)>;
 void forward_backward(const model::Encoder& encoder, shard::ShardedModel& sharded, const StepBatch& batch,
                       const EncodeOptions& options, const LossOf& loss_of);
 
-// Pooled embeddings [rows, D] (float32) of token rows, through the sharder; no rows: one dummy
-// row is encoded (every rank takes part in the sharder's collectives) and 0 rows are returned.
+// Pooled embeddings [rows, D] (float32) of token rows with their dropout keys, through the
+// sharder; no rows: one dummy row is encoded (every rank takes part in the sharder's collectives)
+// and 0 rows are returned.
 at::Tensor encode_rows(const model::Encoder& encoder, shard::ShardedModel& sharded,
-                       const std::vector<const std::vector<int64_t>*>& rows, bool bf16_autocast);
+                       const std::vector<const std::vector<int64_t>*>& rows, const std::vector<int64_t>& row_keys,
+                       bool bf16_autocast);
 
 }  // namespace angle::train

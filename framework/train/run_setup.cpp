@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "train/run_record.h"
 #include "train/run_signals.h"
+#include "train/shared_inputs.h"
 
 namespace angle::train {
 namespace fs = std::filesystem;
@@ -106,15 +107,19 @@ TrainingRun::~TrainingRun() {
   if (next_batch_.valid()) next_batch_.wait();
 }
 
-// Ranks agree on the job and the batch split, take their threads, and seed their dropout.
+// Ranks agree on the job and the batch split, see the same output directory and input files, and
+// take their threads.
 void TrainingRun::check_startup() {
   check_batch_split(c_, world_);
   check_same_job(comm_, c_);
   if (c_.threads) at::set_num_threads(*c_.threads);
   else if (world_ > 1 && !std::getenv("OMP_NUM_THREADS")) at::set_num_threads(1);  // ranks x threads <= cores
   preflight(comm_, c_);
+  const std::vector<std::string> hosts = all_hostnames(comm_);
+  check_shared_output_dir(comm_, c_.output_dir, hosts);
+  check_same_files(comm_, job_input_files(c_), hosts);
   hooks_.fail_at(rank_, TestHooks::Point::kStartup);
-  at::manual_seed(c_.seed + 1000003ULL * static_cast<uint64_t>(rank_));  // dropout masks differ across ranks
+  at::manual_seed(c_.seed);  // (dropout is keyed, model/dropout.h: nothing in a step draws from it)
 }
 
 // The model, the training data read with its tokenizer, and the step arithmetic.
@@ -126,7 +131,8 @@ void TrainingRun::load_model() {
   }
   encoder_.emplace(model::load_encoder(c_.model_path, encoder_options(c_)));
   model::check_exportable(encoder_->pooling);
-  data_ = std::make_unique<TrainingData>(c_, encoder_->tokenizer, encoder_->max_length);
+  data_ = std::make_unique<TrainingData>(c_, encoder_->tokenizer, encoder_->max_length, hooks_.dropout_salt);
+  data_->check_ids(encoder_->model->vocab_size(), rank_, world_);
   loss_settings_ = {data_->format(), loss_weights(c_), data_->weighted(), c_.local_negatives};
   encode_options_ = {c_.dtype == Dtype::bf16, c_.chunk, &profile_};
   rows_per_example_ = loss::rows_per_example(data_->format());
@@ -155,9 +161,8 @@ void TrainingRun::shard_model() {
 }
 
 void TrainingRun::resume_from_checkpoint() {
-  const bool restore_rng = hooks_.skip_restore != TestHooks::SkipRestore::kRng;
   const std::optional<ckpt::TrainingState> resumed =
-      ckpt::resume(c_.output_dir, {c_.resume.str(), c_.allow_job_change, restore_rng}, c_.identity_hash(), *sharded_, comm_);
+      ckpt::resume(c_.output_dir, {c_.resume.str(), c_.allow_job_change}, c_.identity_hash(), *sharded_, comm_);
   if (!resumed) {
     if (rank_ == 0) log_info("no complete checkpoint in " + c_.output_dir + ": starting from step 1");
     return;

@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "train/dropout_keys.h"
 
 namespace angle::train {
 
@@ -78,7 +79,10 @@ StepBatch assemble_batch(const std::vector<data::Example>& examples, int64_t row
   std::vector<float> labels, weights;
   for (size_t i = 0; i < examples.size(); ++i) {
     if (!keep_all[my_begin + i]) continue;
-    for (const auto& ids : examples[i].ids) batch.rows.push_back(&ids);
+    for (size_t t = 0; t < examples[i].ids.size(); ++t) {
+      batch.rows.push_back(&examples[i].ids[t]);
+      batch.row_keys.push_back(static_cast<int64_t>(text_dropout_key(examples[i].dropout_key, static_cast<int64_t>(t))));
+    }
     labels.push_back(examples[i].label);
     weights.push_back(examples[i].weight);
   }
@@ -90,13 +94,6 @@ StepBatch assemble_batch(const std::vector<data::Example>& examples, int64_t row
 int64_t chunk_passes(const std::vector<int64_t>& kept_per_rank, int64_t chunk) {
   const int64_t most = *std::max_element(kept_per_rank.begin(), kept_per_rank.end());
   return std::max<int64_t>(1, (most + chunk - 1) / chunk);
-}
-
-std::vector<const std::vector<int64_t>*> chunk_of(const std::vector<const std::vector<int64_t>*>& rows,
-                                                  int64_t per_chunk, int64_t c) {
-  const auto size = static_cast<int64_t>(rows.size());
-  const int64_t begin = std::min(size, c * per_chunk), end = std::min(size, begin + per_chunk);
-  return std::vector<const std::vector<int64_t>*>(rows.begin() + begin, rows.begin() + end);
 }
 
 }  // namespace angle::train

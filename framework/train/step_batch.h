@@ -5,6 +5,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -26,6 +27,7 @@ std::vector<bool> duplicate_filter(const std::vector<uint64_t>& text_hashes, siz
 
 struct StepBatch {
   std::vector<const std::vector<int64_t>*> rows;  // this rank's token rows, example by example
+  std::vector<int64_t> row_keys;                  // each row's dropout key (train/dropout_keys.h)
   at::Tensor labels, weights;                     // [kept examples] float32 (labels 0 outside format A)
   std::vector<int64_t> kept_per_rank;             // kept examples of every rank (known to all)
   int64_t dropped = 0;                            // duplicates dropped from the global micro-batch
@@ -39,8 +41,12 @@ struct StepBatch {
 // kept examples needs (at least one), so that the sharder's collectives match across ranks.
 int64_t chunk_passes(const std::vector<int64_t>& kept_per_rank, int64_t chunk);
 // Pass `c`'s rows out of `rows`: rows [c x per_chunk, (c + 1) x per_chunk), clipped (empty past the end).
-std::vector<const std::vector<int64_t>*> chunk_of(const std::vector<const std::vector<int64_t>*>& rows,
-                                                  int64_t per_chunk, int64_t c);
+template <typename Row>
+std::vector<Row> chunk_of(const std::vector<Row>& rows, int64_t per_chunk, int64_t c) {
+  const auto size = static_cast<int64_t>(rows.size());
+  const int64_t begin = std::min(size, c * per_chunk), end = std::min(size, begin + per_chunk);
+  return std::vector<Row>(rows.begin() + begin, rows.begin() + end);
+}
 
 // Collective: every rank passes its slice of the same micro-batch. `examples` must outlive the
 // result (rows point into it).

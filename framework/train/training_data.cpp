@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/text_file.h"
 #include "data/raw_dataset.h"
+#include "train/dropout_keys.h"
 
 namespace angle::train {
 namespace {
@@ -28,7 +29,9 @@ std::vector<double> per_source_numbers(const std::string& key, const std::string
 
 }  // namespace
 
-TrainingData::TrainingData(const JobConfig& c, const text::Tokenizer& tokenizer, size_t max_length) {
+TrainingData::TrainingData(const JobConfig& c, const text::Tokenizer& tokenizer, size_t max_length,
+                           uint64_t dropout_salt)
+    : dropout_seed_(mix_key(c.seed, dropout_salt)) {
   const data::Prompts prompts{c.text_prompt, c.query_prompt, c.doc_prompt};
   std::vector<uint64_t> sizes;
   for (const std::string& spec : split(c.train, ',')) {
@@ -93,6 +96,10 @@ TrainingData::TrainingData(const JobConfig& c, const text::Tokenizer& tokenizer,
   weighted_ = c.weight_mode == WeightMode::confidence || !source_weights.empty();
 }
 
+void TrainingData::check_ids(int64_t vocab, int rank, int world) const {
+  for (const auto& source : sources_) source->check_ids(vocab, rank, world);
+}
+
 std::vector<std::vector<data::Example>> TrainingData::rank_slices(long step, int rank, int world, size_t micro,
                                                                  long shift) const {
   const std::vector<data::ExampleRef> refs = sampler_->global_batch(static_cast<uint64_t>(step - 1 - shift));
@@ -114,6 +121,7 @@ std::vector<std::vector<data::Example>> TrainingData::rank_slices(long step, int
         e = std::move(rows[k]);
         e.label = static_cast<float>((e.label - a.label_low) * a.label_scale);
         e.weight = static_cast<float>(a.weight * (a.confidence ? e.weight : 1.0));
+        e.dropout_key = example_dropout_key(dropout_seed_, step, d, indices[k]);
       }
     }
     micro_batches.push_back(std::move(examples));

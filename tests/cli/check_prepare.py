@@ -193,6 +193,35 @@ def main():
     prepare('stsb', sts / 'sts-dev.csv', work / 'other-tok.h5', model=args.other_model)
     expect.failure('tokenizer mismatch', train + [work / 'other-tok.h5'], ['other-tok.h5', 'was prepared with tokenizer',
                    args.other_model, args.model])
+    # Token ids are checked when the job opens the file (each rank its share), not when the
+    # sampler draws the example: a bad id in the last row stops a 1-step run at start-up.
+    def edited(name, edit):
+        shutil.copy(work / 'stsb-dev.h5', work / name)
+        with h5py.File(work / name, 'r+') as f:
+            edit(f)
+        return work / name
+
+    def set_id(column, from_end, value):
+        def edit(f):
+            ids = f[f'columns/{column}/ids']
+            ids[len(ids) - from_end] = value
+        return edit
+
+    last = 1499  # stsb-dev.h5's last row
+    with h5py.File(work / 'stsb-dev.h5', 'r') as f:
+        o = f['columns/text2/offsets'][:]
+    token = int(o[last + 1] - 2 - o[last])  # the token before the last [SEP]
+    expect.failure('token id beyond the vocabulary', train + [edited('big-id.h5', set_id('text2', 2, 10_000_000))],
+                   ['big-id.h5', "column 'text2'", f'row {last}', f'token {token}', 'id 10000000', 'vocabulary [0, 30522)'])
+    expect.failure('negative token id', train + [edited('negative-id.h5', set_id('text2', 2, -5))],
+                   ['negative-id.h5', "column 'text2'", f'row {last}', 'id -5'])
+
+    def float_ids(f):
+        ids = f['columns/text1/ids'][:]
+        del f['columns/text1/ids']
+        f['columns/text1/ids'] = ids.astype('float32') + 0.5
+    expect.failure('float token ids', train + [edited('float-ids.h5', float_ids)],
+                   ['float-ids.h5', "column 'text1'", 'token ids stored as floats'])
     expect.exit_status()
     print('prepare / suite checks passed')
 

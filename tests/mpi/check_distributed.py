@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """`mpirun -np N angle train` is the single-process run, only sharded:
-  - world-size invariance: a tiny BERT (5 steps, global batch 8, dropout 0) at N = 1, 2, 4 gives
-    per-step losses and final parameters equal within 1e-5 relative; the default MiniLM job the
-    same losses within 1e-4;
+  - world-size invariance: a tiny BERT (5 steps, global batch 8) at N = 1, 2, 4 gives per-step
+    losses and final parameters equal within 1e-5 relative with dropout on (keyed by text:
+    model/dropout.h; dropout 0 is in tests/hosts), also with gradient caching in chunks of 1 at N = 2; the
+    default MiniLM job (dropout on) the same losses within 1e-4;
   - local_negatives at N = 2 differs from N = 1 and equals the mean of the two half-batch losses;
   - a global batch not divisible by N x grad_accum and job files that differ across ranks are
     errors before any work;
@@ -32,19 +33,26 @@ def main():
     common = short_job(args.data_dir)
     base = common + ['--train.max_steps', 5, '--train.global_batch', 8]
 
-    runs, params = {}, {}
-    for n in (1, 2, 4):
-        out = work / f'tiny-{n}'
-        mpirun(n, angle, base + ['--model.path', args.tiny, '--model.pooling', 'cls', '--model.max_length', 64,
-                                 '--run.output_dir', out])
-        runs[n], params[n] = losses(out), final_params(out)
-    print('tiny BERT losses by world size:', runs)
-    for n in (2, 4):
-        worst = max(rel(a, b) for a, b in zip(runs[n], runs[1]))
-        worst_param = param_distance(params[n], params[1])
-        print(f'N={n}: worst relative loss difference {worst:.2e}, parameters {worst_param:.2e}')
-        if worst > 1e-5 or worst_param > 1e-5:
-            failures.append(f'tiny N={n} differs from N=1: losses {worst:.2e}, parameters {worst_param:.2e}')
+    tiny = ['--model.path', args.tiny, '--model.pooling', 'cls', '--model.max_length', 64]
+    for dropout, variants in ((0, ()), (0.1, ((2, []), (4, []), (2, ['--train.chunk', 1])))):
+        out = work / f'tiny-1-dropout-{dropout}'
+        mpirun(1, angle, base + tiny + ['--model.dropout', dropout, '--run.output_dir', out])
+        single, single_params = losses(out), final_params(out)
+        if dropout == 0:
+            runs = {1: single}
+        print(f'tiny BERT, dropout {dropout}, N=1 losses: {single}')
+        for n, extra in variants:
+            out = work / f'tiny-{n}-dropout-{dropout}{"-chunk" if extra else ""}'
+            mpirun(n, angle, base + tiny + ['--model.dropout', dropout, '--run.output_dir', out] + extra)
+            worst = max(rel(a, b) for a, b in zip(losses(out), single))
+            worst_param = param_distance(final_params(out), single_params)
+            label = f'dropout {dropout}, N={n} {" ".join(map(str, extra))}'
+            print(f'{label}: worst relative loss difference {worst:.2e}, parameters {worst_param:.2e}')
+            if worst > 1e-5 or worst_param > 1e-5:
+                failures.append(f'tiny {label} differs from N=1: losses {worst:.2e}, parameters {worst_param:.2e}')
+    # The comparison sees the masks: dropout on gives another step-1 loss than dropout 0.
+    if rel(single[0], runs[1][0]) < 1e-4:
+        failures.append(f'dropout on and off give the same step-1 loss {single[0]}: the masks are not applied')
 
     # local negatives: the step-1 loss is the mean of the losses of the two half batches, i.e.
     # of steps 1 and 2 of a single-process run with global batch 4 (same data order, lr ~ 0).
@@ -63,9 +71,10 @@ def main():
     minilm = {}
     for n in (1, 2, 4):
         out = work / f'minilm-{n}'
-        mpirun(n, angle, base + ['--model.path', args.model, '--model.max_length', 32, '--run.output_dir', out])
+        mpirun(n, angle, base + ['--model.path', args.model, '--model.max_length', 32, '--model.dropout', 0.1,
+                                 '--run.output_dir', out])
         minilm[n] = losses(out)
-    print('MiniLM losses by world size:', minilm)
+    print('MiniLM losses by world size (dropout 0.1):', minilm)
     for n in (2, 4):
         worst = max(rel(a, b) for a, b in zip(minilm[n], minilm[1]))
         if worst > 1e-4:

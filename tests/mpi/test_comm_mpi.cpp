@@ -159,7 +159,7 @@ BOOST_AUTO_TEST_CASE(gradient_caching_with_uneven_chunk_counts) {
       ids.push_back(row);
     }
     train::StepBatch batch;
-    for (const auto& row : ids) batch.rows.push_back(&row);
+    for (const auto& row : ids) batch.rows.push_back(&row), batch.row_keys.push_back(0);  // (dropout 0)
     batch.rows_per_example = 3;
     batch.labels = at::zeros({kept[r]});
     batch.weights = at::ones({kept[r]});

@@ -1,8 +1,8 @@
 // Gradient caching (train/encode.h) at one rank, every sharding stage: the gradient of the
 // cached two-pass encode equals the gradient of one graph over the same chunks, with dropout off
-// (1e-6) and on (1e-5: the second pass must replay the first pass's masks; the reference draws
-// the same masks by encoding the same chunks in the same order in one graph), and the gradient of
-// one pass over the unchunked batch within fp32 rounding of the different padding (1e-5).
+// (1e-6) and on (1e-5: the second pass must see the first pass's masks), and the gradient of one
+// pass over the unchunked batch within fp32 rounding of the different padding (1e-5), with dropout
+// on too: the masks are keyed by text (model/dropout.h), not by how the batch is cut.
 #include <ATen/ATen.h>
 
 #include <boost/test/unit_test.hpp>
@@ -24,7 +24,7 @@ bool decays(const std::string& name) { return !(name.ends_with("bias") || name.f
 struct Batch {
   std::vector<std::vector<int64_t>> ids;
   train::StepBatch batch;
-  explicit Batch(int64_t examples) {
+  Batch(int64_t examples, uint64_t key_seed) {
     at::manual_seed(11);
     for (int64_t i = 0; i < 3 * examples; ++i) {
       const int64_t length = at::randint(1, 8, {1}, at::kLong).item<int64_t>();
@@ -33,7 +33,10 @@ struct Batch {
       row.push_back(3);
       ids.push_back(row);
     }
-    for (const auto& row : ids) batch.rows.push_back(&row);
+    for (const auto& row : ids) {
+      batch.rows.push_back(&row);
+      batch.row_keys.push_back(static_cast<int64_t>(key_seed * 1000 + batch.row_keys.size()));
+    }
     batch.rows_per_example = 3;
     batch.labels = at::zeros({examples}, at::kFloat);
     batch.weights = at::rand({examples}, at::kFloat) + 0.5;
@@ -66,28 +69,27 @@ at::Tensor sharded_gradient(const testing::TempDir& dir, double dropout, int sta
   shard::ShardOptions options;
   options.stage = stage;
   shard::ShardedModel sharded(*encoder.model, *comm, options, decays);
-  Batch b(6);
-  at::manual_seed(seed);
+  Batch b(6, seed);
   train::forward_backward(encoder, sharded, b.batch, {false, chunk}, [&](const at::Tensor& embeddings) {
     return train::micro_batch_loss(embeddings, b.batch, settings(), *comm).total;
   });
   return sharded.owned("grads").clone();
 }
 
-// One graph over the micro-batch, encoded in chunks of `chunk` examples in order (so that
-// dropout draws the masks GradCache's first pass draws), on the plain model.
+// One graph over the micro-batch, encoded in chunks of `chunk` examples (each padded to its own
+// longest row, as GradCache's chunks are), on the plain model.
 at::Tensor one_graph_gradient(const testing::TempDir& dir, double dropout, int64_t chunk, uint64_t seed) {
   model::Encoder encoder = tiny_encoder(dir, dropout);
   auto comm = comm::make_comm("single");
-  Batch b(6);
-  at::manual_seed(seed);
+  Batch b(6, seed);
   std::vector<at::Tensor> parts;
   for (size_t begin = 0; begin < b.batch.rows.size(); begin += 3 * chunk) {
     std::vector<const std::vector<int64_t>*> rows(b.batch.rows.begin() + begin,
                                                   b.batch.rows.begin() + std::min(b.batch.rows.size(), begin + 3 * chunk));
+    const std::vector<int64_t> keys(b.batch.row_keys.begin() + begin, b.batch.row_keys.begin() + begin + rows.size());
     model::TokenBatch tokens = encoder.collate(rows);
-    parts.push_back(model::pool(encoder.model->forward(tokens.input_ids, tokens.attention_mask), tokens.attention_mask,
-                                encoder.pooling));
+    at::Tensor hidden = encoder.model->forward(tokens.input_ids, tokens.attention_mask, nullptr, at::tensor(keys));
+    parts.push_back(model::pool(hidden, tokens.attention_mask, encoder.pooling));
   }
   train::micro_batch_loss(at::cat(parts), b.batch, settings(), *comm).total.backward();
   std::vector<at::Tensor> grads;
@@ -109,6 +111,8 @@ BOOST_AUTO_TEST_CASE(cached_gradient_equals_one_graph_at_every_stage) {
   testing::write_tiny_model(dir.path);
   const at::Tensor whole = one_graph_gradient(dir, 0.0, 6, 1);  // no chunks at all
   BOOST_TEST_REQUIRE(whole.abs().max().item<double>() > 1e-3);
+  const at::Tensor whole_dropping = one_graph_gradient(dir, 0.1, 6, 5);
+  BOOST_TEST_REQUIRE(relative_gap(whole_dropping, whole) > 1e-3);  // the masks matter
   for (int stage : {1, 2, 3}) {
     for (int64_t chunk : {1, 2, 4}) {  // 4: chunks of 4 and 2 examples
       // Against one graph over the same chunks (the same padding per chunk): only the caching differs.
@@ -119,13 +123,15 @@ BOOST_AUTO_TEST_CASE(cached_gradient_equals_one_graph_at_every_stage) {
                                                                   << chunk << ": " << gap);
       }
       // Against one pass over the whole batch: chunks are padded to their own longest row, which
-      // changes fp32 rounding only.
+      // changes fp32 rounding only, with dropout on too.
       const double gap = relative_gap(sharded_gradient(dir, 0.0, stage, chunk, 1), whole);
       BOOST_TEST(gap <= 1e-5, "no chunks, stage " << stage << ", chunk " << chunk << ": " << gap);
+      const double dropping = relative_gap(sharded_gradient(dir, 0.1, stage, chunk, 5), whole_dropping);
+      BOOST_TEST(dropping <= 1e-5, "dropout, no chunks, stage " << stage << ", chunk " << chunk << ": " << dropping);
     }
     BOOST_TEST(relative_gap(sharded_gradient(dir, 0.0, stage, 0, 1), whole) <= 1e-6);
   }
-  // The comparison sees masks: other masks (another seed) give another gradient.
+  // The comparison sees masks: other keys give another gradient.
   BOOST_TEST(relative_gap(one_graph_gradient(dir, 0.1, 2, 6), one_graph_gradient(dir, 0.1, 2, 5)) > 1e-3);
 }
 
