@@ -14,7 +14,8 @@ BUILD_DIR=${ANGLE_BUILD_DIR:-build}
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 launch/apt-install.sh cmake g++ make libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libboost-program-options-dev \
-  libboost-test-dev nlohmann-json3-dev libicu-dev libssl-dev time gnuplot-nox ccache  # gnuplot: angle report's plots
+  libboost-test-dev nlohmann-json3-dev libicu-dev libssl-dev time gnuplot-nox ccache \
+  slurm-wlm munge iproute2  # gnuplot: angle report's plots; Slurm and ip: the slurm and hosts tests
 
 # Only the pins that are not satisfied go to pip (a no-op run costs well under a second).
 need_pip=$("$PYTHON" - launch/requirements.txt <<'PY'

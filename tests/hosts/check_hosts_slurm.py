@@ -14,7 +14,8 @@ own name, address and /tmp), torn down at the end even on failure:
     not requeued;
   - afterwards no process of the cluster is left and its network namespaces are gone;
   - (without Slurm) train.sbatch's tasks and CPUs per task on an uneven allocation.
-Skipped (77) without root, where network namespaces cannot be made or Slurm cannot be installed."""
+Skipped (77) without root or where network namespaces cannot be made; fails without Slurm (launch/setup.sh
+installs it)."""
 import json
 import os
 import pathlib
@@ -222,9 +223,9 @@ def main():
     if os.geteuid() != 0:
         print('skipped: network namespaces and slurmd need root')
         return SKIP
-    if not slurm_hosts.install_slurm():
-        print('skipped: Slurm (slurm-wlm, munge) could not be installed')
-        return SKIP
+    if not slurm_hosts.install_slurm():  # (launch/setup.sh installs them: a failure here is a failure)
+        print('FAIL: Slurm (slurm-wlm, munge) is not installed and could not be installed')
+        return 1
     os.environ['ANGLE_BIN'] = str(angle)
     os.environ.pop('ANGLE_THREADS', None)
     sbatch_arithmetic(work)
