@@ -3,7 +3,8 @@
 # and builds into build/. Idempotent: a second run installs nothing and rebuilds incrementally.
 #   launch/setup.sh                 everything
 #   ANGLE_DATA_MIRROR=DIR           where datasets/fetch.sh copies STS-B/SICK from
-#                                   (default ../shared/data when present, else download)
+#                                   (default ../shared/data when present, else the same next to
+#                                   the checkout this one was cloned from, else download)
 #   ANGLE_BUILD_DIR=DIR             build directory (default build)
 #   ANGLE_CMAKE_ARGS="..."          extra arguments for its first configuration (e.g. -DANGLE_SANITIZE=ON)
 #   ANGLE_BUILD_TARGETS="a b"       build only these targets (default all)
@@ -40,6 +41,9 @@ fi
 "$PYTHON" launch/setup-models.py --out models >&2
 mirror=${ANGLE_DATA_MIRROR:-}
 if [ -z "$mirror" ] && [ -d ../shared/data ]; then mirror=../shared/data; fi
+# A clone of a local checkout (e.g. in a temporary directory) finds the mirror next to its origin.
+origin=$(git config --get remote.origin.url 2>/dev/null || true)
+if [ -z "$mirror" ] && [ -n "$origin" ] && [ -d "$origin/../shared/data" ]; then mirror="$origin/../shared/data"; fi
 datasets/fetch.sh ${mirror:+--from "$mirror"} --out data >&2
 
 # ccache: a rebuild of the same sources (another clone of the checkout, CI after a session, a
