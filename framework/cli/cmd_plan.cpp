@@ -26,6 +26,7 @@ plan::ProjectionOptions projection_options(const po::variables_map& vm, int64_t 
   o.global_batch = vm["global-batch"].as<int64_t>(), o.tokens = vm["tokens"].as<int64_t>();
   o.format = vm["format"].as<std::string>(), o.chunk = vm["chunk"].as<int64_t>(), o.lora = vm["lora"].as<int64_t>();
   o.stage = vm["stage"].as<int>(), o.dtype = vm["dtype"].as<std::string>();
+  o.replicate = vm["replicate"].as<std::string>(), o.bucket_mb = vm["bucket-mb"].as<double>();
   o.hbm_gb_s = vm["hbm"].as<double>(), o.reserve_gb = vm["reserve-gb"].as<double>();
   o.examples = optional_value<int64_t>(vm, "examples");
   o.machine = machine_options(vm), o.memory_gb = optional_value<double>(vm, "memory-gb");
@@ -76,6 +77,10 @@ int run_plan(const std::vector<std::string>& args) {
       ("lora", po::value<int64_t>()->default_value(defaults.lora), "LoRA rank on the decoder's 7 projections (0: full fine-tuning)")
       ("stage", po::value<int>()->default_value(defaults.stage), "sharding stage 1, 2 or 3")
       ("dtype", po::value<std::string>()->default_value(defaults.dtype), "parameter and reduction dtype: bf16 or fp32")
+      ("replicate", po::value<std::string>()->default_value(defaults.replicate),
+       "hybrid sharding: 1 (shard over all ranks), node (shard within each node, one replica per node) or K replicas")
+      ("bucket-mb", po::value<double>()->default_value(defaults.bucket_mb),
+       "gradient buckets of at most this many MiB (0: one per unit), as shard.bucket_mb")
       ("hbm", po::value<double>()->default_value(defaults.hbm_gb_s), "accelerator memory bandwidth, GB/s (optimizer, copies)")
       ("reserve-gb", po::value<double>()->default_value(defaults.reserve_gb), "memory per accelerator taken before "
                                                             "training (runtime, communication buffers), GB")

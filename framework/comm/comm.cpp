@@ -26,6 +26,7 @@ const CollectiveRecord& Comm::begin(const char* op, const at::Tensor& tensor) {
   r = {sequence_++, op, tensor.defined() ? shape_of(tensor) : "[]",
        tensor.defined() ? std::string(c10::toString(tensor.scalar_type())) : "-"};
   in_flight_ = &r;
+  ++totals_->calls_;
   return r;
 }
 
@@ -81,28 +82,26 @@ class WaitClock {
 
 Comm::WaitTime Comm::take_wait() { return std::exchange(wait_, WaitTime{}); }
 uint64_t Comm::take_bytes() { return std::exchange(bytes_, 0); }
+uint64_t Comm::take_calls() { return std::exchange(calls_, 0); }
 
 void Comm::all_reduce_sum(at::Tensor& tensor) {
   begin("all_reduce", tensor);
-  bytes_ += tensor.nbytes();
-  WaitClock clock(wait_);
+  totals_->bytes_ += tensor.nbytes();
+  WaitClock clock(totals_->wait_);
   do_all_reduce_sum(tensor);
 }
 
-std::vector<int64_t> Comm::exchange_counts(int64_t rows) {
+std::vector<int64_t> Comm::row_counts(int64_t rows) {
+  WaitClock clock(totals_->wait_);
   at::Tensor mine = at::full({1}, rows, at::kLong).to(device());
   begin("all_gather_counts", mine);
-  bytes_ += mine.nbytes();
+  totals_->bytes_ += mine.nbytes();
   at::Tensor all = do_all_gather_rows(mine, std::vector<int64_t>(size(), 1)).cpu().contiguous();
   return {all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + size()};
 }
 
 at::Tensor Comm::all_gather_rows(const at::Tensor& local, std::vector<int64_t>* counts) {
-  std::vector<int64_t> all;
-  {
-    WaitClock clock(wait_);
-    all = exchange_counts(local.dim() > 0 ? local.size(0) : 1);
-  }
+  const std::vector<int64_t> all = row_counts(local.dim() > 0 ? local.size(0) : 1);
   if (counts) *counts = all;
   return all_gather_rows_known(local, all);
 }
@@ -112,8 +111,8 @@ at::Tensor Comm::all_gather_rows_known(const at::Tensor& local, const std::vecto
               "all_gather_rows: the known row counts disagree with this rank's ", local.dim() > 0 ? local.size(0) : 1,
               " rows");
   begin("all_gather_rows", local);
-  bytes_ += local.nbytes();
-  WaitClock clock(wait_);
+  totals_->bytes_ += local.nbytes();
+  WaitClock clock(totals_->wait_);
   return do_all_gather_rows(local, counts);
 }
 
@@ -160,8 +159,8 @@ WorkPtr Comm::all_gather_into_async(const at::Tensor& chunk, at::Tensor& flat_ou
               flat_out.numel(), " ", flat_out.dtype(), " elements for ", size(), " chunks of ", chunk.numel(), " ",
               chunk.dtype());
   begin("all_gather", chunk);
-  bytes_ += chunk.nbytes();
-  return std::make_unique<TimedWork>(do_all_gather_into_async(chunk, flat_out), wait_);
+  totals_->bytes_ += chunk.nbytes();
+  return std::make_unique<TimedWork>(do_all_gather_into_async(chunk, flat_out), totals_->wait_);
 }
 WorkPtr Comm::reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor& out) {
   ANGLE_CHECK(flat.dim() == 1 && flat.numel() % size() == 0, "reduce_scatter: numel ", flat.numel(),
@@ -169,16 +168,39 @@ WorkPtr Comm::reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor& out) 
   ANGLE_CHECK(out.numel() == flat.numel() / size() && out.dtype() == flat.dtype(), "reduce_scatter: output of ",
               out.numel(), " ", out.dtype(), " elements for ", flat.numel(), " ", flat.dtype(), " over ", size(), " ranks");
   begin("reduce_scatter", flat);
-  bytes_ += flat.nbytes();
-  return std::make_unique<TimedWork>(do_reduce_scatter_sum_async(flat, out), wait_);
+  totals_->bytes_ += flat.nbytes();
+  return std::make_unique<TimedWork>(do_reduce_scatter_sum_async(flat, out), totals_->wait_);
 }
-WorkPtr Comm::reduce_sum_async(const at::Tensor& send, at::Tensor& out, int root) {
-  ANGLE_CHECK(send.dim() == 1 && send.is_contiguous(), "reduce: needs a contiguous 1-D tensor");
-  ANGLE_CHECK(rank() != root || (out.numel() == send.numel() && out.dtype() == send.dtype() && out.is_contiguous()),
-              "reduce: output of ", out.numel(), " ", out.dtype(), " elements for ", send.numel(), " ", send.dtype());
-  begin("reduce", send);
-  bytes_ += send.nbytes();
-  return std::make_unique<TimedWork>(do_reduce_sum_async(send, out, root), wait_);
+WorkPtr Comm::reduce_scatter_counts_async(const at::Tensor& flat, at::Tensor& out, const std::vector<int64_t>& counts) {
+  int64_t total = 0;
+  for (int64_t c : counts) total += c;
+  ANGLE_CHECK(static_cast<int>(counts.size()) == size() && flat.dim() == 1 && flat.numel() == total &&
+                  flat.is_contiguous(),
+              "reduce_scatter: ", flat.numel(), " elements for pieces that sum to ", total, " over ", counts.size(),
+              " ranks");
+  ANGLE_CHECK(out.numel() == counts[rank()] && out.dtype() == flat.dtype() && out.is_contiguous(),
+              "reduce_scatter: output of ", out.numel(), " ", out.dtype(), " elements for a piece of ", counts[rank()],
+              " ", flat.dtype());
+  begin("reduce_scatter", flat);
+  totals_->bytes_ += flat.nbytes();
+  return std::make_unique<TimedWork>(do_reduce_scatter_counts_async(flat, out, counts), totals_->wait_);
+}
+WorkPtr Comm::all_reduce_sum_async(at::Tensor& tensor) {
+  ANGLE_CHECK(tensor.is_contiguous(), "all_reduce: needs a contiguous tensor");
+  begin("all_reduce", tensor);
+  totals_->bytes_ += tensor.nbytes();
+  return std::make_unique<TimedWork>(do_all_reduce_sum_async(tensor), totals_->wait_);
+}
+std::unique_ptr<Comm> Comm::split(int color, int key) {
+  begin("split", at::Tensor());
+  std::unique_ptr<Comm> sub;
+  {
+    WaitClock clock(totals_->wait_);
+    sub = do_split(color, key);
+  }
+  sub->set_timeout(timeout_s_);
+  sub->totals_ = totals_;
+  return sub;
 }
 WorkPtr Comm::do_all_gather_into_async(const at::Tensor& chunk, at::Tensor& flat_out) {
   do_all_gather_into(chunk, flat_out);
@@ -191,13 +213,13 @@ WorkPtr Comm::do_reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor& ou
 
 void Comm::broadcast(at::Tensor& tensor, int root) {
   begin("broadcast", tensor);
-  bytes_ += tensor.nbytes();
-  WaitClock clock(wait_);
+  totals_->bytes_ += tensor.nbytes();
+  WaitClock clock(totals_->wait_);
   do_broadcast(tensor, root);
 }
 void Comm::barrier() {
   begin("barrier", at::Tensor());
-  WaitClock clock(wait_);
+  WaitClock clock(totals_->wait_);
   do_barrier();
 }
 

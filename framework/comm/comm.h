@@ -16,6 +16,10 @@
 
 namespace angle::comm {
 
+// Rows gathered by all_gather_rows up to this many bytes in all: NCCL sends them as an all-reduce
+// of the zero-filled whole (its tree has log(N) latency where its all-gather's ring has N - 1).
+constexpr uint64_t kSmallRowsBytes = 256 << 10;
+
 struct CollectiveRecord {
   uint64_t sequence = 0;
   std::string op, shape, dtype;
@@ -47,6 +51,8 @@ class Comm {
   // Rows of every rank concatenated in rank order; ranks may contribute different row counts.
   // `counts`, when given, receives every rank's row count.
   at::Tensor all_gather_rows(const at::Tensor& local, std::vector<int64_t>* counts = nullptr);
+  // Every rank's row count, for `rows` rows here (one all-gather of a count).
+  std::vector<int64_t> row_counts(int64_t rows);
   // The same when every rank's row count is already known: one collective instead of two.
   at::Tensor all_gather_rows_known(const at::Tensor& local, const std::vector<int64_t>& counts);
   // `flat` (1-D, numel divisible by size()) summed over ranks; this rank's chunk is returned.
@@ -58,11 +64,23 @@ class Comm {
   WorkPtr all_gather_into_async(const at::Tensor& chunk, at::Tensor& flat_out);
   // `out` (numel = flat.numel() / size(), same dtype) receives this rank's summed chunk.
   WorkPtr reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor& out);
-  // `send` (1-D) summed over ranks into `out` on rank `root` (same shape and dtype; ignored on
-  // the other ranks).
-  WorkPtr reduce_sum_async(const at::Tensor& send, at::Tensor& out, int root);
+  // `flat` (1-D) holds a piece for every rank, in rank order, `counts[r]` elements for rank r;
+  // `out` (counts[rank()] elements, same dtype) receives this rank's piece summed over ranks. One
+  // collective (MPI_Ireduce_scatter; NCCL: one grouped call) where pieces may differ in size.
+  WorkPtr reduce_scatter_counts_async(const at::Tensor& flat, at::Tensor& out, const std::vector<int64_t>& counts);
+  // In place, element-wise sum over ranks.
+  WorkPtr all_reduce_sum_async(at::Tensor& tensor);
   void broadcast(at::Tensor& tensor, int root);
   void barrier();
+
+  // Collective: the ranks that pass the same `color`, ordered by `key`, as a communicator of their
+  // own (MPI_Comm_split, ncclCommSplit). It shares this one's watchdog timeout and aborts the
+  // whole job, as this one does.
+  std::unique_ptr<Comm> split(int color, int key);
+  // The node this rank runs on, named by the lowest rank of the job on it, and how many ranks of
+  // the job run there (ranks sharing memory: MPI_COMM_TYPE_SHARED).
+  virtual int node() const { return 0; }
+  virtual int node_size() const { return size(); }
 
   // Ends every rank of the job at once (MPI_Abort; NCCL's communicator aborted first).
   [[noreturn]] void abort_job(int code) const;
@@ -72,12 +90,14 @@ class Comm {
   // The last collectives (oldest first), for diagnostics.
   std::vector<CollectiveRecord> history() const;
   // Wall and process CPU seconds this rank spent blocked on collectives (waiting, not overlapped
-  // with compute), and the payload bytes this rank contributed, since the last call; reset to 0.
+  // with compute), the payload bytes this rank contributed and the collectives it called, since
+  // the last call; reset to 0. Those of communicators split from this one are included.
   struct WaitTime {
     double wall_s = 0, cpu_s = 0;
   };
   WaitTime take_wait();
   uint64_t take_bytes();
+  uint64_t take_calls();
 
  protected:
   // Backends implement the raw operations; `wait` is called with the in-flight record so that
@@ -91,7 +111,10 @@ class Comm {
   // Backends without a native asynchronous form run the blocking one and return a done work.
   virtual WorkPtr do_all_gather_into_async(const at::Tensor& chunk, at::Tensor& flat_out);
   virtual WorkPtr do_reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor& out);
-  virtual WorkPtr do_reduce_sum_async(const at::Tensor& send, at::Tensor& out, int root) = 0;
+  virtual WorkPtr do_reduce_scatter_counts_async(const at::Tensor& flat, at::Tensor& out,
+                                                 const std::vector<int64_t>& counts) = 0;
+  virtual WorkPtr do_all_reduce_sum_async(at::Tensor& tensor) = 0;
+  virtual std::unique_ptr<Comm> do_split(int color, int key) = 0;
   static WorkPtr completed();  // a work that is already done
 
   const CollectiveRecord& begin(const char* op, const at::Tensor& tensor);
@@ -101,11 +124,11 @@ class Comm {
   virtual void abort_all(int code) const = 0;
 
  private:
-  std::vector<int64_t> exchange_counts(int64_t rows);
   double timeout_s_ = 300.0;
   WaitTime wait_;
   uint64_t bytes_ = 0;
-  uint64_t sequence_ = 0;
+  uint64_t sequence_ = 0, calls_ = 0;
+  Comm* totals_ = this;  // where the counters above go: a split communicator adds to its parent's
   std::array<CollectiveRecord, 16> ring_;
 };
 

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include "core/error.h"
@@ -73,64 +75,111 @@ class MpiWork : public Work {
 
 }  // namespace
 
-MpiComm::MpiComm() {
-  int initialized = 0;
-  MPI_Initialized(&initialized);
-  if (!initialized) {
-    int provided = 0;
-    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
-    initialized_here_ = true;
+struct MpiProcess {
+  bool initialized_here = false;
+  MPI_Op bf16_op = MPI_OP_NULL;
+  bool serialized = false;  // MPI allows calls from more than one thread (one at a time)
+  int progress_interval_us = 100;
+  std::mutex mutex;
+  std::atomic<int> outstanding{0};
+  std::atomic<bool> stop{false};
+  std::condition_variable wake;
+  std::mutex wake_mutex;
+  std::thread progress;
+
+  MpiProcess() {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized) {
+      int provided = 0;
+      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
+      initialized_here = true;
+    }
+    int level = 0;
+    MPI_Query_thread(&level);
+    serialized = level >= MPI_THREAD_SERIALIZED;
+    if (const char* us = std::getenv("ANGLE_MPI_PROGRESS_US")) progress_interval_us = std::atoi(us);
+    if (progress_interval_us <= 0) serialized = false;  // 0: no progress thread
+    MPI_Op_create(&bf16_sum, 1, &bf16_op);
   }
-  int level = 0;
-  MPI_Query_thread(&level);
-  serialized_ = level >= MPI_THREAD_SERIALIZED;
-  if (const char* us = std::getenv("ANGLE_MPI_PROGRESS_US")) progress_interval_us_ = std::atoi(us);
-  if (progress_interval_us_ <= 0) serialized_ = false;  // 0: no progress thread
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-  MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  ~MpiProcess() {
+    if (progress.joinable()) {
+      stop = true;
+      wake.notify_all();
+      progress.join();
+    }
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized && bf16_op != MPI_OP_NULL) MPI_Op_free(&bf16_op);
+    if (initialized_here && !finalized) MPI_Finalize();
+  }
+  void started() {
+    ++outstanding;
+    if (serialized && !progress.joinable()) progress = std::thread([this] { loop(); });
+    wake.notify_all();
+  }
+  void loop() {
+    while (!stop) {
+      if (outstanding == 0) {
+        std::unique_lock<std::mutex> lock(wake_mutex);
+        wake.wait_for(lock, std::chrono::milliseconds(5));
+        continue;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        int flag = 0;  // MPI_Iprobe runs the progress engine (of every communicator; matches nothing collectives use)
+        MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(progress_interval_us));
+    }
+  }
+};
+
+MpiComm::MpiComm() : process_(std::make_shared<MpiProcess>()), comm_(MPI_COMM_WORLD) {
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &size_);
+  find_node();
+}
+
+MpiComm::MpiComm(std::shared_ptr<MpiProcess> process, MPI_Comm comm, const MpiComm& parent)
+    : process_(std::move(process)), comm_(comm), local_rank_(parent.local_rank_), node_(parent.node_),
+      node_size_(parent.node_size_) {
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &size_);
+}
+
+// The ranks that share this one's memory: its local rank, their number, the lowest rank among them.
+void MpiComm::find_node() {
   MPI_Comm node;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
+  MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
   MPI_Comm_rank(node, &local_rank_);
+  MPI_Comm_size(node, &node_size_);
+  MPI_Allreduce(&rank_, &node_, 1, MPI_INT, MPI_MIN, node);
   MPI_Comm_free(&node);
-  MPI_Op_create(&bf16_sum, 1, &bf16_sum_);
 }
 
 MpiComm::~MpiComm() {
-  if (progress_.joinable()) {
-    stop_ = true;
-    wake_.notify_all();
-    progress_.join();
-  }
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized && bf16_sum_ != MPI_OP_NULL) MPI_Op_free(&bf16_sum_);
-  if (initialized_here_ && !finalized) MPI_Finalize();
+  if (comm_ != MPI_COMM_WORLD && !finalized) MPI_Comm_free(&comm_);
 }
 
-void MpiComm::work_started() {
-  ++outstanding_;
-  if (serialized_ && !progress_.joinable()) progress_ = std::thread([this] { progress_loop(); });
-  wake_.notify_all();
-}
-
-void MpiComm::progress_loop() {
-  while (!stop_) {
-    if (outstanding_ == 0) {
-      std::unique_lock<std::mutex> lock(wake_mutex_);
-      wake_.wait_for(lock, std::chrono::milliseconds(5));
-      continue;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      int flag = 0;  // MPI_Iprobe runs the progress engine (and matches nothing collectives use)
-      MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(progress_interval_us_));
+std::unique_ptr<Comm> MpiComm::do_split(int color, int key) {
+  MPI_Comm sub = MPI_COMM_NULL;
+  {
+    auto held = lock();
+    MPI_Comm_split(comm_, color, key, &sub);
   }
+  return std::unique_ptr<Comm>(new MpiComm(process_, sub, *this));
 }
+
+std::unique_lock<std::mutex> MpiComm::lock() const { return std::unique_lock<std::mutex>(process_->mutex); }
+MPI_Op MpiComm::sum_of(at::ScalarType type) const { return type == at::kBFloat16 ? process_->bf16_op : MPI_SUM; }
+void MpiComm::work_started() { process_->started(); }
+void MpiComm::work_finished() { --process_->outstanding; }
 
 bool MpiComm::test(MPI_Request& request) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  auto held = lock();
   int done = 0;
   MPI_Test(&request, &done, MPI_STATUS_IGNORE);
   return done != 0;
@@ -152,9 +201,9 @@ void MpiComm::abort_all(int code) const { MPI_Abort(MPI_COMM_WORLD, code); }
 void MpiComm::do_all_reduce_sum(at::Tensor& tensor) {
   at::Tensor buffer = wire(tensor);
   MPI_Request request;
-  std::unique_lock<std::mutex> issue_lock(mutex_);
+  auto issue_lock = lock();
   MPI_Iallreduce(MPI_IN_PLACE, buffer.data_ptr(), static_cast<int>(buffer.numel()), mpi_type(buffer.scalar_type()),
-                 buffer.scalar_type() == at::kBFloat16 ? bf16_sum_ : MPI_SUM, MPI_COMM_WORLD, &request);
+                 sum_of(buffer.scalar_type()), comm_, &request);
   issue_lock.unlock();
   wait(request);
   if (!buffer.is_same(tensor)) tensor.copy_(buffer);
@@ -176,9 +225,9 @@ at::Tensor MpiComm::do_all_gather_rows(const at::Tensor& local, const std::vecto
   shape[0] = total;
   at::Tensor out = at::empty(shape, buffer.options());
   MPI_Request request;
-  std::unique_lock<std::mutex> issue_lock(mutex_);
+  auto issue_lock = lock();
   MPI_Iallgatherv(buffer.data_ptr(), static_cast<int>(buffer.numel()), mpi_type(buffer.scalar_type()), out.data_ptr(),
-                  counts.data(), displacements.data(), mpi_type(buffer.scalar_type()), MPI_COMM_WORLD, &request);
+                  counts.data(), displacements.data(), mpi_type(buffer.scalar_type()), comm_, &request);
   issue_lock.unlock();
   wait(request);
   return out;
@@ -202,9 +251,9 @@ WorkPtr MpiComm::do_all_gather_into_async(const at::Tensor& chunk, at::Tensor& f
   // A chunk that already sits in this rank's slot of the output is gathered in place.
   const bool in_place = static_cast<const char*>(send.data_ptr()) ==
                         static_cast<const char*>(receive.data_ptr()) + rank_ * send.nbytes();
-  std::unique_lock<std::mutex> issue_lock(mutex_);
+  auto issue_lock = lock();
   MPI_Iallgather(in_place ? MPI_IN_PLACE : send.data_ptr(), static_cast<int>(send.numel()), mpi_type(send.scalar_type()),
-                 receive.data_ptr(), static_cast<int>(send.numel()), mpi_type(send.scalar_type()), MPI_COMM_WORLD,
+                 receive.data_ptr(), static_cast<int>(send.numel()), mpi_type(send.scalar_type()), comm_,
                  &work->request);
   issue_lock.unlock();
   return work;
@@ -215,21 +264,32 @@ WorkPtr MpiComm::do_reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor&
   std::function<void()> finish;
   if (!receive.is_same(out)) finish = [receive, out]() mutable { out.copy_(receive); };
   auto work = std::make_unique<MpiWork>(*this, *in_flight_, std::vector<at::Tensor>{send, receive}, std::move(finish));
-  std::unique_lock<std::mutex> issue_lock(mutex_);
+  auto issue_lock = lock();
   MPI_Ireduce_scatter_block(send.data_ptr(), receive.data_ptr(), static_cast<int>(receive.numel()),
-                            mpi_type(send.scalar_type()), send.scalar_type() == at::kBFloat16 ? bf16_sum_ : MPI_SUM,
-                            MPI_COMM_WORLD, &work->request);
+                            mpi_type(send.scalar_type()), sum_of(send.scalar_type()),
+                            comm_, &work->request);
   issue_lock.unlock();
   return work;
 }
 
-WorkPtr MpiComm::do_reduce_sum_async(const at::Tensor& send, at::Tensor& out, int root) {
-  at::Tensor in = wire(send);
-  auto work = std::make_unique<MpiWork>(*this, *in_flight_, std::vector<at::Tensor>{in, out}, nullptr);
-  std::unique_lock<std::mutex> issue_lock(mutex_);
-  MPI_Ireduce(in.data_ptr(), rank_ == root ? out.data_ptr() : nullptr, static_cast<int>(in.numel()),
-              mpi_type(in.scalar_type()), in.scalar_type() == at::kBFloat16 ? bf16_sum_ : MPI_SUM, root, MPI_COMM_WORLD,
-              &work->request);
+WorkPtr MpiComm::do_reduce_scatter_counts_async(const at::Tensor& flat, at::Tensor& out,
+                                                const std::vector<int64_t>& counts) {
+  at::Tensor send = wire(flat);
+  std::vector<int> pieces(counts.begin(), counts.end());
+  auto work = std::make_unique<MpiWork>(*this, *in_flight_, std::vector<at::Tensor>{send, out}, nullptr);
+  auto issue_lock = lock();
+  MPI_Ireduce_scatter(send.data_ptr(), out.data_ptr(), pieces.data(), mpi_type(send.scalar_type()),
+                      sum_of(send.scalar_type()), comm_, &work->request);
+  issue_lock.unlock();
+  return work;
+}
+
+WorkPtr MpiComm::do_all_reduce_sum_async(at::Tensor& tensor) {
+  at::Tensor buffer = wire(tensor);
+  auto work = std::make_unique<MpiWork>(*this, *in_flight_, std::vector<at::Tensor>{buffer}, nullptr);
+  auto issue_lock = lock();
+  MPI_Iallreduce(MPI_IN_PLACE, buffer.data_ptr(), static_cast<int>(buffer.numel()), mpi_type(buffer.scalar_type()),
+                 sum_of(buffer.scalar_type()), comm_, &work->request);
   issue_lock.unlock();
   return work;
 }
@@ -237,8 +297,8 @@ WorkPtr MpiComm::do_reduce_sum_async(const at::Tensor& send, at::Tensor& out, in
 void MpiComm::do_broadcast(at::Tensor& tensor, int root) {
   at::Tensor buffer = wire(tensor);
   MPI_Request request;
-  std::unique_lock<std::mutex> issue_lock(mutex_);
-  MPI_Ibcast(buffer.data_ptr(), static_cast<int>(buffer.numel()), mpi_type(buffer.scalar_type()), root, MPI_COMM_WORLD,
+  auto issue_lock = lock();
+  MPI_Ibcast(buffer.data_ptr(), static_cast<int>(buffer.numel()), mpi_type(buffer.scalar_type()), root, comm_,
              &request);
   issue_lock.unlock();
   wait(request);
@@ -247,8 +307,8 @@ void MpiComm::do_broadcast(at::Tensor& tensor, int root) {
 
 void MpiComm::do_barrier() {
   MPI_Request request;
-  std::unique_lock<std::mutex> issue_lock(mutex_);
-  MPI_Ibarrier(MPI_COMM_WORLD, &request);
+  auto issue_lock = lock();
+  MPI_Ibarrier(comm_, &request);
   issue_lock.unlock();
   wait(request);
 }

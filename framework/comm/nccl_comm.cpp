@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <thread>
 
 #include "comm/mpi_comm.h"
@@ -62,30 +63,40 @@ class NcclWork : public Work {
 // order they were issued (collectives of one communicator on two streams can deadlock).
 class NcclComm : public Comm {
  public:
-  NcclComm() {
+  NcclComm() : mpi_(std::make_shared<MpiComm>()) {
     try {
       const int devices = static_cast<int>(c10::cuda::device_count());
-      ANGLE_CHECK(devices > 0, "nccl backend: no CUDA device visible to rank ", mpi_.rank());
-      device_ = mpi_.local_rank() % devices;
+      ANGLE_CHECK(devices > 0, "nccl backend: no CUDA device visible to rank ", mpi_->rank());
+      device_ = mpi_->local_rank() % devices;
       c10::cuda::set_device(static_cast<c10::DeviceIndex>(device_));
       ncclUniqueId id;
-      if (mpi_.rank() == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+      if (mpi_->rank() == 0) NCCL_CHECK(ncclGetUniqueId(&id));
       MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
-      NCCL_CHECK(ncclCommInitRank(&comm_, mpi_.size(), id, mpi_.rank()));
+      NCCL_CHECK(ncclCommInitRank(&comm_, mpi_->size(), id, mpi_->rank()));
+      rank_ = mpi_->rank(), size_ = mpi_->size();
       cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking);
     } catch (const std::exception& e) {  // a rank that cannot set up NCCL ends the job at once
-      std::fprintf(stderr, "angle: error: rank %d: %s\n", mpi_.rank(), message_of(e).c_str());
+      std::fprintf(stderr, "angle: error: rank %d: %s\n", mpi_->rank(), message_of(e).c_str());
       std::fflush(stderr);
       MPI_Abort(MPI_COMM_WORLD, 1);
     }
+  }
+  // A split of `parent`: its own NCCL communicator and side stream (collectives of two
+  // communicators on one stream could wait for each other across ranks).
+  NcclComm(const NcclComm& parent, ncclComm_t comm) : mpi_(parent.mpi_), device_(parent.device_), comm_(comm) {
+    NCCL_CHECK(ncclCommUserRank(comm_, &rank_));
+    NCCL_CHECK(ncclCommCount(comm_, &size_));
+    cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking);
   }
   ~NcclComm() override {
     cudaStreamDestroy(side_);
     ncclCommDestroy(comm_);
   }
-  int rank() const override { return mpi_.rank(); }
-  int size() const override { return mpi_.size(); }
-  int local_rank() const override { return mpi_.local_rank(); }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  int local_rank() const override { return mpi_->local_rank(); }
+  int node() const override { return mpi_->node(); }
+  int node_size() const override { return mpi_->node_size(); }
   std::string backend() const override { return "nccl (cuda:" + std::to_string(device_) + ")"; }
   at::Device device() const override { return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device_)); }
 
@@ -125,8 +136,22 @@ class NcclComm : public Comm {
     })->wait();
   }
   at::Tensor do_all_gather_rows(const at::Tensor& local, const std::vector<int64_t>& counts) override {
-    // Every rank's rows padded to the largest count (NCCL's all-gather takes equal sizes).
     at::Tensor rows = local.dim() == 0 ? local.reshape({1}) : local.contiguous();
+    int64_t total = 0, before = 0;
+    for (int r = 0; r < size(); ++r) total += counts[r], before += r < rank() ? counts[r] : 0;
+    std::vector<int64_t> whole = rows.sizes().vec();
+    whole[0] = total;
+    if (static_cast<uint64_t>(rows.numel() / std::max<int64_t>(1, rows.size(0)) * total * rows.element_size()) <=
+        kSmallRowsBytes) {  // few bytes: the sum of every rank's rows in its place (a tree, log N latency)
+      at::Tensor sum = at::zeros(whole, rows.options());
+      if (rows.size(0) > 0) sum.narrow(0, before, rows.size(0)).copy_(rows);
+      run({sum}, [&](cudaStream_t s) {
+        NCCL_CHECK(ncclAllReduce(sum.data_ptr(), sum.data_ptr(), sum.numel(), nccl_type(sum.scalar_type()), ncclSum,
+                                 comm_, s));
+      })->wait();
+      return sum;
+    }
+    // Every rank's rows padded to the largest count (NCCL's all-gather takes equal sizes).
     const int64_t most = *std::max_element(counts.begin(), counts.end());
     std::vector<int64_t> shape = rows.sizes().vec();
     shape[0] = most;
@@ -162,12 +187,37 @@ class NcclComm : public Comm {
                                    comm_, s));
     });
   }
-  WorkPtr do_reduce_sum_async(const at::Tensor& send, at::Tensor& out, int root) override {
-    const bool mine = rank() == root;
-    return run({send, mine ? out : at::Tensor()}, [&](cudaStream_t s) {
-      NCCL_CHECK(ncclReduce(send.data_ptr(), mine ? out.data_ptr() : send.data_ptr(), send.numel(),
-                            nccl_type(send.scalar_type()), ncclSum, root, comm_, s));
+  // Equal pieces: one reduce-scatter; else one reduce to each rank, grouped into one NCCL call.
+  WorkPtr do_reduce_scatter_counts_async(const at::Tensor& flat, at::Tensor& out,
+                                         const std::vector<int64_t>& counts) override {
+    const bool equal = std::all_of(counts.begin(), counts.end(), [&](int64_t c) { return c == counts[0]; });
+    return run({flat, out}, [&](cudaStream_t s) {
+      const ncclDataType_t type = nccl_type(flat.scalar_type());
+      if (equal) {
+        NCCL_CHECK(ncclReduceScatter(flat.data_ptr(), out.data_ptr(), out.numel(), type, ncclSum, comm_, s));
+        return;
+      }
+      NCCL_CHECK(ncclGroupStart());
+      int64_t offset = 0;
+      for (int r = 0; r < size(); ++r) {
+        if (counts[r] > 0) {
+          void* piece = static_cast<char*>(flat.data_ptr()) + offset * flat.element_size();
+          NCCL_CHECK(ncclReduce(piece, r == rank() ? out.data_ptr() : piece, counts[r], type, ncclSum, r, comm_, s));
+        }
+        offset += counts[r];
+      }
+      NCCL_CHECK(ncclGroupEnd());
     });
+  }
+  WorkPtr do_all_reduce_sum_async(at::Tensor& t) override {
+    return run({t}, [&](cudaStream_t s) {
+      NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), ncclSum, comm_, s));
+    });
+  }
+  std::unique_ptr<Comm> do_split(int color, int key) override {
+    ncclComm_t sub = nullptr;
+    NCCL_CHECK(ncclCommSplit(comm_, color, key, &sub, nullptr));
+    return std::make_unique<NcclComm>(*this, sub);
   }
   void do_broadcast(at::Tensor& t, int root) override {
     run({t}, [&](cudaStream_t s) {
@@ -184,8 +234,8 @@ class NcclComm : public Comm {
   }
 
  private:
-  MpiComm mpi_;
-  int device_ = 0;
+  std::shared_ptr<MpiComm> mpi_;  // the job's MPI world: node-local ranks, the unique id, aborts
+  int rank_ = 0, size_ = 1, device_ = 0;
   ncclComm_t comm_ = nullptr;
   cudaStream_t side_ = nullptr;
 };

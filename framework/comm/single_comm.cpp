@@ -27,10 +27,12 @@ class SingleComm : public Comm {
   void do_all_gather_into(const at::Tensor& chunk, at::Tensor& flat_out) override {
     if (chunk.data_ptr() != flat_out.data_ptr()) flat_out.copy_(chunk.view(flat_out.sizes()));
   }
-  WorkPtr do_reduce_sum_async(const at::Tensor& send, at::Tensor& out, int) override {
-    if (!send.is_same(out)) out.copy_(send);
+  WorkPtr do_reduce_scatter_counts_async(const at::Tensor& flat, at::Tensor& out, const std::vector<int64_t>&) override {
+    if (!flat.is_same(out)) out.copy_(flat);
     return completed();
   }
+  WorkPtr do_all_reduce_sum_async(at::Tensor&) override { return completed(); }
+  std::unique_ptr<Comm> do_split(int, int) override { return std::make_unique<SingleComm>(); }
   void do_broadcast(at::Tensor&, int) override {}
   void do_barrier() override {}
   void abort_all(int code) const override { std::_Exit(code); }

@@ -3,6 +3,7 @@
 // plus the bounded transients (gradients in flight); frozen weights in the parameter dtype.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "model/model_shape.h"
 
@@ -11,9 +12,27 @@ namespace angle::plan {
 struct ShardSettings {
   int stage = 2;
   int64_t ranks = 1;
+  int64_t replicas = 1;  // shard.replicate: groups of ranks / replicas ranks hold one sharded copy each
   int64_t param_bytes = 4, reduce_bytes = 4;  // 4 (fp32) or 2 (bf16)
   int64_t inflight_bytes = 12 << 20;
+  double bucket_mb = 0;  // shard.bucket_mb (0: one bucket per unit)
+  bool dense_words = false;  // the word embeddings' gradient goes as a dense matrix (many ranks' rows)
+  int64_t group() const { return ranks / replicas; }  // the ranks that shard one copy
+  // The word embeddings at stages 2, 3: looked up by rows, held as a shard (UnitState::rows_only).
+  bool rows_only(const model::UnitShape& u) const { return u.sparse && stage >= 2; }
+  // Nothing to send: every gradient is added where it arrives (StagePolicy::adds_grads_locally).
+  bool adds_locally() const { return stage == 1 || (ranks == 1 && reduce_bytes == 4); }
 };
+
+// A bucket of gradients the sharder reduce-scatters at stages 2, 3 (shard/reducer.h): the bytes
+// every rank hands over (the bucket) and those of the piece that lands at shard position
+// `position` (with replicas, then all-reduced across them). Units last to first; a unit's
+// parameters last to first, cut at shard.bucket_mb (the trainer cuts them in the order autograd
+// delivers them: the same bytes per unit, perhaps other cuts).
+struct GradientBucket {
+  uint64_t send = 0, piece = 0;
+};
+std::vector<GradientBucket> gradient_buckets(const model::ModelShape& shape, const ShardSettings& s, int64_t position);
 
 struct StateBytes {
   int64_t params = 0, grads = 0, optim = 0;

@@ -27,6 +27,7 @@ struct MemoryFit {
 struct PlanReport {
   std::string subject;  // the job file or the projected config.json
   int64_t ranks = 1, stage = 1, rows_per_example = 2, grad_accum = 1;
+  int64_t replicas = 1;  // shard.replicate, resolved
   model::ModelShape shape;
   StateBytes state;
   PeakBytes peak;

@@ -35,9 +35,10 @@ int64_t positive_int(const char* name, int64_t v) {
   return v;
 }
 
-// "intra=GB/s,inter=GB/s,latency=us": the bandwidth the ring's slowest link has (inter when the
-// ranks span nodes) and the latency.
-void apply_link(const std::string& spec, bool across_nodes, Machine& m) {
+// "intra=GB/s,inter=GB/s,latency=us,inter_latency=us": the bandwidth within a node and across
+// nodes (a ring that spans nodes goes at its slowest link) and the latency per message (within;
+// across too, unless inter_latency gives it).
+void apply_link(const std::string& spec, Machine& m) {
   std::map<std::string, double> values;
   for (const std::string& item : split(spec, ',')) {
     const auto eq = item.find('=');
@@ -45,13 +46,15 @@ void apply_link(const std::string& spec, bool across_nodes, Machine& m) {
     const std::string key = item.substr(0, eq), text = eq == std::string::npos ? "" : item.substr(eq + 1);
     const double v = std::strtod(text.c_str(), &end);
     ANGLE_CHECK(eq != std::string::npos && !text.empty() && *end == '\0' && std::isfinite(v) && v > 0 &&
-                    (key == "intra" || key == "inter" || key == "latency"),
-                "--link '", spec, "': expected intra=GB/s[,inter=GB/s][,latency=us] with positive numbers");
+                    (key == "intra" || key == "inter" || key == "latency" || key == "inter_latency"),
+                "--link '", spec, "': expected intra=GB/s[,inter=GB/s][,latency=us][,inter_latency=us] with positive "
+                "numbers");
     values[key] = v;
   }
-  if (values.count("latency")) m.alpha_s = values["latency"] * 1e-6;
-  const char* used = across_nodes && values.count("inter") ? "inter" : "intra";
-  if (values.count(used)) m.beta_bytes_per_s = values[used] * 1e9;
+  if (values.count("latency")) m.alpha_s = m.inter_alpha_s = values["latency"] * 1e-6;
+  if (values.count("inter_latency")) m.inter_alpha_s = values["inter_latency"] * 1e-6;
+  if (values.count("intra")) m.beta_bytes_per_s = values["intra"] * 1e9;
+  if (values.count("inter")) m.inter_beta_bytes_per_s = values["inter"] * 1e9;
 }
 
 // The machine: a calibration file or the defaults, then --flops, --cores, --per-node, --link.
@@ -61,7 +64,7 @@ Machine machine_from(const MachineOptions& o, int64_t ranks, Machine m) {
   if (o.cores) m.cores = static_cast<int64_t>(positive("--cores", static_cast<double>(*o.cores)));
   m.ranks_per_node = o.per_node ? *o.per_node : ranks;
   ANGLE_CHECK(m.ranks_per_node >= 1, "--per-node must be at least 1");
-  if (o.link) apply_link(*o.link, ranks > m.ranks_per_node, m);
+  if (o.link) apply_link(*o.link, m);
   return m;
 }
 
@@ -84,9 +87,11 @@ StepTime time_at(const PlanReport& o, int64_t n, int64_t threads, const StepCost
   Machine m = o.machine;
   m.ranks_per_node = std::min(m.ranks_per_node, n);
   m.threads_per_rank = threads;
+  const RankGroups groups(n, n == o.ranks ? o.replicas : 1);
+  const int64_t g = groups.size(Among::shard);
   int64_t shard_params = 0;
-  for (const model::UnitShape& u : o.shape.units) shard_params += (u.numel() + n - 1) / n;
-  return step_time(traffic, work.slowest, work.node_flops, n, m, shard_params,
+  for (const model::UnitShape& u : o.shape.units) shard_params += (u.numel() + g - 1) / g;
+  return step_time(traffic, work.slowest, work.node_flops, groups, m, shard_params,
                    o.stage < 3 ? o.shape.numel() * param_bytes : 0);
 }
 
@@ -132,11 +137,12 @@ ConfigLimits config_limits(const model::ModelShape& shape, const std::string& co
 // Every rank in steps 1..S: the peak memory is the largest forward and loss of any of them (a
 // rank's RSS keeps its high-water mark); step S gives rank 0's traffic (into o.comm) and the
 // step's work.
-Work simulate_ranks(PlanReport& o, const StepSetup& setup, int64_t& activations, int64_t& loss) {
+Work simulate_ranks(PlanReport& o, const StepSetup& setup, int64_t& activations, int64_t& loss, bool& dense_words) {
   Work work;
   for (long s = 1; s <= o.step; ++s)
     for (int r = 0; r < o.ranks; ++r) {
       StepCost t = rank_step_cost(setup, r, s);
+      dense_words = dense_words || t.dense_words;
       if (t.activation_bytes > activations) activations = t.activation_bytes, o.activation_rows = t.activation_rows;
       loss = std::max(loss, t.loss_bytes);
       if (s < o.step) continue;
@@ -146,6 +152,17 @@ Work simulate_ranks(PlanReport& o, const StepSetup& setup, int64_t& activations,
   return work;
 }
 
+}  // namespace
+
+namespace {
+// shard.replicate as the sharder resolves it (shard/shard_groups.h), with the machine's ranks per node.
+int64_t replicas_of(const std::string& replicate, int64_t ranks, int64_t per_node) {
+  const int64_t replicas = replicate == "node" ? ranks / per_node : std::stoll(replicate);
+  ANGLE_CHECK(replicas >= 1 && ranks % replicas == 0 && (replicate != "node" || ranks % per_node == 0),
+              "shard.replicate = ", replicate, " does not divide the ", ranks, " ranks",
+              replicate == "node" ? " into nodes of --per-node " + std::to_string(per_node) : std::string());
+  return replicas;
+}
 }  // namespace
 
 PlanReport plan_job(const JobPlanOptions& opt) {
@@ -169,26 +186,28 @@ PlanReport plan_job(const JobPlanOptions& opt) {
   shard.param_bytes = train::element_bytes(job->param_dtype);
   shard.reduce_bytes = train::element_bytes(job->reduce_dtype);
   shard.inflight_bytes = static_cast<int64_t>(job->inflight_mb * (1 << 20));
+  shard.bucket_mb = job->bucket_mb;
+  Machine cpu;
+  cpu.cores = std::max(1u, std::thread::hardware_concurrency());
+  o.machine = machine_from(opt.machine, ranks, cpu);
+  shard.replicas = o.replicas = replicas_of(job->replicate, ranks, o.machine.ranks_per_node);
   o.subject = job->job_file, o.ranks = ranks, o.stage = job->stage.number(), o.grad_accum = job->grad_accum, o.step = opt.step;
   o.rows_per_example = loss::rows_per_example(data.format());
-  o.state = state_peak(shape, shard);
   // What this process holds now (the runtime, the tokenizer and the job's data, as a training
   // rank does before it loads the model) is the base of the peak-RSS estimate.
   const int64_t runtime = static_cast<int64_t>(resident_bytes());
   o.runtime_label = "runtime and data";
-  Machine cpu;
-  cpu.cores = std::max(1u, std::thread::hardware_concurrency());
-  o.machine = machine_from(opt.machine, ranks, cpu);
   o.machine_label = "thread, " + std::to_string(o.machine.cores) + " cores per node";
   StepSetup setup{&*job, &shape, &data, shard, tokenizer.encode("", max_length), tokenizer.pad_id(),
                   job->dropout ? *job->dropout > 0 : config.dropout, lora.enabled() && lora.dropout > 0};
   int64_t activations = 0, loss = 0;
-  const Work work = simulate_ranks(o, setup, activations, loss);
+  const Work work = simulate_ranks(o, setup, activations, loss, shard.dense_words);
+  o.state = state_peak(shape, shard);
   o.peak = peak_bytes(shape, shard, runtime, activations, loss);
   o.time = time_at(o, ranks, job->threads ? *job->threads : (ranks > 1 ? 1 : o.machine.cores), o.comm, work,
                    shard.param_bytes);
   StepSetup single = setup;
-  single.shard.ranks = 1;
+  single.shard.ranks = single.shard.replicas = 1;
   Work one_rank;
   one_rank.add(rank_step_cost(single, 0, opt.step), true);
   o.time1 = time_at(o, 1, job->threads ? *job->threads : o.machine.cores, one_rank.slowest, one_rank, shard.param_bytes);
@@ -218,19 +237,22 @@ PlanReport plan_projection(const ProjectionOptions& opt) {
   shard.ranks = ranks;
   shard.param_bytes = shard.reduce_bytes = opt.dtype == "bf16" ? 2 : 4;
   o.subject = opt.config, o.ranks = ranks, o.stage = shard.stage, o.rows_per_example = batch.rows_per_example, o.step = 1;
-  o.state = state_peak(shape, shard);
   // One accelerator per rank; NCCL moves data beside the kernels and reduces along a ring; the
   // optimizer and the parameter copies are bound by the accelerator's memory bandwidth.
   Machine device;
-  device.comm_on_cores = false, device.ring_reduce = true;
+  device.comm_on_cores = false, device.tree_all_reduce = true;
   const double hbm = positive("--hbm", opt.hbm_gb_s) * 1e9;
   device.optimizer_s_per_param = kAdamWBytesPerParam / hbm;
   device.copy_bytes_per_s = hbm / kCopyBytesPerByte;
   device.async_latency_s = 0;
   o.machine = machine_from(opt.machine, ranks, device);
   o.machine.cores = o.machine.ranks_per_node;
+  shard.replicas = o.replicas = replicas_of(opt.replicate, ranks, o.machine.ranks_per_node);
+  shard.bucket_mb = opt.bucket_mb;
   o.machine_label = "accelerator, " + std::to_string(o.machine.ranks_per_node) + " per node";
   const StepCost step = uniform_step_cost(shape, shard, batch);
+  shard.dense_words = step.dense_words;
+  o.state = state_peak(shape, shard);
   o.comm = step;
   o.activation_rows = step.activation_rows;
   o.runtime_label = "reserved";
@@ -242,7 +264,7 @@ PlanReport plan_projection(const ProjectionOptions& opt) {
   work.node_flops = (step.forward_flops + step.backward_flops) * static_cast<double>(std::min(o.machine.ranks_per_node, ranks));
   o.time = time_at(o, ranks, 1, step, work, shard.param_bytes);
   ShardSettings single = shard;
-  single.ranks = 1;
+  single.ranks = single.replicas = 1;
   Work one;
   one.add(uniform_step_cost(shape, single, batch), true);
   o.time1 = time_at(o, 1, 1, one.slowest, one, shard.param_bytes);

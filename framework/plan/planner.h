@@ -42,6 +42,8 @@ struct ProjectionOptions {
   int64_t lora = 0;                     // LoRA rank (0: full fine-tuning)
   int stage = 3;
   std::string dtype = "bf16";           // parameter and reduction dtype: bf16 or fp32
+  std::string replicate = "1";          // shard.replicate: 1, node or K replicas (hybrid sharding)
+  double bucket_mb = 0;                 // shard.bucket_mb
   double hbm_gb_s = 3350;               // accelerator memory bandwidth (an H100 SXM's HBM3)
   double reserve_gb = 0;                // memory per accelerator taken before training
   std::optional<int64_t> examples;      // per epoch (for the epoch time)

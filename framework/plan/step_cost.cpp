@@ -84,70 +84,74 @@ StepRows::StepRows(const StepSetup& setup, long step) {
   }
 }
 
-// Stages 2/3 reduce each dense parameter's gradient in one piece per owner its range spans: the
-// bytes of each piece, given each unit's shard.
-std::vector<uint64_t> dense_gradient_pieces(const model::ModelShape& shape, const ShardSettings& s,
-                                            const std::vector<int64_t>& unit_shards) {
-  std::vector<uint64_t> dense_pieces;
-  for (size_t u = 0; u < shape.units.size(); ++u) {
-    if (shape.units[u].sparse) continue;
-    int64_t begin = 0;
-    for (int64_t numel : shape.units[u].param_numels) {
-      const int64_t end = begin + numel;
-      for (int64_t owner = begin / unit_shards[u]; owner <= (end - 1) / unit_shards[u]; ++owner) {
-        const int64_t from = std::max(begin, owner * unit_shards[u]), to = std::min(end, (owner + 1) * unit_shards[u]);
-        dense_pieces.push_back(static_cast<uint64_t>((to - from) * s.reduce_bytes));
-      }
-      begin = end;
-    }
-  }
-  return dense_pieces;
-}
-
 // The rank's calls in micro-batch m: the duplicate filter's exchange, then forward, loss and
 // backward (with gradient caching every chunk's forward, the loss, every chunk's forward again
 // with its backward).
 void add_micro_batch_traffic(std::vector<Call>& calls, const StepSetup& setup, const StepRows& rows, size_t m,
-                             int rank, const std::vector<uint64_t>& dense_pieces) {
+                             int rank, const std::vector<GradientBucket>& buckets, bool& dense_words) {
   const train::JobConfig& c = *setup.job;
   const model::ModelShape& shape = *setup.shape;
   const ShardSettings& s = setup.shard;
   const int64_t n = s.ranks, k = rows.k, h = shape.hidden;
-  auto add = [&](const char* phase, const char* op, uint64_t bytes) { calls.push_back({phase, op, bytes}); };
-  auto gather = [&](const char* phase, uint64_t bytes) { add(phase, "all_gather", bytes); };
+  const int64_t first = rank / s.group() * s.group(), last = first + s.group();  // the rank's shard group
+  auto add = [&](const char* phase, const char* op, uint64_t bytes, Among among = Among::world) {
+    calls.push_back({phase, op, bytes, among});
+  };
+  auto gather = [&](const char* phase, uint64_t bytes, Among among = Among::world) {  // rows
+    calls.push_back({phase, "all_gather", bytes, among, true});
+  };
   const bool packs = !shape.decoder, words_train = shape.units.front().numel() > 0;
   auto lookup = [&](const Rows& r) { return lookup_of(r, setup.empty_text_ids, setup.pad_id, packs); };
   // Batch: the duplicate filter's exchange (a count, then k hashes and a flag per example).
   gather("batch", 8), gather("batch", 8 * (k + 1) * rows.slices[rank][m].size());
-  // One forward: stage 3 gathers units and looks up the word-embedding rows of every rank.
+  // One forward: stages 2, 3 look up the word-embedding rows of the group's ranks (the matrix stays
+  // sharded); stage 3 gathers the other units.
   auto forward = [&](int64_t i) {
-    if (s.stage < 3) return;
+    if (s.stage < 2) return;
     std::set<int64_t> all;
-    for (int r = 0; r < n; ++r) {
+    for (int r = static_cast<int>(first); r < last; ++r) {
       const std::set<int64_t> mine = lookup(rows.chunk_of(m, r, i)).unique;
-      if (r == rank) gather("forward", 8), gather("forward", 8 * mine.size());
+      if (r == rank) gather("forward", 8, Among::shard), gather("forward", 8 * mine.size(), Among::shard);
       all.insert(mine.begin(), mine.end());
     }
-    add("forward", "all_reduce", all.size() * h * s.param_bytes);
-    add_stage3_gathers(calls, shape, s, false);
+    add("forward", "all_reduce", all.size() * h * s.param_bytes, Among::shard);
+    if (s.stage == 3) add_stage3_gathers(calls, shape, s, false);
   };
-  // One backward: stages 2/3 reduce every dense gradient and all-gather the word-embedding rows
-  // (when they train).
+  // One backward: stages 2/3 reduce-scatter every bucket of dense gradients (with replicas, then
+  // all-reduce the rank's piece across them) and all-gather the word-embedding rows over every
+  // rank (when they train).
   auto backward = [&](int64_t i) {
     if (s.stage == 1) return;
-    for (const uint64_t bytes : dense_pieces) add("backward", "reduce", bytes);
-    int64_t word_rows = lookup(rows.chunk_of(m, rank, i)).count;
-    if (s.stage == 3) {
+    for (const GradientBucket& b : buckets)
+      if (!s.adds_locally()) {
+        add("backward", "reduce_scatter", b.send, Among::shard);
+        if (s.replicas > 1) add("backward", "all_reduce", b.piece, Among::replica);
+      }
+    if (s.stage == 3) add_stage3_gathers(calls, shape, s, true);
+    if (!words_train || s.adds_locally()) return;
+    // The rows of each rank's word-embedding gradient: those its group looked up; all-gathered, or once they outnumber the matrix's rows reduced as a dense matrix.
+    auto word_rows = [&](int r) {
+      if (s.stage < 2) return lookup(rows.chunk_of(m, r, i)).count;
       std::set<int64_t> all;
-      for (int r = 0; r < n; ++r) {
-        const std::set<int64_t> mine = lookup(rows.chunk_of(m, r, i)).unique;
+      const int64_t begin = r / s.group() * s.group();
+      for (int64_t q = begin; q < begin + s.group(); ++q) {
+        const std::set<int64_t> mine = lookup(rows.chunk_of(m, static_cast<int>(q), i)).unique;
         all.insert(mine.begin(), mine.end());
       }
-      word_rows = static_cast<int64_t>(all.size());
-      add_stage3_gathers(calls, shape, s, true);
+      return static_cast<int64_t>(all.size());
+    };
+    int64_t total = 0;
+    for (int r = 0; r < n; ++r) total += word_rows(r);
+    gather("backward", 8);
+    if (total < shape.vocab) {
+      const int64_t mine = word_rows(rank);
+      gather("backward", 8 * mine), gather("backward", mine * h * s.reduce_bytes);
+      return;
     }
-    if (words_train)
-      gather("backward", 8), gather("backward", 8 * word_rows), gather("backward", word_rows * h * s.reduce_bytes);
+    const int64_t shard = (shape.units.front().numel() + s.group() - 1) / s.group();
+    dense_words = true;
+    add("backward", "reduce_scatter", shard * s.group() * s.reduce_bytes, Among::shard);
+    if (s.replicas > 1) add("backward", "all_reduce", shard * s.reduce_bytes, Among::replica);
   };
   const int64_t kept = static_cast<int64_t>(rows.kept[m][rank].size()) / k;
   auto loss = [&]() {
@@ -165,33 +169,38 @@ void add_micro_batch_traffic(std::vector<Call>& calls, const StepSetup& setup, c
   }
 }
 
-// The optimizer step's calls: stage 1 reduce-scatters the gradient (several ranks or bf16),
-// every stage sums the norm, stages 1/2 gather the updated parameters (units with nothing to
-// train skip both); then the stop-signal sum (several ranks).
+// The optimizer step's calls: stage 1 reduce-scatters the gradient (several ranks or bf16; with
+// replicas, then all-reduces the shard across them), the group sums the norm, stages 1/2 gather
+// the updated parameters (overlapping the next forward; units with nothing to train skip all of
+// these, stage 2 the word embeddings, looked up by rows); then the stop-signal sum (several ranks).
 void add_optimizer_step_traffic(std::vector<Call>& calls, const model::ModelShape& shape, const ShardSettings& s,
                                 const std::vector<int64_t>& unit_shards) {
-  const int64_t n = s.ranks;
-  auto add = [&](const char* op, uint64_t bytes) { calls.push_back({"step", op, bytes}); };
+  const int64_t g = s.group();
+  auto add = [&](const char* op, uint64_t bytes, Among among) { calls.push_back({"step", op, bytes, among}); };
   for (size_t u = 0; u < shape.units.size(); ++u)
-    if (s.stage == 1 && (n > 1 || s.reduce_bytes != 4) && unit_shards[u] > 0)
-      add("reduce_scatter", unit_shards[u] * n * s.reduce_bytes);
-  add("all_reduce", 8);
+    if (s.stage == 1 && (s.ranks > 1 || s.reduce_bytes != 4) && unit_shards[u] > 0) {
+      add("reduce_scatter", unit_shards[u] * g * s.reduce_bytes, Among::shard);
+      if (s.replicas > 1) add("all_reduce", unit_shards[u] * s.reduce_bytes, Among::replica);
+    }
+  add("all_reduce", 8, Among::shard);
+  // Stages 1, 2 gather the updated parameters again: issued now, waited for in the next forward.
   if (s.stage < 3)
     for (size_t u = 0; u < shape.units.size(); ++u)
-      if (unit_shards[u] > 0) add("all_gather", unit_shards[u] * s.param_bytes);
-  if (n > 1) add("all_reduce", 8);
+      if (unit_shards[u] > 0 && !s.rows_only(shape.units[u])) calls.push_back({"forward", "all_gather", static_cast<uint64_t>(unit_shards[u] * s.param_bytes), Among::shard});
+  if (s.ranks > 1) add("all_reduce", 8, Among::world);
 }
 
 // The rank's collective calls in the step, in the order it issues them.
-std::vector<Call> rank_traffic(const StepSetup& setup, const StepRows& rows, int rank) {
+std::vector<Call> rank_traffic(const StepSetup& setup, const StepRows& rows, int rank, bool& dense_words) {
   const model::ModelShape& shape = *setup.shape;
-  const int64_t n = setup.shard.ranks;
-  // Each unit's shard: its parameters padded to a multiple of n, over n.
+  const int64_t g = setup.shard.group();
+  // Each unit's shard: its parameters padded to a multiple of the group, over the group.
   std::vector<int64_t> unit_shards;
-  for (const model::UnitShape& u : shape.units) unit_shards.push_back((u.numel() + n - 1) / n);
-  const std::vector<uint64_t> dense_pieces = dense_gradient_pieces(shape, setup.shard, unit_shards);
+  for (const model::UnitShape& u : shape.units) unit_shards.push_back((u.numel() + g - 1) / g);
+  const std::vector<GradientBucket> buckets = gradient_buckets(shape, setup.shard, rank % g);
   std::vector<Call> calls;
-  for (size_t m = 0; m < rows.kept.size(); ++m) add_micro_batch_traffic(calls, setup, rows, m, rank, dense_pieces);
+  for (size_t m = 0; m < rows.kept.size(); ++m)
+    add_micro_batch_traffic(calls, setup, rows, m, rank, buckets, dense_words);
   add_optimizer_step_traffic(calls, shape, setup.shard, unit_shards);
   return calls;
 }
@@ -250,13 +259,13 @@ void add_stage3_gathers(std::vector<Call>& calls, const model::ModelShape& shape
     for (int64_t numel : {shape.units[u].numel(), shape.units[u].frozen})
       if (numel > 0)
         calls.push_back({backward ? "backward" : "forward", "all_gather",
-                         static_cast<uint64_t>((numel + s.ranks - 1) / s.ranks * s.param_bytes)});
+                         static_cast<uint64_t>((numel + s.group() - 1) / s.group() * s.param_bytes), Among::shard});
 }
 
 StepCost rank_step_cost(const StepSetup& setup, int rank, long step) {
   const StepRows rows(setup, step);
   StepCost out;
-  out.calls = rank_traffic(setup, rows, rank);
+  out.calls = rank_traffic(setup, rows, rank, out.dense_words);
   count_forward_and_loss_bytes(out, setup, rows, rank);
   count_flops(out, setup, rows, rank);
   return out;

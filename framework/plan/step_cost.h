@@ -17,11 +17,17 @@
 
 namespace angle::plan {
 
+// The ranks a call runs among (shard.replicate, shard/shard_groups.h): all of them, the rank's
+// shard group, or its replica group (the ranks at its position in every shard group).
+enum class Among { world, shard, replica };
+
 // One collective call of the rank: its phase ("batch", "loss", "forward", "backward", "step"),
-// kind ("all_gather", "all_reduce", "reduce_scatter", "reduce") and the bytes it hands over.
+// kind ("all_gather", "all_reduce", "reduce_scatter"), the bytes it hands over and its ranks.
 struct Call {
   std::string phase, op;
   uint64_t bytes = 0;
+  Among among = Among::world;
+  bool rows = false;  // Comm::all_gather_rows (NCCL sends a small one as an all-reduce)
 };
 
 // What one rank's step costs: its traffic (the time model's communication), its compute (the
@@ -32,6 +38,7 @@ struct StepCost {
   double rows_per_forward = 1;                   // the rank's rows per forward pass (a chunk's with caching)
   int64_t activation_bytes = 0, loss_bytes = 0;  // the largest forward's and loss's (plan/activation_plan.h)
   int64_t activation_rows = 0;                   // the rows of that forward
+  bool dense_words = false;                      // a word-embedding gradient went as a dense matrix
   std::map<std::string, uint64_t> by_phase() const;
   uint64_t total() const;                        // bytes of all calls
 };

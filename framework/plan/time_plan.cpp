@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "comm/comm.h"
+
 namespace angle::plan {
 
 double collective_seconds(const std::string& op, uint64_t bytes, int64_t n, const Machine& m) {
@@ -11,9 +13,22 @@ double collective_seconds(const std::string& op, uint64_t bytes, int64_t n, cons
                bw = m.beta_bytes_per_s;
   if (op == "all_gather") return steps * (a + b / bw);                       // ring: n-1 steps of b
   if (op == "reduce_scatter") return steps * (a + b / static_cast<double>(n) / bw);  // ring: n-1 steps of b/n
-  if (op == "all_reduce") return 2 * steps * (a + b / static_cast<double>(n) / bw);  // reduce-scatter + all-gather
-  if (m.ring_reduce) return steps * a + b / bw;                                // reduce: pipelined ring
-  return std::ceil(std::log2(static_cast<double>(n))) * (a + b / bw);        // reduce: binomial tree
+  if (op == "all_reduce") {
+    const double ring = 2 * steps * (a + b / static_cast<double>(n) / bw);  // reduce-scatter + all-gather
+    const double tree = 2 * std::ceil(std::log2(static_cast<double>(n))) * a + 2 * b / bw;  // up, then down
+    return m.tree_all_reduce ? std::min(ring, tree) : ring;
+  }
+  return std::ceil(std::log2(static_cast<double>(n))) * (a + b / bw);  // anything else: a binomial tree
+}
+
+int64_t RankGroups::size(Among among) const {
+  if (among == Among::shard) return world / replicas;
+  return among == Among::replica ? replicas : world;
+}
+
+bool RankGroups::spans_nodes(Among among, int64_t ranks_per_node) const {
+  if (among == Among::replica) return replicas > 1 && world > ranks_per_node;
+  return size(among) > ranks_per_node;
 }
 
 double flops_at(const Machine& m, double rows) {
@@ -29,7 +44,7 @@ double flops_at(const Machine& m, double rows) {
   return t.back().second;
 }
 
-StepTime step_time(const StepCost& traffic, const StepCost& slowest_compute, double node_flops, int64_t ranks,
+StepTime step_time(const StepCost& traffic, const StepCost& slowest_compute, double node_flops, const RankGroups& ranks,
                    const Machine& m, int64_t shard_params, int64_t gathered_bytes) {
   // A rank computes with its threads; the node's ranks together with at most its cores (the
   // slower of the two bounds: processor sharing, where a rank that waits frees its core).
@@ -45,11 +60,19 @@ StepTime step_time(const StepCost& traffic, const StepCost& slowest_compute, dou
   t.optimizer = (static_cast<double>(shard_params) * m.optimizer_s_per_param +
                  static_cast<double>(gathered_bytes) / m.copy_bytes_per_s) / share;
   double during_forward = 0, during_backward = 0, serial = 0;
-  Machine overlapped = m;
-  overlapped.alpha_s = std::max(m.alpha_s, m.async_latency_s);
   for (const Call& c : traffic.calls) {
     const bool async = c.phase == "forward" || c.phase == "backward";
-    const double s = collective_seconds(c.op, c.bytes, ranks, async ? overlapped : m);
+    Machine link = m;
+    if (ranks.spans_nodes(c.among, m.ranks_per_node)) {
+      if (m.inter_alpha_s > 0) link.alpha_s = m.inter_alpha_s;
+      if (m.inter_beta_bytes_per_s > 0) link.beta_bytes_per_s = m.inter_beta_bytes_per_s;
+    }
+    if (async) link.alpha_s = std::max(link.alpha_s, m.async_latency_s);
+    const int64_t n = ranks.size(c.among);
+    // NCCL gathers a small set of rows as an all-reduce of the zero-filled whole (comm/nccl_comm.cpp).
+    const bool as_sum = c.rows && m.tree_all_reduce && n * c.bytes <= comm::kSmallRowsBytes;
+    const double s = as_sum ? collective_seconds("all_reduce", n * c.bytes, n, link)
+                            : collective_seconds(c.op, c.bytes, n, link);
     t.comm += s;
     if (c.phase == "forward") during_forward += s;
     else if (c.phase == "backward") during_backward += s;

@@ -58,22 +58,24 @@ void ShardedModel::lay_out(UnitState& u, const std::vector<size_t>& params,
   at::Tensor flat = at::zeros({u.padded}, f32_);  // the unit's values, flat and padded with zeros
   for (size_t i = 0; i < params.size(); ++i) flat.narrow(0, u.offsets[i], u.numels[i]).copy_(u.module_params[i].reshape(-1));
   u.full = at::empty({u.padded}, f32_.dtype(options_.param_dtype));
-  if (policy_.views_are_module_params) {
+  // A matrix looked up by rows keeps only its shard, at every stage that shards.
+  const bool keep_full = policy_.keeps_full_params && !u.rows_only;
+  const bool views = policy_.views_are_module_params && !u.rows_only;
+  if (views) {
     u.full.copy_(flat);
     u.master = u.full.narrow(0, u.begin, u.shard);  // updated in place, then re-gathered
   } else {
     // A frozen shard is only ever gathered: it is kept in the dtype it is gathered in.
     u.master = flat.narrow(0, u.begin, u.shard).to(frozen ? options_.param_dtype : at::kFloat).clone();
     ledger_.add(MemoryLedger::kParams, bytes_of(u.master));
-    if (policy_.keeps_full_params) u.full.copy_(flat);
+    if (keep_full) u.full.copy_(flat);
   }
-  u.materialized = policy_.keeps_full_params;
+  u.materialized = keep_full;
   if (u.materialized) ledger_.add(MemoryLedger::kParams, bytes_of(u.full));
   else free_storage(u.full);
   for (size_t i = 0; i < u.module_params.size(); ++i) {
     at::Tensor& p = u.module_params[i];
-    p.set_data(policy_.views_are_module_params ? u.full.narrow(0, u.offsets[i], u.numels[i]).view(u.shapes[i])
-                                               : at::empty({0}, p.options()));
+    p.set_data(views ? u.full.narrow(0, u.offsets[i], u.numels[i]).view(u.shapes[i]) : at::empty({0}, p.options()));
   }
 }
 
@@ -85,6 +87,8 @@ std::unique_ptr<UnitState> ShardedModel::make_unit(const model::Unit& unit,
   auto u = std::make_unique<UnitState>();
   u->name = unit.name;
   u->global_offset = numel_;
+  u->sparse = unit.sparse_grad;
+  u->rows_only = unit.sparse_grad && policy_.shards_grads;
   std::vector<size_t> trained, frozen;
   for (size_t index : unit.params) {
     const bool is_frozen = !named[index].second.requires_grad();
@@ -95,16 +99,18 @@ std::unique_ptr<UnitState> ShardedModel::make_unit(const model::Unit& unit,
   if (!frozen.empty()) {
     u->frozen = std::make_unique<UnitState>();
     u->frozen->name = unit.name + " (frozen)";
+    u->frozen->rows_only = u->rows_only;
     lay_out(*u->frozen, frozen, named, true);
   }
-  u->sparse = unit.sparse_grad;
   u->backward_reads_params = unit.backward_reads_params;
   ANGLE_CHECK(!u->sparse || unit.params.size() == 1, "unit ", unit.name, ": a sparse gradient must be its only one");
-  const int64_t unit_numel = u->numel + (u->frozen ? u->frozen->numel : 0);
-  const double mb = static_cast<double>(unit_numel) * c10::elementSize(options_.param_dtype) / (1 << 20);
-  ANGLE_CHECK(options_.bucket_mb <= 0 || mb <= options_.bucket_mb, "unit '", unit.name, "' has ", mb,
-              " MiB of parameters, more than shard.bucket_mb = ", options_.bucket_mb,
-              " (raise it, or set 0 for no limit)");
+  // Buckets never split a parameter (shard/reducer.h): each trainable dense one must fit.
+  for (size_t i = 0; i < trained.size() && !u->sparse && options_.bucket_mb > 0; ++i) {
+    const double mb = static_cast<double>(u->numels[i]) * c10::elementSize(options_.reduce_dtype) / (1 << 20);
+    ANGLE_CHECK(mb <= options_.bucket_mb, "shard.bucket_mb = ", options_.bucket_mb, " is below the gradient of '",
+                named[trained[i]].first, "' (", mb, " MiB in ", options_.reduce_dtype,
+                "): raise it, or set 0 for one bucket per unit");
+  }
   at::Tensor decay = at::zeros({u->padded}, f32_);
   for (size_t i = 0; i < trained.size(); ++i)
     if (decays(named[trained[i]].first)) decay.narrow(0, u->offsets[i], u->numels[i]).fill_(1);

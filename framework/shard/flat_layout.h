@@ -25,6 +25,7 @@ struct UnitState {
   std::vector<int64_t> offsets, numels;   // within the unit's flat buffer
   int64_t global_offset = 0, numel = 0, padded = 0, shard = 0, begin = 0;
   bool sparse = false;                    // the gradient arrives as rows (word embeddings)
+  bool rows_only = false;                 // sparse at stages 2, 3: looked up by rows, never gathered whole
   bool backward_reads_params = true;
   at::Tensor master;                      // fp32 [shard] (frozen: param_dtype)
   at::Tensor full;                        // param_dtype [padded]; storage freed when not materialised

@@ -14,9 +14,11 @@ namespace angle::shard {
 
 ShardedModel::ShardedModel(model::Backbone& model, comm::Comm& comm, const ShardOptions& options,
                            const std::function<bool(const std::string&)>& decays)
-    : comm_(comm),
+    : groups_(make_shard_groups(comm, options.replicate)),
+      comm_(groups_->shard),
       options_(options),
-      policy_(options.stage, options.param_dtype, options.reduce_dtype, comm.size()) {  // checks the stage
+      policy_(options.stage, options.param_dtype, options.reduce_dtype, groups_->shard.size(),  // checks the stage
+              groups_->replicas) {
   c10::NoGradGuard no_grad;
   const auto named = model.named_parameters();
   f32_ = named.front().second.options().dtype(at::kFloat).requires_grad(false);
@@ -24,7 +26,7 @@ ShardedModel::ShardedModel(model::Backbone& model, comm::Comm& comm, const Shard
   ANGLE_CHECK(numel_ > 0, "the model has no trainable parameter");
   ledger_.reset_peak();
   gathers_ = std::make_unique<GatherSchedule>(comm_, policy_, ledger_, units_);
-  reducer_ = std::make_unique<Reducer>(comm_, options_, policy_, ledger_, units_, *gathers_, f32_);
+  reducer_ = std::make_unique<Reducer>(*groups_, options_, policy_, ledger_, units_, *gathers_, f32_);
 }
 
 ShardedModel::~ShardedModel() = default;
@@ -48,7 +50,7 @@ at::Tensor ShardedModel::release(size_t unit, const at::Tensor& output) {
 }
 
 at::Tensor ShardedModel::lookup(size_t unit, const at::Tensor& ids) {
-  if (!policy_.gathers_per_unit) return model::UnitSource::lookup(unit, ids);
+  if (!units_[unit]->rows_only) return model::UnitSource::lookup(unit, ids);
   const UnitState& u = *units_[unit];
   const bool grad = c10::GradMode::is_enabled();  // no gradient: gradient caching's first pass
   if (unit == 0 && grad) reducer_->begin_forward();

@@ -5,15 +5,16 @@
 // its gradient and the AdamW moments of that slice.
 //   stage 1  full parameters and full gradients on every rank; gradients reduce-scattered at the
 //            optimizer step; only the optimizer state is sharded (ZeRO-1).
-//   stage 2  + each parameter's gradient is reduced as soon as autograd has accumulated it (a
-//            post-accumulate hook): every piece of it goes to the rank that owns that piece (a
-//            reduce to that root, asynchronous; backward goes on until the gradients in flight
-//            pass `inflight_bytes`, then waits for the oldest), and the gradient is freed. No
-//            full gradient, nor a flat copy of one, ever exists: the peak is the gradients in
-//            flight. Gradients are reduced every micro-batch and summed into the shard, so
-//            accumulation costs no extra memory (ZeRO-2). Reductions are issued in one fixed
-//            order on every rank (units last to first, parameters last to first): a gradient
-//            that autograd delivers early waits for its turn.
+//   stage 2  + gradients are reduce-scattered as autograd delivers them: each is copied into its
+//            bucket (a unit's gradients, or a part of them of at most `bucket_mb`), laid out by
+//            the rank that owns each piece; a complete bucket is reduced in one asynchronous
+//            collective and freed (backward goes on until the buckets in flight pass
+//            `inflight_bytes`, then waits for the oldest). No full gradient of the model ever
+//            exists: the peak is the buckets being filled and in flight. Gradients are reduced
+//            every micro-batch and summed into the shard, so accumulation costs no extra memory
+//            (ZeRO-2). Buckets are issued in one fixed order on every rank: units last to first
+//            and, inside a unit, the order in which autograd delivered the gradients in the first
+//            backward (shard/reducer.h).
 //   stage 3  + parameters: a unit's full buffer is all-gathered just before its forward (the next
 //            unit's gather is issued while it computes) and freed after it; gathered again before
 //            its backward (again prefetching the next one) and freed after. At most two units
@@ -22,8 +23,12 @@
 //            again (model::Unit::backward_reads_params).
 // The word-embedding gradient is sparse (the rows of the batch's tokens): ranks all-gather those
 // rows and each keeps the sum over its own slice, instead of reducing a dense vocab x hidden
-// matrix. Stage 3 likewise never gathers the word-embedding matrix: ranks exchange the ids of
-// their tokens and sum the parts of those rows that each owns (one all-reduce of rows x hidden).
+// matrix (a dense reduce-scatter once all ranks' rows outnumber the matrix's). Stages 2 and 3
+// never gather the word-embedding matrix (UnitState::rows_only): ranks exchange the ids of their
+// tokens and sum the parts of those rows that each owns (one all-reduce of rows x hidden).
+// Hybrid sharding (shard.replicate, shard/shard_groups.h): all of the above happens inside a group
+// of ranks; the groups hold the same shards, and each reduced piece of a gradient is then summed
+// across the groups. Checkpoints hold one copy (the first group's) and stay world-size independent.
 // Mixed precision: parameters are gathered and used in `param_dtype`, gradients reduced in
 // `reduce_dtype`; the master copy and the moments stay fp32.
 // Frozen parameters (requires_grad false: LoRA's base weights) are sharded and gathered with
@@ -33,8 +38,9 @@
 //   shard/flat_layout      a unit's flat buffers and shard state (built by the constructor), and
 //                          the storage that is freed and re-allocated in place
 //   shard/gather_schedule  when each unit's full parameters exist; stage 3's lookup of rows
-//   shard/reducer          gradients as autograd delivers them: the fixed order, the reductions
-//                          in flight, the word-embedding rows
+//   shard/shard_groups     the ranks that shard one replica, and the replicas
+//   shard/reducer          gradients as autograd delivers them: the buckets, their fixed order,
+//                          the reductions in flight, the word-embedding rows
 //   shard/fsdp_step.cpp    the optimizer step: stage 1's reduce-scatter, clipping, AdamW
 //   shard/fsdp_checkpoint.cpp  the owned slices for checkpoints; the full gather for evaluation
 #pragma once
@@ -50,6 +56,7 @@
 #include "model/backbone.h"
 #include "shard/adamw.h"
 #include "shard/memory_ledger.h"
+#include "shard/shard_groups.h"
 #include "shard/stage_policy.h"
 
 namespace angle::shard {
@@ -61,14 +68,15 @@ class Reducer;
 struct ShardOptions {
   int stage = 2;
   at::ScalarType param_dtype = at::kFloat, reduce_dtype = at::kFloat;
-  double bucket_mb = 0;  // the largest unit allowed (its parameters in param_dtype, MiB); 0: no limit
+  double bucket_mb = 0;  // a unit's gradients are reduced in buckets of at most this (MiB in reduce_dtype); 0: one per unit
   int64_t inflight_bytes = 12 << 20;  // gradient bytes being reduced at once before backward waits
+  std::string replicate = "1";        // 1, node, or K replicas (shard/shard_groups.h)
   AdamWOptions adam;
 };
 
 class ShardedModel : public model::UnitSource {
  public:
-  // Takes over `model`'s parameters: afterwards they hold the full values only where stage < 3
+  // Collective over `comm` (the job's ranks). Takes over `model`'s parameters: afterwards they hold the full values only where stage < 3
   // and param_dtype is fp32 (they are then views into the gathered buffers), else only between
   // gather_full() and release_full(). `decays(name)`: whether weight decay applies.
   ShardedModel(model::Backbone& model, comm::Comm& comm, const ShardOptions& options,
@@ -107,7 +115,9 @@ class ShardedModel : public model::UnitSource {
   };
   const std::vector<Entry>& layout() const { return layout_; }
   int64_t numel() const { return numel_; }
-  std::vector<Range> owned_ranges() const;                // this rank's slices of the global space
+  // This rank's slices of the global space (none on the ranks of replicas other than the first:
+  // a checkpoint holds one copy).
+  std::vector<Range> owned_ranges() const;
   // "params", "exp_avg", "exp_avg_sq": those slices, concatenated; "grads": the gradient accumulated
   // since the last step() in those slices (stage 1: this rank's own, not yet reduced).
   at::Tensor owned(const std::string& what) const;
@@ -116,6 +126,7 @@ class ShardedModel : public model::UnitSource {
   int64_t steps_taken() const { return step_; }
 
   int stage() const { return options_.stage; }
+  int replicas() const { return groups_->replicas; }
   at::Device device() const { return f32_.device(); }
   const MemoryLedger& memory() const { return ledger_; }
   void reset_memory_peak() { ledger_.reset_peak(); }
@@ -130,7 +141,8 @@ class ShardedModel : public model::UnitSource {
   // The optimizer step (fsdp_step.cpp): every unit's shard gradient in fp32.
   std::vector<at::Tensor> shard_gradients(int64_t& step_bytes);
 
-  comm::Comm& comm_;
+  std::unique_ptr<ShardGroups> groups_;  // destroyed last: the work in flight uses its communicators
+  comm::Comm& comm_;                      // the ranks this rank shards with (groups_->shard)
   ShardOptions options_;
   StagePolicy policy_;
   std::vector<Entry> layout_;

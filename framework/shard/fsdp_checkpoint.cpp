@@ -12,8 +12,14 @@
 
 namespace angle::shard {
 
+namespace {
+// Stages 1, 2 in fp32: the unit's gathered buffers are the model's own parameters already.
+bool views_are_parameters(const UnitState& u, bool views) { return views && !u.rows_only; }
+}  // namespace
+
 void ShardedModel::gather_full() {
-  if (policy_.views_are_module_params || full_gathered_) return;
+  gathers_->wait_all();  // stages 1, 2: the re-gather after the last step (the views are the parameters)
+  if (full_gathered_) return;
   c10::NoGradGuard no_grad;
   auto gather = [&](UnitState& u) {
     if (u.numel == 0) return;
@@ -25,6 +31,7 @@ void ShardedModel::gather_full() {
       u.module_params[i].set_data(full.narrow(0, u.offsets[i], u.numels[i]).view(u.shapes[i]));
   };
   for (auto& u : units_) {
+    if (views_are_parameters(*u, policy_.views_are_module_params)) continue;
     gather(*u);
     if (u->frozen) gather(*u->frozen);
   }
@@ -38,6 +45,7 @@ void ShardedModel::release_full() {
     if (u.numel > 0) ledger_.sub(MemoryLedger::kParams, u.padded * 4);
   };
   for (auto& u : units_) {
+    if (views_are_parameters(*u, policy_.views_are_module_params)) continue;
     release(*u);
     if (u->frozen) release(*u->frozen);
   }
@@ -46,6 +54,7 @@ void ShardedModel::release_full() {
 
 std::vector<ShardedModel::Range> ShardedModel::owned_ranges() const {
   std::vector<Range> out;
+  if (groups_->replica && groups_->replica->rank() != 0) return out;  // a replica's copy: saved by the first
   for (const auto& u : units_)
     if (u->real() > 0) out.push_back({u->global_offset + u->begin, u->real()});
   return out;
@@ -53,6 +62,7 @@ std::vector<ShardedModel::Range> ShardedModel::owned_ranges() const {
 
 at::Tensor ShardedModel::owned(const std::string& what) const {
   std::vector<at::Tensor> parts;
+  if (groups_->replica && groups_->replica->rank() != 0) return at::empty({0}, f32_);  // as owned_ranges()
   for (const auto& u : units_) {
     if (what == "grads") {  // stage 1 holds the whole unit's local gradient until step()
       parts.push_back(u->grad.narrow(0, policy_.shards_grads ? 0 : u->begin, u->real()));
@@ -66,6 +76,7 @@ at::Tensor ShardedModel::owned(const std::string& what) const {
 
 void ShardedModel::restore(const std::function<at::Tensor(const std::string&, int64_t, int64_t)>& read, int64_t steps) {
   c10::NoGradGuard no_grad;
+  gathers_->wait_all();
   for (auto& u : units_) {
     const int64_t real = u->real(), begin = u->global_offset + u->begin;
     for (auto [name, t] : {std::pair{"params", &u->master}, {"exp_avg", &u->exp_avg}, {"exp_avg_sq", &u->exp_avg_sq}}) {

@@ -15,7 +15,7 @@ namespace angle::shard {
 
 namespace {
 
-// The squared norm over every rank of the shard gradients (double [1]).
+// The squared norm over the shard group of the shard gradients (double [1]; replicas hold the same).
 at::Tensor global_norm_sq(const std::vector<at::Tensor>& shard_grads, comm::Comm& comm, const at::TensorOptions& f32) {
   at::Tensor norm_sq = at::zeros({1}, f32.dtype(at::kDouble));
   // In double, a slice at a time: a double copy of a whole shard gradient would be 94 MB of fresh
@@ -33,7 +33,8 @@ at::Tensor global_norm_sq(const std::vector<at::Tensor>& shard_grads, comm::Comm
 }  // namespace
 
 // Stage 1 (StagePolicy::reduce_scatters_at_step) reduce-scatters each unit's local gradient into
-// a shard gradient that exists only during the step; its bytes are counted in `step_bytes`.
+// a shard gradient that exists only during the step (with replicas, then sums it across them);
+// its bytes are counted in `step_bytes`.
 // Otherwise the shard gradients are the units' own.
 std::vector<at::Tensor> ShardedModel::shard_gradients(int64_t& step_bytes) {
   std::vector<at::Tensor> shard_grads;
@@ -50,6 +51,11 @@ std::vector<at::Tensor> ShardedModel::shard_gradients(int64_t& step_bytes) {
     works.push_back(u->numel > 0 ? comm_.reduce_scatter_sum_async(sends.back(), shard_grads.back()) : nullptr);
   }
   ledger_.add(MemoryLedger::kGrads, step_bytes);
+  for (size_t i = 0; i < units_.size(); ++i) {  // replicas: then summed across them
+    if (!works[i]) continue;
+    works[i]->wait();
+    if (groups_->replica) works[i] = groups_->replica->all_reduce_sum_async(shard_grads[i]);
+  }
   for (size_t i = 0; i < units_.size(); ++i) {
     if (works[i]) works[i]->wait();
     shard_grads[i] = shard_grads[i].to(at::kFloat);
@@ -59,6 +65,7 @@ std::vector<at::Tensor> ShardedModel::shard_gradients(int64_t& step_bytes) {
 
 double ShardedModel::step(double lr, double max_grad_norm) {
   finish_backward();
+  gathers_->wait_all();  // a gather of the last step still reading a master it would update
   c10::NoGradGuard no_grad;
   int64_t step_bytes = 0;  // stage 1 on several ranks: the reduced shards exist only during the step
   std::vector<at::Tensor> shard_grads = shard_gradients(step_bytes);

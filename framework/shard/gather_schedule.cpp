@@ -92,17 +92,24 @@ void GatherSchedule::after_backward() {
   if (policy_.gathers_per_unit) free_all();
 }
 
-// Stages 1 and 2 gather every unit again; stage 3 drops whatever is still materialised (it is
-// gathered when next needed).
+// Stages 1 and 2 gather every unit again, asynchronously: each gather is waited for where the
+// unit is next needed (its forward, wait_all()), so they overlap the next step's data and forward.
+// Stage 3 drops whatever is still materialised (it is gathered when next needed).
 void GatherSchedule::after_update() {
   if (policy_.gathers_per_unit) {
     free_all();
     return;
   }
-  std::vector<comm::WorkPtr> works;  // frozen parameters never change: they stay as gathered
-  for (auto& u : units_)
-    if (u->numel > 0) works.push_back(gather_async(*u));
-  for (auto& w : works) w->wait();
+  for (auto& u : units_)  // frozen parameters never change: they stay as gathered
+    if (u->numel > 0 && !u->rows_only) {
+      wait(*u);
+      u->gathering = gather_async(*u);
+      u->materialized = false;
+    }
+}
+
+void GatherSchedule::wait_all() {
+  for (auto& u : units_) wait(*u);
 }
 
 void GatherSchedule::test() {

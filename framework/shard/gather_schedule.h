@@ -1,5 +1,6 @@
 // When each unit's full parameters exist (shard/fsdp.h). Stages 1, 2 keep every unit gathered and
-// gather them all again after each step. Stage 3 gathers a unit just before its forward (issuing
+// gather them all again after each step (asynchronously: a unit's gather is waited for at its
+// next forward, or by wait_all()). Stage 3 gathers a unit just before its forward (issuing
 // the next unit's gather while it computes) and frees it after; gathers it again before its
 // backward (prefetching the next one backward needs) and frees it once its gradients are all
 // handed over (a unit with frozen parameters: once backward has moved below it): at most two
@@ -35,6 +36,8 @@ class GatherSchedule {
   void after_backward();
   // After the master shards changed (a step, a restore).
   void after_update();
+  // Every gather in flight is done (before the parameters are read or the masters written).
+  void wait_all();
 
   // Stage 3's lookup of the rows `ids` of a unit that is one embedding matrix (after prefetching
   // the next unit, as acquire() does): the sorted unique rows of every rank's ids, and their

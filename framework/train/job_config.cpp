@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "data/raw_dataset.h"
+#include "shard/shard_groups.h"
 #include "train/job_keys.h"
 
 namespace angle::train {
@@ -60,7 +61,9 @@ void check_values(const JobConfig& c) {
   ANGLE_CHECK(c.warmup_steps >= 0, "optim.warmup_steps must be >= 0");
   ANGLE_CHECK(c.log_every > 0, "train.log_every must be positive");
   ANGLE_CHECK(c.checkpoint_every >= 0 && c.keep_last >= 1, "run.checkpoint_every must be >= 0 and run.keep_last >= 1");
-  ANGLE_CHECK(c.bucket_mb >= 0, "shard.bucket_mb must be >= 0 (0: no limit)");
+  ANGLE_CHECK(c.bucket_mb >= 0, "shard.bucket_mb must be >= 0 (0: one bucket per unit)");
+  ANGLE_CHECK(shard::valid_replicate(c.replicate), "shard.replicate must be 1, node or a positive number of replicas "
+              "(got '", c.replicate, "')");
   ANGLE_CHECK(c.inflight_mb > 0, "shard.inflight_mb must be positive");
   ANGLE_CHECK(c.chunk >= 0, "train.chunk must be >= 0 (0: off)");
   check_batch_split(c, 1);

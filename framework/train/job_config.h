@@ -60,7 +60,8 @@ struct JobConfig {
   Stage stage;                        // 1: optimizer state, 2 (default): + gradients, 3: + parameters
   Dtype param_dtype = Dtype::fp32;    // dtype of the gathered parameters and the compute
   Dtype reduce_dtype = Dtype::fp32;   // dtype in which gradients are reduced
-  double bucket_mb = 0;               // the largest unit allowed (MiB of gathered parameters); 0: no limit
+  double bucket_mb = 0;               // gradient buckets of at most this (MiB in reduce_dtype); 0: one per unit
+  std::string replicate = "1";        // 1 (FSDP), node or K replicas (HSDP; shard/shard_groups.h)
   double inflight_mb = 12;            // gradient MiB being reduced at once before backward waits (stages 2, 3)
   // [run]
   std::string output_dir;  // default checkpoints/<job name>

@@ -208,7 +208,13 @@ std::vector<JobKey> key_table() {
       key("shard", "param_dtype", &C::param_dtype,
           "fp32 or bf16: parameters as gathered and computed with (the master copy stays fp32)", kNotHashed),
       key("shard", "reduce_dtype", &C::reduce_dtype, "fp32 or bf16: gradients as reduced across ranks", kNotHashed),
-      key("shard", "bucket_mb", &C::bucket_mb, "the largest unit allowed, in MiB of gathered parameters (0: no limit)",
+      key("shard", "bucket_mb", &C::bucket_mb,
+          "stages 2, 3: a unit's gradients are reduced in buckets of at most this many MiB (reduce_dtype); 0: one "
+          "collective per unit",
+          kNotHashed),
+      key("shard", "replicate", &C::replicate,
+          "1: shard over every rank (FSDP); node: shard inside each node, one replica per node (HSDP); K: K "
+          "replicas of ranks/K ranks each",
           kNotHashed),
       key("shard", "inflight_mb", &C::inflight_mb,
           "stages 2, 3: MiB of gradients being reduced at once; past it backward waits (memory vs overlap)",

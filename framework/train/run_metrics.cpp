@@ -35,7 +35,8 @@ json MetricsWindow::line(long step, long epoch, double loss, double lr, double g
             {"params_bytes", memory.at_peak(shard::MemoryLedger::kParams)},
             {"grads_bytes", memory.at_peak(shard::MemoryLedger::kGrads)},
             {"optim_bytes", memory.at_peak(shard::MemoryLedger::kOptim)}, {"dropped_duplicates", dropped},
-            {"comm_wait_s", comm_wait}, {"comm_bytes", comm_bytes}};
+            {"comm_wait_s", comm_wait}, {"comm_bytes", comm_bytes},
+            {"comm_calls", comm_calls}};
   for (const auto& [k, v] : terms) j[k] = v;
   j.update(profile);
   return j;

@@ -23,7 +23,7 @@ namespace angle::train {
 // The log phase: what a metrics.jsonl line reports about the steps since the previous one.
 struct MetricsWindow {
   double start = now_seconds(), examples = 0, tokens = 0, flops = 0, comm_wait = 0;
-  uint64_t comm_bytes = 0;
+  uint64_t comm_bytes = 0, comm_calls = 0;  // what this rank handed to collectives, and how many it called
   nlohmann::json line(long step, long epoch, double loss, double lr, double grad_norm, long dropped,
                       const std::map<std::string, double>& terms, const shard::MemoryLedger& memory, double elapsed,
                       const nlohmann::json& profile) const;

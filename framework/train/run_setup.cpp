@@ -36,6 +36,7 @@ shard::ShardOptions shard_options(const JobConfig& c) {
   o.param_dtype = scalar_type(c.param_dtype);
   o.reduce_dtype = scalar_type(c.reduce_dtype);
   o.bucket_mb = c.bucket_mb;
+  o.replicate = c.replicate;
   o.inflight_bytes = static_cast<int64_t>(c.inflight_mb * (1 << 20));
   o.adam = {c.adam_beta1, c.adam_beta2, c.adam_eps, c.weight_decay};
   return o;

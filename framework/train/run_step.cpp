@@ -58,6 +58,7 @@ StepOutcome TrainingRun::step(long step) {
                process_cpu_seconds() - update_cpu_start - update_wait.cpu_s);
   window_.comm_wait += update_wait.wall_s;
   window_.comm_bytes += comm_.take_bytes();
+  window_.comm_calls += comm_.take_calls();
   totals_.peak_state = std::max(totals_.peak_state, sharded_->memory().peak());
   profile_.end_step();
   return out;

@@ -2,9 +2,12 @@
 """Step time of the default job (all-MiniLM-L6-v2, STS-B train, global batch 32, max length 128)
 on this node, per sharding stage: 2 ranks x 1 thread (mpirun, MPI backend) against unsharded
 1 rank x 2 threads, with the exposed collective time per step (time a rank spent blocked on
-collectives, `comm_wait_s`: what overlap did not hide) and the ratio. Prints the machine.
+collectives, `comm_wait_s`: what overlap did not hide) and the ratio. With --vs OLD/angle, every
+configuration runs with both builds in the same rounds, each build's ratios against its own
+1-rank run. Prints the machine.
 
-  python3 tests/bench/distributed_step_time.py [--steps 12] [--skip 2] [--stages 1,2,3] [--repeat 3] [--set KEY=VALUE]"""
+  python3 tests/bench/distributed_step_time.py [--steps 12] [--skip 2] [--stages 1,2,3] [--repeat 3] [--set KEY=VALUE]
+      [--vs OLD/angle]"""
 import argparse
 import json
 import os
@@ -38,7 +41,9 @@ def main():
     ap.add_argument('--stages', default='1,2,3')
     ap.add_argument('--repeat', type=int, default=3, help='rounds over all configurations (the best of each is kept)')
     ap.add_argument('--set', action='append', default=[], help='extra job override KEY=VALUE (e.g. shard.inflight_mb=64)')
+    ap.add_argument('--vs', default=None, help='another build of angle, run in the same rounds')
     args = ap.parse_args()
+    builds = [('', args.angle)] + ([('old: ', args.vs)] if args.vs else [])
     job = ['train', '--job', 'jobs/stsb.ini', '--data.dev', '', '--data.test', '', '--train.max_steps', args.steps,
            '--train.log_every', 1, '--model.dropout', 0]
     for kv in args.set:
@@ -51,10 +56,11 @@ def main():
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.repeat):  # interleaved, so that a slow spell of the machine hits every configuration
-            for name, prefix, threads, stage in configs:
-                out = pathlib.Path(tmp) / f'run{round_}-{stage}-{threads}'
-                run(prefix + [args.angle] + job + ['--train.threads', threads, '--shard.stage', stage,
-                                                   '--run.output_dir', out], dict(env, OMP_NUM_THREADS=str(threads)))
+            for (tag, binary), (config, prefix, threads, stage) in [(b, c) for c in configs for b in builds]:
+                name = tag + config
+                out = pathlib.Path(tmp) / f'run{round_}-{stage}-{threads}-{len(tag)}'
+                run(prefix + [binary] + job + ['--train.threads', threads, '--shard.stage', stage,
+                                               '--run.output_dir', out], dict(env, OMP_NUM_THREADS=str(threads)))
                 lines = [json.loads(l) for l in (out / 'metrics.jsonl').read_text().splitlines() if '"loss"' in l]
                 timed = lines[args.skip:]
                 step_s = sum(32 / l['pairs_per_s'] for l in timed) / len(timed)
@@ -63,12 +69,13 @@ def main():
                       f'{wait_s * 1000:7.1f} ms/step', flush=True)
                 if name not in results or step_s < results[name][0]:
                     results[name] = (step_s, wait_s)
-    base = results['1 rank x 2 threads'][0]
     print(f'machine: {machine()}')
     print(f'default job, global batch 32, max length 128, steps {args.skip + 1}..{args.steps}, best of {args.repeat}')
-    for name, (step_s, wait_s) in results.items():
-        ratio = '' if name == '1 rank x 2 threads' else f', ratio {step_s / base:6.3f}'
-        print(f'  {name:32s} {step_s * 1000:8.1f} ms/step, exposed collectives {wait_s * 1000:6.1f} ms/step{ratio}')
+    for name, (step_s, wait_s) in sorted(results.items(), key=lambda kv: kv[0].startswith('old: ')):
+        tag = 'old: ' if name.startswith('old: ') else ''
+        base = results[tag + '1 rank x 2 threads'][0]
+        ratio = '' if name.endswith('1 rank x 2 threads') else f', ratio {step_s / base:6.3f}'
+        print(f'  {name:37s} {step_s * 1000:8.1f} ms/step, exposed collectives {wait_s * 1000:6.1f} ms/step{ratio}')
     print('  (goal: stage 2 within 1.05, stage 3 within 1.10 of 1 rank x 2 threads)')
 
 

@@ -17,7 +17,10 @@ environment). Skipped (77) where namespaces cannot be made.
      host (the preflight lines); by slot 0, 1 on node1;
   f. launch/angle-mpirun across hosts (1 rank on node1, 2 on node2): each rank's threads = its
      own host's cores / its host's ranks, ANGLE_* forwarded to the other host, no --oversubscribe;
-     on one node: --oversubscribe only when -np exceeds the cores."""
+     on one node: --oversubscribe only when -np exceeds the cores;
+  g. hybrid sharding across hosts: 2 hosts x 2 ranks with shard.replicate node (a shard group per
+     host, stage 3) = 1 rank within 1e-5 (dropout 0); replicate node on hosts with 2 and 1 ranks is
+     rejected before step 1, every host's count named."""
 import os
 import pathlib
 import re
@@ -209,6 +212,24 @@ def check_start_up(bed, checks, ctx):
                       ['differs between ranks', 'train.csv'])
 
 
+def check_hybrid(bed, checks, ctx):
+    """g: HSDP with a shard group per host; uneven hosts refused."""
+    out = ctx.work / 'hsdp-2x2'
+    rc, stderr = train(bed, ['node1', 'node2'], 2, ctx.job(4, 0) + ['--shard.stage', '3', '--shard.replicate', 'node',
+                                                                    '--run.output_dir', str(out)])
+    if checks('g. HSDP 2x2 run', rc == 0, f'exit {rc} {error_lines(stderr)[:1]}'):
+        compare_runs(checks, 'g. HSDP (replicate node, stage 3) 2x2 = 1 rank', out,
+                     ctx.work / 'invariance-dropout0-1')
+    uneven = ctx.work / 'hsdp-uneven'
+    rc, stderr = train(bed, ['node1', 'node2'], [2, 1], ctx.job(2, 0, batch=6) + ['--shard.replicate', 'node',
+                                                                         '--run.output_dir', str(uneven)])
+    errors = error_lines(stderr)
+    named = errors and all(f in errors[0] for f in ('shard.replicate = node', '2 (the node of rank 0)',
+                                                    '1 (the node of rank 2)'))
+    checks('g. replicate node on hosts with 2 and 1 ranks rejected before step 1',
+           rc != 0 and not logged_steps(uneven) and named, f'exit {rc}, error lines {errors[:2]}')
+
+
 def check_map_by_node(bed, checks, ctx):
     """e: --map-by node: ranks alternate between the hosts, local ranks 0/1 on each."""
     rc, stderr = train(bed, ['node1', 'node2'], 2, ctx.job(1, 0) + ['--run.output_dir', str(ctx.work / 'by-node')],
@@ -272,6 +293,7 @@ def main():
             check_map_by_node(bed, checks, ctx)
             check_wrapper(bed, checks, ctx)
             check_start_up(bed, checks, ctx)
+            check_hybrid(bed, checks, ctx)
     except testbed.Unavailable as e:
         print(f'skipped: {e}')
         return SKIP

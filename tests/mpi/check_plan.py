@@ -20,7 +20,8 @@ N = 2 x stages 1, 2, 3 and N = 4 x stages 2, 3, LoRA on q/v only at N = 2 x stag
     parse: one error line.
   - projection (`--project config.json`, closed form on uniform data) against the simulation of a
     job on data that is uniform (every text 10 distinct tokens): communication bytes equal at
-    stages 1 and 2, an upper bound at stage 3 (it counts every token as distinct), N = 2 and 4,
+    stage 1, an upper bound at stages 2 and 3 (where the word embeddings are looked up by rows: it
+    counts every token as distinct, [CLS] and [SEP] too), N = 2 and 4,
     with and without gradient caching; and its bad input.
 The time model is compared with measured step times by tests/bench/plan_time.py (a benchmark)."""
 import json
@@ -64,9 +65,9 @@ def check_projection(angle, model, job, work, expect):
                                               '--global-batch', 8, '--tokens', 10, '--stage', stage, '--chunk', chunk,
                                               '--dtype', 'fp32', '--flops', 1e12])
                 a, b = projected['comm_bytes']['total'], simulated['comm_bytes']['total']
-                ok = a == b if stage < 3 else a >= b
+                ok = a == b if stage < 2 else a >= b
                 print(f'[{"ok" if ok else "FAIL"}] projection N={n} stage {stage} chunk {chunk}: {a} bytes, '
-                      f'simulated {b} ({"equal" if stage < 3 else "upper bound"})')
+                      f'simulated {b} ({"equal" if stage < 2 else "upper bound"})')
                 if not ok:
                     expect.failures.append(f'projection N={n} stage {stage} chunk {chunk}: {projected["comm_bytes"]} '
                                            f'vs {simulated["comm_bytes"]}')

@@ -1,5 +1,5 @@
 // Run under mpiexec with 2 or 4 ranks: every collective of the MPI backend against values each
-// rank can compute alone, and the gradient of the cross-rank gathered AnglE loss against the
+// rank can compute alone (split communicators too), and the gradient of the cross-rank gathered AnglE loss against the
 // single-process full-batch gradient (max abs difference <= 1e-6 in fp32), with uneven rows, for
 // every format (hard negatives must stay with their queries) and with per-example weights.
 #define BOOST_TEST_MODULE angle_mpi_tests
@@ -216,10 +216,44 @@ BOOST_AUTO_TEST_CASE(asynchronous_collectives_and_bf16_words) {
   at::Tensor bf_all = at::empty({2 * n * n}, on(at::kBFloat16));
   c.all_gather_into(bf, bf_all);
   BOOST_TEST(at::equal(bf_all.narrow(0, 2 * n * r, 2 * n), bf));
-  // A reduce to each root in turn: only the root receives the sum.
-  for (int root = 0; root < n; ++root) {
-    at::Tensor send = at::full({5}, static_cast<float>(r + 1), on(at::kFloat)), out = at::zeros({5}, on(at::kFloat));
-    c.reduce_sum_async(send, out, root)->wait();
-    BOOST_TEST(out[4].item<float>() == (r == root ? total : 0.0f), "root " << root);
-  }
+  // Pieces of different sizes (one rank's empty): rank k's piece of `flat` holds k + 1 elements
+  // except the last rank's, which holds none; each element of rank r's flat is r + 1 + its index.
+  std::vector<int64_t> piece_counts;
+  for (int k = 0; k < n; ++k) piece_counts.push_back(k == n - 1 ? 0 : k + 1);
+  const int64_t elements = n * (n - 1) / 2;
+  at::Tensor pieces = at::arange(elements, on(at::kFloat)) + (r + 1), got = at::full({piece_counts[r]}, -1.0f, on(at::kFloat));
+  c.reduce_scatter_counts_async(pieces, got, piece_counts)->wait();
+  const int64_t begin = r * (r + 1) / 2;  // where rank r's piece starts
+  for (int64_t i = 0; i < piece_counts[r]; ++i) BOOST_TEST(got[i].item<float>() == n * (begin + i) + total, "element " << i);
+  // The asynchronous all-reduce, in place.
+  at::Tensor sum = at::full({3}, static_cast<double>(r + 1), on(at::kDouble));
+  c.all_reduce_sum_async(sum)->wait();
+  BOOST_TEST(sum[2].item<double>() == total);
+}
+
+BOOST_AUTO_TEST_CASE(split_communicators_and_their_counters) {
+  auto& c = world();
+  const int r = c.rank(), n = c.size();
+  (void)c.take_calls(), (void)c.take_bytes();
+  // Even and odd ranks; ordered by descending rank inside each.
+  std::unique_ptr<comm::Comm> half = c.split(r % 2, -r);
+  const int members = (n + 1 - r % 2) / 2;
+  BOOST_TEST(half->size() == members);
+  int above = 0;  // ranks of the same parity above r come first
+  for (int k = r + 2; k < n; k += 2) ++above;
+  BOOST_TEST(half->rank() == above);
+  at::Tensor t = at::full({2}, r, on(at::kLong));
+  half->all_reduce_sum(t);
+  int64_t expected = 0;
+  for (int k = r % 2; k < n; k += 2) expected += k;
+  BOOST_TEST(t[1].item<int64_t>() == expected);
+  // The world still works beside it, and counts the split's collectives as its own.
+  at::Tensor w = at::ones({1}, on(at::kLong));
+  auto async = half->all_reduce_sum_async(t);
+  c.all_reduce_sum(w);
+  async->wait();
+  BOOST_TEST(w[0].item<int64_t>() == n);
+  BOOST_TEST(c.take_calls() == 4u);  // split, two on the half, one on the world
+  BOOST_TEST(c.take_bytes() == 2 * 16u + 8u);
+  BOOST_TEST(half->node_size() == c.node_size());
 }

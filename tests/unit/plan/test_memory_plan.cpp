@@ -6,6 +6,8 @@
 // projection's closed form: no gradient traffic for frozen weights, twice the forward with
 // gradient caching.
 #include <boost/test/unit_test.hpp>
+
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "plan/memory_plan.h"
@@ -46,22 +48,25 @@ BOOST_AUTO_TEST_CASE(stage3_is_zero_16_psi_over_n_plus_transients) {
     plan::ShardSettings s;
     s.stage = 3, s.ranks = n, s.param_bytes = s.reduce_bytes = 2, s.inflight_bytes = 0;
     const plan::StateBytes b = plan::state_peak(shape, s);
-    // Transients: a gathered unit and the prefetched next (2 x 2 bytes), and a whole layer's
-    // gradients in fp32 (its input_layernorm weight, second in reduction order, gets its gradient last).
-    const double transients = (2.0 * 2 + 4) * static_cast<double>(largest_unit(shape));
+    // Transients: a gathered unit and the prefetched next (2 x 2 bytes), and a bucket of a layer's
+    // bf16 gradient with its received piece (no other in flight: shard.inflight_mb 0 here).
+    const double l = static_cast<double>(largest_unit(shape));
+    const double transients = 2.0 * 2 * l + 2 * l + 2 * std::ceil(l / static_cast<double>(n));
     BOOST_TEST(static_cast<double>(b.total()) - transients == 16 * psi / static_cast<double>(n),
                boost::test_tools::tolerance(1e-4));
   }
 }
 
-BOOST_AUTO_TEST_CASE(lora_holds_frozen_weights_whole_below_stage_3_sharded_at_3) {
+BOOST_AUTO_TEST_CASE(lora_holds_frozen_weights_whole_at_stage_2_sharded_at_3) {
   const model::ModelShape shape = llama(16);
   BOOST_TEST(shape.numel() == 39976960);  // peft's count for r = 16 on the seven projections
   const double frozen = static_cast<double>(shape.frozen());
   plan::ShardSettings s;
   s.stage = 2, s.ranks = 8, s.param_bytes = s.reduce_bytes = 2;
   const plan::StateBytes two = plan::state_peak(shape, s);
-  BOOST_TEST(static_cast<double>(two.params) >= 2 * frozen);
+  // Whole, but for the word embeddings (looked up by rows from their shard at stages 2 and 3).
+  const double words = static_cast<double>(shape.units.front().frozen);
+  BOOST_TEST(static_cast<double>(two.params) >= 2 * (frozen - words) + 2 * words / 8);
   BOOST_TEST(static_cast<double>(two.total()) <= 2 * frozen * 1.05);  // the frozen weights dominate
   s.stage = 3;
   const plan::StateBytes three = plan::state_peak(shape, s);
@@ -82,13 +87,15 @@ BOOST_AUTO_TEST_CASE(projection_sends_no_gradients_of_frozen_weights_and_forward
     return total;
   };
   const plan::StepCost f = plan::uniform_step_cost(full, s, batch), l = plan::uniform_step_cost(lora, s, batch);
-  BOOST_TEST(bytes(f, "backward", "reduce") == 2 * static_cast<uint64_t>(full.numel() - full.units[0].numel()));
-  BOOST_TEST(bytes(l, "backward", "reduce") == 2 * static_cast<uint64_t>(lora.numel()));
+  // Full fine-tuning: every gradient, the word embeddings' too (8 ranks' 16384 looked-up rows
+  // outnumber the vocabulary's 32000, so they go as a dense matrix).
+  BOOST_TEST(bytes(f, "backward", "reduce_scatter") == 2 * static_cast<uint64_t>(full.numel()));
+  BOOST_TEST(bytes(l, "backward", "reduce_scatter") == 2 * static_cast<uint64_t>(lora.numel()));
   // Gradient caching in 4 chunks: forward traffic 8 times (each chunk twice), backward 4 times.
   const plan::StepCost c = plan::uniform_step_cost(lora, s, {64, 128, 2, 2});
   const uint64_t unit_gathers = bytes(l, "forward", "all_gather") - 8 - 8 * 2 * 8 * 128;  // less the row lookup
   BOOST_TEST(bytes(c, "forward", "all_gather") == 8 * (unit_gathers + 8 + 8 * 2 * 2 * 128));
-  BOOST_TEST(bytes(c, "backward", "reduce") == 4 * bytes(l, "backward", "reduce"));
+  BOOST_TEST(bytes(c, "backward", "reduce_scatter") == 4 * bytes(l, "backward", "reduce_scatter"));
   BOOST_TEST(c.forward_flops == 2 * l.forward_flops, boost::test_tools::tolerance(1e-12));
   BOOST_TEST(c.backward_flops == l.backward_flops, boost::test_tools::tolerance(1e-12));
 }

@@ -1,5 +1,5 @@
-// The time model's closed forms: ring all-gather / reduce-scatter / all-reduce, tree and ring reduce
-// costs, nothing at one rank, the FLOP/s table interpolated in log(rows), and compute shared by
+// The time model's closed forms: ring all-gather / reduce-scatter / all-reduce, NCCL's tree
+// all-reduce where faster, nothing at one rank, each call over the link its ranks span, the FLOP/s table interpolated in log(rows), and compute shared by
 // the ranks of a node (at most one thread per rank, at most the node's cores).
 #include <boost/test/unit_test.hpp>
 
@@ -18,9 +18,30 @@ BOOST_AUTO_TEST_CASE(collective_costs_are_the_stated_closed_forms) {
   BOOST_TEST(plan::collective_seconds("all_gather", b, 4, m) == 3 * (1e-5 + b / 1e9), tt::tolerance(1e-12));
   BOOST_TEST(plan::collective_seconds("reduce_scatter", b, 4, m) == 3 * (1e-5 + b / 4.0 / 1e9), tt::tolerance(1e-12));
   BOOST_TEST(plan::collective_seconds("all_reduce", b, 4, m) == 6 * (1e-5 + b / 4.0 / 1e9), tt::tolerance(1e-12));
-  BOOST_TEST(plan::collective_seconds("reduce", b, 8, m) == 3 * (1e-5 + b / 1e9), tt::tolerance(1e-12));
-  m.ring_reduce = true;  // NCCL: a pipelined ring, the buffer once over the slowest link
-  BOOST_TEST(plan::collective_seconds("reduce", b, 8, m) == 7 * 1e-5 + b / 1e9, tt::tolerance(1e-12));
+  BOOST_TEST(plan::collective_seconds("all_reduce", 8, 512, m) == 2 * 511 * (1e-5 + 8 / 512.0 / 1e9), tt::tolerance(1e-12));
+  m.tree_all_reduce = true;  // NCCL: the faster of ring and double binary tree
+  BOOST_TEST(plan::collective_seconds("all_reduce", 8, 512, m) == 2 * 9 * 1e-5 + 2 * 8 / 1e9, tt::tolerance(1e-12));
+  BOOST_TEST(plan::collective_seconds("all_reduce", b, 4, m) == 6 * (1e-5 + b / 4.0 / 1e9), tt::tolerance(1e-12));
+}
+
+BOOST_AUTO_TEST_CASE(calls_go_over_the_link_their_ranks_span) {
+  // 16 ranks, 4 per node, 2 replicas of 8: a shard group spans 2 nodes, a replica group (2 ranks
+  // on different nodes) spans too; with 4 replicas of 4 a shard group is one node.
+  const plan::RankGroups two(16, 2), four(16, 4);
+  BOOST_TEST(two.size(plan::Among::shard) == 8);
+  BOOST_TEST(two.size(plan::Among::replica) == 2);
+  BOOST_TEST(two.size(plan::Among::world) == 16);
+  BOOST_TEST(two.spans_nodes(plan::Among::shard, 4));
+  BOOST_TEST(!four.spans_nodes(plan::Among::shard, 4));
+  BOOST_TEST(four.spans_nodes(plan::Among::replica, 4));
+  BOOST_TEST(!plan::RankGroups(4, 2).spans_nodes(plan::Among::replica, 4));  // all on one node
+  plan::Machine m;
+  m.alpha_s = 1e-6, m.beta_bytes_per_s = 1e11, m.inter_alpha_s = 1e-5, m.inter_beta_bytes_per_s = 1e9;
+  m.async_latency_s = 0, m.optimizer_s_per_param = 0, m.ranks_per_node = 4, m.flops_per_thread = 1e10;
+  plan::StepCost work;
+  work.calls = {{"step", "all_gather", 1000, plan::Among::shard}, {"step", "all_reduce", 4000, plan::Among::replica}};
+  const double within = 3 * (1e-6 + 1000 / 1e11), across = 2 * 3 * (1e-5 + 1000 / 1e9);
+  BOOST_TEST(plan::step_time(work, work, 0, four, m, 0, 0).comm == within + across, tt::tolerance(1e-12));
 }
 
 BOOST_AUTO_TEST_CASE(flops_table_and_core_sharing) {

@@ -179,10 +179,17 @@ BOOST_AUTO_TEST_CASE(bad_options_are_errors_before_any_work) {
   BOOST_TEST(testing::error_of([&] { shard::ShardedModel s(m, *comm, options, decays); }).find("shard.stage 4") !=
              std::string::npos);
   options.stage = 3;
-  options.bucket_mb = 0.001;  // 1 KiB: the word embeddings (24 x 16 fp32 = 1.5 KiB) do not fit
+  // 1 KiB: dense parameters of 2 KiB (32 x 16 fp32: the position embeddings, the layers' MLP
+  // matrices) do not fit a bucket; the word embeddings' rows are not bucketed.
+  options.bucket_mb = 1.0 / 1024;
   const std::string message = testing::error_of([&] { shard::ShardedModel s(m, *comm, options, decays); });
-  BOOST_TEST(message.find("unit 'embeddings.word_embeddings'") != std::string::npos, message);
-  BOOST_TEST(message.find("shard.bucket_mb") != std::string::npos, message);
+  BOOST_TEST(message.find("shard.bucket_mb = 0.000976") != std::string::npos, message);
+  BOOST_TEST(message.find("is below the gradient of '") != std::string::npos, message);
+  BOOST_TEST(message.find("embeddings.word_embeddings") == std::string::npos, message);
+  options.bucket_mb = 0;
+  options.replicate = "3";  // one rank: 3 replicas cannot divide it
+  BOOST_TEST(testing::error_of([&] { shard::ShardedModel s(m, *comm, options, decays); })
+                 .find("shard.replicate = 3 does not divide the 1 ranks") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
