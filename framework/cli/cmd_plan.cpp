@@ -62,8 +62,9 @@ int run_plan(const std::vector<std::string>& args) {
                                                "data; alpha/beta when run on several ranks) into FILE.json, then exit")
       ("machine", po::value<std::string>(), "a calibration FILE.json (from --calibrate)")
       ("flops", po::value<double>(), "achieved model FLOP/s of one thread, or with --project of one accelerator")
-      ("link", po::value<std::string>(), "intra=GB/s[,inter=GB/s][,latency=us]: link bandwidths (per direction) "
-                                         "within and across nodes, and the latency per message")
+      ("link", po::value<std::string>(), "intra=GB/s[,inter=GB/s][,latency=us][,inter_latency=us]: link "
+                                         "bandwidths (per direction) within and across nodes, and the latency per "
+                                         "message (across nodes too, unless inter_latency)")
       ("per-node", po::value<int64_t>(), "ranks per node (default: all N on one node)")
       ("cores", po::value<int64_t>(), "cores per node (default: the machine file's, else this machine's)")
       ("json", po::bool_switch(), "print one JSON object instead of the table");

@@ -208,6 +208,9 @@ def cluster(directory, nodes=3, cpus=None, gpus=0):
     on exit stops the daemons and raises RuntimeError if anything was still running on a host
     (the bed then removes it all the same)."""
     directory = pathlib.Path(directory).resolve()
+    if pathlib.Path('/tmp') in [directory, *directory.parents]:  # the hosts' private /tmp would hide it
+        raise RuntimeError(f'{directory}: the cluster (and the test work, angle, the job) must lie outside /tmp: '
+                           'every emulated Slurm host has a private /tmp (clone and build elsewhere)')
     directory.mkdir(parents=True, exist_ok=True)
     names = [f'node{i + 1}' for i in range(nodes)]
     previous = os.environ.get('SLURM_CONF')
