@@ -84,6 +84,48 @@ StepRows::StepRows(const StepSetup& setup, long step) {
   }
 }
 
+// The distinct word-embedding rows the ranks [first, first + count) look up in chunk i of
+// micro-batch m (a shard group's: stages 2, 3 look rows up for the whole group).
+std::set<int64_t> group_rows(const StepSetup& setup, const StepRows& rows, size_t m, int64_t i, int64_t first,
+                             int64_t count) {
+  std::set<int64_t> all;
+  for (int64_t r = first; r < first + count; ++r) {
+    const std::set<int64_t> mine =
+        lookup_of(rows.chunk_of(m, static_cast<int>(r), i), setup.empty_text_ids, setup.pad_id, !setup.shape->decoder)
+            .unique;
+    all.insert(mine.begin(), mine.end());
+  }
+  return all;
+}
+
+// Backward's calls for the word embeddings' gradient (stages 2, 3, when they train and more than
+// one rank takes part): each rank holds the rows its group looked up; a count is exchanged, then
+// the rows are all-gathered, or once all ranks' rows outnumber the vocabulary the dense matrix is
+// reduce-scattered (and all-reduced across replicas).
+void add_word_gradient_calls(std::vector<Call>& calls, const StepSetup& setup, const StepRows& rows, size_t m,
+                             int64_t i, int rank, bool& dense_words) {
+  const ShardSettings& s = setup.shard;
+  const model::ModelShape& shape = *setup.shape;
+  const int64_t g = s.group();
+  int64_t total = 0, mine = 0;
+  for (int64_t first = 0; first < s.ranks; first += g) {
+    const int64_t rows_of_group = static_cast<int64_t>(group_rows(setup, rows, m, i, first, g).size());
+    total += g * rows_of_group;
+    if (rank >= first && rank < first + g) mine = rows_of_group;
+  }
+  calls.push_back({"backward", "all_gather", 8, Among::world, true});
+  if (total < shape.vocab) {
+    calls.push_back({"backward", "all_gather", static_cast<uint64_t>(8 * mine), Among::world, true});
+    calls.push_back({"backward", "all_gather", static_cast<uint64_t>(mine * shape.hidden * s.reduce_bytes),
+                     Among::world, true});
+    return;
+  }
+  dense_words = true;
+  const uint64_t shard = static_cast<uint64_t>((shape.units.front().numel() + g - 1) / g * s.reduce_bytes);
+  calls.push_back({"backward", "reduce_scatter", shard * static_cast<uint64_t>(g), Among::shard});
+  if (s.replicas > 1) calls.push_back({"backward", "all_reduce", shard, Among::replica});
+}
+
 // The rank's calls in micro-batch m: the duplicate filter's exchange, then forward, loss and
 // backward (with gradient caching every chunk's forward, the loss, every chunk's forward again
 // with its backward).
@@ -93,7 +135,7 @@ void add_micro_batch_traffic(std::vector<Call>& calls, const StepSetup& setup, c
   const model::ModelShape& shape = *setup.shape;
   const ShardSettings& s = setup.shard;
   const int64_t n = s.ranks, k = rows.k, h = shape.hidden;
-  const int64_t first = rank / s.group() * s.group(), last = first + s.group();  // the rank's shard group
+  const int64_t first = rank / s.group() * s.group();  // the rank's shard group
   auto add = [&](const char* phase, const char* op, uint64_t bytes, Among among = Among::world) {
     calls.push_back({phase, op, bytes, among});
   };
@@ -108,18 +150,14 @@ void add_micro_batch_traffic(std::vector<Call>& calls, const StepSetup& setup, c
   // sharded); stage 3 gathers the other units.
   auto forward = [&](int64_t i) {
     if (s.stage < 2) return;
-    std::set<int64_t> all;
-    for (int r = static_cast<int>(first); r < last; ++r) {
-      const std::set<int64_t> mine = lookup(rows.chunk_of(m, r, i)).unique;
-      if (r == rank) gather("forward", 8, Among::shard), gather("forward", 8 * mine.size(), Among::shard);
-      all.insert(mine.begin(), mine.end());
-    }
-    add("forward", "all_reduce", all.size() * h * s.param_bytes, Among::shard);
+    const int64_t mine = static_cast<int64_t>(lookup(rows.chunk_of(m, rank, i)).unique.size());
+    gather("forward", 8, Among::shard), gather("forward", 8 * mine, Among::shard);
+    add("forward", "all_reduce", group_rows(setup, rows, m, i, first, s.group()).size() * h * s.param_bytes,
+        Among::shard);
     if (s.stage == 3) add_stage3_gathers(calls, shape, s, false);
   };
   // One backward: stages 2/3 reduce-scatter every bucket of dense gradients (with replicas, then
-  // all-reduce the rank's piece across them) and all-gather the word-embedding rows over every
-  // rank (when they train).
+  // all-reduce the rank's piece across them) and the word embeddings' rows.
   auto backward = [&](int64_t i) {
     if (s.stage == 1) return;
     for (const GradientBucket& b : buckets)
@@ -128,30 +166,7 @@ void add_micro_batch_traffic(std::vector<Call>& calls, const StepSetup& setup, c
         if (s.replicas > 1) add("backward", "all_reduce", b.piece, Among::replica);
       }
     if (s.stage == 3) add_stage3_gathers(calls, shape, s, true);
-    if (!words_train || s.adds_locally()) return;
-    // The rows of each rank's word-embedding gradient: those its group looked up; all-gathered, or once they outnumber the matrix's rows reduced as a dense matrix.
-    auto word_rows = [&](int r) {
-      if (s.stage < 2) return lookup(rows.chunk_of(m, r, i)).count;
-      std::set<int64_t> all;
-      const int64_t begin = r / s.group() * s.group();
-      for (int64_t q = begin; q < begin + s.group(); ++q) {
-        const std::set<int64_t> mine = lookup(rows.chunk_of(m, static_cast<int>(q), i)).unique;
-        all.insert(mine.begin(), mine.end());
-      }
-      return static_cast<int64_t>(all.size());
-    };
-    int64_t total = 0;
-    for (int r = 0; r < n; ++r) total += word_rows(r);
-    gather("backward", 8);
-    if (total < shape.vocab) {
-      const int64_t mine = word_rows(rank);
-      gather("backward", 8 * mine), gather("backward", mine * h * s.reduce_bytes);
-      return;
-    }
-    const int64_t shard = (shape.units.front().numel() + s.group() - 1) / s.group();
-    dense_words = true;
-    add("backward", "reduce_scatter", shard * s.group() * s.reduce_bytes, Among::shard);
-    if (s.replicas > 1) add("backward", "all_reduce", shard * s.reduce_bytes, Among::replica);
+    if (words_train && !s.adds_locally()) add_word_gradient_calls(calls, setup, rows, m, i, rank, dense_words);
   };
   const int64_t kept = static_cast<int64_t>(rows.kept[m][rank].size()) / k;
   auto loss = [&]() {
