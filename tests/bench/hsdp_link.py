@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import pathlib
-import shutil
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT / 'tests/bench'))
 import testbed  # noqa: E402
 from distributed_step_time import machine  # noqa: E402
 from hosts_runs import THREADS, error_lines  # noqa: E402
+from link_speed import fresh_work  # noqa: E402
 
 HOSTS = ['node1', 'node2']
 SMALLER = ['train.global_batch=16', 'model.max_length=64']
@@ -93,10 +93,7 @@ def main():
     ap.add_argument('--set', action='append', default=[], help='extra job override KEY=VALUE')
     args = ap.parse_args()
     args.cores = max(1, (os.cpu_count() or 1) // len(HOSTS))
-    work = pathlib.Path(args.work)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    os.environ.update(OMPI_ALLOW_RUN_AS_ROOT='1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM='1', OMP_NUM_THREADS='1')
+    work = fresh_work(args.work)
     print(f'machine: {machine()}; {len(HOSTS)} emulated hosts x 2 ranks x 1 thread, links {args.rate}', flush=True)
     rows = []
     try:

@@ -215,12 +215,18 @@ def print_table(args, rows):
               f'| {row["comm_bytes"] / 1e6:.1f} / {nominal[2] / 1e6:.1f} |')
 
 
-def main():
-    args = parse_args()
-    work = pathlib.Path(args.work)
+def fresh_work(path):
+    """The bench's work directory, emptied; mpirun allowed as root, one thread per rank."""
+    work = pathlib.Path(path)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     os.environ.update(OMPI_ALLOW_RUN_AS_ROOT='1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM='1', OMP_NUM_THREADS='1')
+    return work
+
+
+def main():
+    args = parse_args()
+    work = fresh_work(args.work)
     print(f'machine: {machine()}', flush=True)
     rows = []
     try:
