@@ -62,9 +62,10 @@ int run_plan(const std::vector<std::string>& args) {
                                                "data; alpha/beta when run on several ranks) into FILE.json, then exit")
       ("machine", po::value<std::string>(), "a calibration FILE.json (from --calibrate)")
       ("flops", po::value<double>(), "achieved model FLOP/s of one thread, or with --project of one accelerator")
-      ("link", po::value<std::string>(), "intra=GB/s[,inter=GB/s][,latency=us][,inter_latency=us]: link "
-                                         "bandwidths (per direction) within and across nodes, and the latency per "
-                                         "message (across nodes too, unless inter_latency)")
+      ("link", po::value<std::string>(), "intra=GB/s[,inter=GB/s][,latency=us][,inter_latency=us][,inter_links=K]: "
+                                         "link bandwidths (per direction) within and across nodes, the latency per "
+                                         "message (across nodes too, unless inter_latency), and the links each node "
+                                         "has across nodes, shared by its ranks (default: one per rank)")
       ("per-node", po::value<int64_t>(), "ranks per node (default: all N on one node)")
       ("cores", po::value<int64_t>(), "cores per node (default: the machine file's, else this machine's)")
       ("json", po::bool_switch(), "print one JSON object instead of the table");

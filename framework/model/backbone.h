@@ -4,6 +4,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +13,7 @@
 namespace angle::model {
 
 class ModelWeights;
+class ParameterFiles;
 
 // The model in units (FSDP's wrapping): the word embeddings, then the other groups (BERT: the rest
 // of the embeddings, each encoder layer; decoders: each decoder layer, the final norm). `params`
@@ -60,15 +63,21 @@ class Backbone {
   virtual at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                              UnitSource* source = nullptr, const at::Tensor& row_keys = {}) const = 0;
   virtual std::vector<Unit> units() const = 0;
-  // Copies every parameter from the weights; a missing tensor or a shape that disagrees with
-  // config.json is an error naming both.
-  virtual void load_weights(const ModelWeights& weights) = 0;
+  // Where each parameter that the model's weights hold lies in them (all but LoRA's adapters); a
+  // missing tensor or a shape that disagrees with config.json is an error naming both.
+  virtual std::shared_ptr<const ParameterFiles> locate_weights(std::shared_ptr<const ModelWeights> weights) const = 0;
   virtual std::vector<std::pair<std::string, at::Tensor>> named_parameters() const = 0;
+  // Released parameters (model/storage.h: a sharder reads their values from the files) stay so.
   virtual void to(at::Device device, at::ScalarType dtype) = 0;
   virtual void train(bool on) = 0;
   virtual int64_t max_positions() const = 0;  // the longest sequence the model takes
   virtual int64_t vocab_size() const = 0;
   virtual int64_t hidden_size() const = 0;  // the width of the last hidden state
 };
+
+// Backbone::to for a model's parameters: each to `device` and `dtype` (those named by
+// `keeps_fp32` in float32), but those released (model/storage.h).
+void move_parameters(const std::vector<std::pair<std::string, at::Tensor>>& parameters, at::Device device,
+                     at::ScalarType dtype, const std::function<bool(const std::string&)>& keeps_fp32);
 
 }  // namespace angle::model

@@ -24,46 +24,70 @@ at::Tensor activation(const at::Tensor& x, const std::string& name) {
   return at::gelu(x, "tanh");  // gelu_new, gelu_pytorch_tanh
 }
 
-struct Layer {
-  nn::Linear query{nullptr}, key{nullptr}, value{nullptr}, attention_out{nullptr}, intermediate{nullptr}, out{nullptr};
-  nn::LayerNorm attention_norm{nullptr}, out_norm{nullptr};
-
-  Layer(nn::Module& parent, const std::string& name, const BertConfig& c) {
-    auto layer = child(parent, name);
-    auto attention = child(*layer, "attention");
-    auto self = child(*attention, "self");
-    const int64_t h = c.hidden_size, f = c.intermediate_size;
-    auto ln = nn::LayerNormOptions({h}).eps(c.layer_norm_eps);
-    query = self->register_module("query", nn::Linear(h, h));
-    key = self->register_module("key", nn::Linear(h, h));
-    value = self->register_module("value", nn::Linear(h, h));
-    auto attention_output = child(*attention, "output");
-    attention_out = attention_output->register_module("dense", nn::Linear(h, h));
-    attention_norm = attention_output->register_module("LayerNorm", nn::LayerNorm(ln));
-    intermediate = child(*layer, "intermediate")->register_module("dense", nn::Linear(h, f));
-    auto output = child(*layer, "output");
-    out = output->register_module("dense", nn::Linear(f, h));
-    out_norm = output->register_module("LayerNorm", nn::LayerNorm(ln));
+// A parameter of `parent`, initialised as torch::nn initialises it (Linear weights and biases
+// U(-1/sqrt(in), 1/sqrt(in)), embeddings N(0, 1), LayerNorm 1 and 0: a model built from a config
+// alone is usable), or left uninitialised, never touched: then its pages are never resident
+// before the weights files fill it or a sharder releases it (model/encoder.h).
+enum class Init { kLinear, kNormal, kOnes, kZeros };
+void parameter(nn::Module& parent, const std::string& name, at::IntArrayRef shape, bool initialise, Init init,
+               int64_t fan_in = 0) {
+  at::Tensor p = at::empty(shape);
+  if (initialise) {
+    torch::NoGradGuard no_grad;
+    const double bound = fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0;
+    if (init == Init::kLinear) p.uniform_(-bound, bound);
+    if (init == Init::kNormal) p.normal_(0, 1);
+    if (init == Init::kOnes) p.fill_(1);
+    if (init == Init::kZeros) p.zero_();
   }
-};
+  parent.register_parameter(name, p);
+}
+
+void linear(nn::Module& parent, const std::string& name, int64_t in, int64_t out, bool initialise) {
+  auto m = child(parent, name);
+  parameter(*m, "weight", {out, in}, initialise, Init::kLinear, in);
+  parameter(*m, "bias", {out}, initialise, Init::kLinear, in);
+}
+
+void layer_norm(nn::Module& parent, const std::string& name, int64_t size, bool initialise) {
+  auto m = child(parent, name);
+  parameter(*m, "weight", {size}, initialise, Init::kOnes);
+  parameter(*m, "bias", {size}, initialise, Init::kZeros);
+}
+
+void embedding(nn::Module& parent, const std::string& name, int64_t rows, int64_t width, bool initialise) {
+  parameter(*child(parent, name), "weight", {rows, width}, initialise, Init::kNormal);
+}
+
+// One encoder layer, named as HF names it ("attention.self.query", ...).
+void encoder_layer(nn::Module& parent, const std::string& name, const BertConfig& c, bool initialise) {
+  auto layer = child(parent, name);
+  auto attention = child(*layer, "attention");
+  auto self = child(*attention, "self");
+  const int64_t h = c.hidden_size, f = c.intermediate_size;
+  for (const char* projection : {"query", "key", "value"}) linear(*self, projection, h, h, initialise);
+  auto attention_output = child(*attention, "output");
+  linear(*attention_output, "dense", h, h, initialise);
+  layer_norm(*attention_output, "LayerNorm", h, initialise);
+  linear(*child(*layer, "intermediate"), "dense", h, f, initialise);
+  auto output = child(*layer, "output");
+  linear(*output, "dense", f, h, initialise);
+  layer_norm(*output, "LayerNorm", h, initialise);
+}
 
 }  // namespace
 
 struct BertModel::Impl : nn::Module {
   BertConfig c;
-  nn::Embedding word{nullptr}, position{nullptr}, token_type{nullptr};
-  nn::LayerNorm embedding_norm{nullptr};
-  std::vector<Layer> layers;
 
-  explicit Impl(const BertConfig& config) : c(config) {
+  Impl(const BertConfig& config, bool initialise) : c(config) {
     auto embeddings = child(*this, "embeddings");
-    word = embeddings->register_module("word_embeddings", nn::Embedding(c.vocab_size, c.hidden_size));
-    position = embeddings->register_module("position_embeddings", nn::Embedding(c.max_position_embeddings, c.hidden_size));
-    token_type = embeddings->register_module("token_type_embeddings", nn::Embedding(c.type_vocab_size, c.hidden_size));
-    embedding_norm = embeddings->register_module(
-        "LayerNorm", nn::LayerNorm(nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
+    embedding(*embeddings, "word_embeddings", c.vocab_size, c.hidden_size, initialise);
+    embedding(*embeddings, "position_embeddings", c.max_position_embeddings, c.hidden_size, initialise);
+    embedding(*embeddings, "token_type_embeddings", c.type_vocab_size, c.hidden_size, initialise);
+    layer_norm(*embeddings, "LayerNorm", c.hidden_size, initialise);
     auto layer_list = child(*child(*this, "encoder"), "layer");
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers.emplace_back(*layer_list, std::to_string(i), c);
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) encoder_layer(*layer_list, std::to_string(i), c, initialise);
   }
 
   std::vector<Unit> units;                       // see bert.h
@@ -143,7 +167,7 @@ struct BertModel::Impl : nn::Module {
     });
     // Keys at padded positions are excluded; padded queries produce rows that are dropped.
     const at::Tensor key_mask = mask.to(at::kBool).view({batch, 1, 1, length});
-    for (size_t l = 0; l < layers.size(); ++l) {
+    for (size_t l = 0; l < static_cast<size_t>(c.num_hidden_layers); ++l) {
       const auto site = static_cast<uint32_t>(1 + 3 * l);
       x = run(2 + l, x, [&](const at::Tensor& in, auto& w) {
         auto heads_of = [&](size_t k) {
@@ -161,7 +185,8 @@ struct BertModel::Impl : nn::Module {
   }
 };
 
-BertModel::BertModel(const BertConfig& config) : config_(config), impl_(std::make_shared<Impl>(config)) {
+BertModel::BertModel(const BertConfig& config, bool initialise)
+    : config_(config), impl_(std::make_shared<Impl>(config, initialise)) {
   impl_->make_units();
   impl_->eval();
 }
@@ -179,9 +204,9 @@ std::vector<std::pair<std::string, at::Tensor>> BertModel::named_parameters() co
   return out;
 }
 
-void BertModel::load_weights(const ModelWeights& weights) {
+std::shared_ptr<const ParameterFiles> BertModel::locate_weights(std::shared_ptr<const ModelWeights> weights) const {
   // Accept "bert." prefixes (BertForMaskedLM checkpoints) and the old gamma/beta LayerNorm names.
-  copy_parameters(named_parameters(), weights, [](const std::string& name) {
+  return std::make_shared<ParameterFiles>(std::move(weights), named_parameters(), [](const std::string& name) {
     std::vector<std::string> candidates = {name, "bert." + name};
     if (name.ends_with(".LayerNorm.weight")) candidates.push_back(name.substr(0, name.size() - 6) + "gamma");
     if (name.ends_with(".LayerNorm.bias")) candidates.push_back(name.substr(0, name.size() - 4) + "beta");
@@ -189,7 +214,9 @@ void BertModel::load_weights(const ModelWeights& weights) {
   }, config_.source);
 }
 
-void BertModel::to(at::Device device, at::ScalarType dtype) { impl_->to(device, dtype); }
+void BertModel::to(at::Device device, at::ScalarType dtype) {
+  move_parameters(named_parameters(), device, dtype, [](const std::string&) { return false; });
+}
 void BertModel::train(bool on) { impl_->train(on); }
 
 }  // namespace angle::model

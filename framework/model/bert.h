@@ -1,6 +1,6 @@
 // A BERT-family encoder (BERT, MiniLM, BGE, E5: all the same graph) in LibTorch, with parameter
 // names identical to HuggingFace's BertModel so that safetensors load and export by name.
-// The implementation (torch::nn) lives in bert.cpp; this header stays light.
+// The implementation (torch::nn modules for the names) lives in bert.cpp; this header stays light.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -16,12 +16,14 @@ namespace angle::model {
 
 class BertModel final : public Backbone {
  public:
-  explicit BertModel(const BertConfig& config);
+  // Parameters initialised as torch::nn initialises them, or (initialise false) allocated and never
+  // touched, for load_encoder to fill or release (model/encoder.h).
+  explicit BertModel(const BertConfig& config, bool initialise = true);
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, UnitSource* source = nullptr,
                      const at::Tensor& row_keys = {}) const override;
   std::vector<Unit> units() const override;
   // Names as HF, with or without a "bert." prefix, LayerNorm gamma/beta accepted.
-  void load_weights(const ModelWeights& weights) override;
+  std::shared_ptr<const ParameterFiles> locate_weights(std::shared_ptr<const ModelWeights> weights) const override;
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const override;
   void to(at::Device device, at::ScalarType dtype) override;
   void train(bool on) override;

@@ -20,7 +20,8 @@ std::shared_ptr<nn::Module> child(nn::Module& parent, const std::string& name) {
 
 // A projection, and its adapter when LoRA targets it: named as peft names them
 // ("q_proj.lora_A.weight"), registered after the base weights so that they follow them in
-// named_parameters() order. With LoRA the base weights are frozen.
+// named_parameters() order. With LoRA the base weights are frozen. Base weights are left
+// uninitialised: the weights files hold them.
 void linear(nn::Module& parent, const std::string& name, int64_t in, int64_t out, bool bias, const LoraConfig& lora) {
   auto m = child(parent, name);
   m->register_parameter("weight", at::empty({out, in}), /*requires_grad=*/!lora.enabled());
@@ -230,22 +231,19 @@ std::vector<std::pair<std::string, at::Tensor>> DecoderModel::named_parameters()
   return out;
 }
 
-void DecoderModel::load_weights(const ModelWeights& weights) {
+std::shared_ptr<const ParameterFiles> DecoderModel::locate_weights(std::shared_ptr<const ModelWeights> weights) const {
   // …ForCausalLM checkpoints hold the base model under "model.".
   std::vector<std::pair<std::string, at::Tensor>> base;  // the adapters come from model/lora.h
   for (const auto& item : named_parameters())
     if (!is_adapter_param(item.first)) base.push_back(item);
-  copy_parameters(base, weights,
-                  [](const std::string& name) { return std::vector<std::string>{name, "model." + name}; }, config_.source);
+  return std::make_shared<ParameterFiles>(
+      std::move(weights), base, [](const std::string& name) { return std::vector<std::string>{name, "model." + name}; },
+      config_.source);
 }
 
 // Adapters stay in fp32 beside a bf16 base, as peft keeps them (autocast_adapter_dtype).
 void DecoderModel::to(at::Device device, at::ScalarType dtype) {
-  std::vector<std::pair<at::Tensor, at::Tensor>> adapters;  // (parameter, its values in fp32 on the device)
-  for (auto& [name, param] : named_parameters())
-    if (is_adapter_param(name)) adapters.emplace_back(param, param.data().to(device, at::kFloat, false, true));
-  impl_->to(device, dtype);
-  for (auto& [param, values] : adapters) param.set_data(values);
+  move_parameters(named_parameters(), device, dtype, is_adapter_param);
 }
 void DecoderModel::train(bool on) { impl_->train(on); }
 

@@ -20,12 +20,13 @@ namespace angle::model {
 class DecoderModel final : public Backbone {
  public:
   // With `lora` enabled, its target projections get adapters (uninitialised: model/lora.h sets
-  // them) and every base parameter is frozen (requires_grad false).
+  // them) and every base parameter is frozen (requires_grad false). Base parameters are allocated
+  // uninitialised (load_encoder fills them, or releases them for a sharder: model/encoder.h).
   explicit DecoderModel(const DecoderConfig& config, const LoraConfig& lora = {});
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, UnitSource* source = nullptr,
                      const at::Tensor& row_keys = {}) const override;
   std::vector<Unit> units() const override;
-  void load_weights(const ModelWeights& weights) override;
+  std::shared_ptr<const ParameterFiles> locate_weights(std::shared_ptr<const ModelWeights> weights) const override;
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const override;
   void to(at::Device device, at::ScalarType dtype) override;
   void train(bool on) override;

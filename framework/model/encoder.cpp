@@ -9,6 +9,7 @@
 #include "model/bert.h"
 #include "model/decoder.h"
 #include "model/native_bf16.h"
+#include "model/storage.h"
 #include "model/weights.h"
 
 namespace angle::model {
@@ -145,21 +146,27 @@ Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options)
   } else {
     BertConfig config = BertConfig::from_file(config_path.string());
     if (options.dropout) config.hidden_dropout_prob = config.attention_probs_dropout_prob = *options.dropout;
-    model = std::make_shared<BertModel>(config);
+    model = std::make_shared<BertModel>(config, /*initialise=*/false);
   }
-  const ModelWeights weights = ModelWeights::from_dir(base_dir);
+  const auto weights = std::make_shared<const ModelWeights>(ModelWeights::from_dir(base_dir));
   text::Tokenizer tokenizer = text::Tokenizer::from_model_dir(base_dir);
   ANGLE_CHECK(tokenizer.vocab_size() <= static_cast<size_t>(model->vocab_size()), tokenizer.source(), ": ",
               tokenizer.vocab_size(), " tokens but ", config_path.string(), " has vocab_size ", model->vocab_size());
   json modules = read_modules(dir);
-  model->load_weights(weights);
+  std::shared_ptr<const ParameterFiles> files = model->locate_weights(weights);  // checks names and shapes
+  if (options.defer_weights) {  // released before anything wrote them: their pages never became resident
+    for (const auto& [name, param] : model->named_parameters())
+      if (files->holds(name)) free_storage(param);
+  } else {
+    files->copy_into(model->named_parameters());
+  }
   if (lora.enabled()) {
     if (adapters_from.empty()) init_adapters(*model, options.lora_seed);
     else load_adapters(*model, adapters_from);
   }
 
-  Encoder encoder{dir_name, std::move(tokenizer), std::move(model), Pooling{}, false, 512, at::kCPU, at::kFloat, {}};
-  encoder.is_llm = is_llm;
+  Encoder encoder{dir_name, std::move(tokenizer), std::move(model), Pooling{}, false, 512, at::kCPU, at::kFloat, {},
+                  is_llm, options.defer_weights ? std::move(files) : nullptr};
   encoder.pooling = options.pooling ? Pooling::parse(*options.pooling) : default_pooling(dir, modules, is_llm ? "last" : "cls");
   bool has_normalize = false;
   for (const json& m : modules) has_normalize = has_normalize || m.value("type", "").ends_with("Normalize");

@@ -33,6 +33,11 @@ struct EncoderOptions {
   LoraConfig lora;
   std::string lora_init;
   uint64_t lora_seed = 0;
+  // The base weights are located and checked, not read: the backbone's parameters are released
+  // (their shapes kept, no memory: model/storage.h) and Encoder::weights says where their values
+  // lie, for a sharder that reads only its rank's slices (shard/fsdp.h). Adapters are made as
+  // always.
+  bool defer_weights = false;
 };
 
 // Token ids of a batch, padded on the tokenizer's side: ids and mask are int64 [B, T].
@@ -55,6 +60,7 @@ struct Encoder {
   ExportSpec export_spec;  // how to write this encoder back as a model directory
 
   bool is_llm = false;  // a decoder backbone
+  std::shared_ptr<const ParameterFiles> weights;  // set with EncoderOptions::defer_weights
 
   // The batch of these sequences, padded as the tokenizer pads.
   TokenBatch collate(const std::vector<const std::vector<int64_t>*>& sequences) const;

@@ -154,7 +154,8 @@ void load_adapters(Backbone& model, const std::string& dir) {
   std::vector<std::pair<std::string, at::Tensor>> adapters;
   for (const auto& item : model.named_parameters())
     if (is_adapter_param(item.first)) adapters.push_back(item);
-  copy_parameters(adapters, ModelWeights(path), peft_keys, (fs::path(dir) / kConfigFile).string());
+  ParameterFiles(std::make_shared<ModelWeights>(path), adapters, peft_keys, (fs::path(dir) / kConfigFile).string())
+      .copy_into(adapters);
 }
 
 at::Tensor lora_delta(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double scaling) {

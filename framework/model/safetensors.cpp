@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,36 +36,42 @@ const DtypeInfo* find_dtype(at::ScalarType type) {
   return nullptr;
 }
 
+// Reads `size` bytes at `offset`, all of them (pread may return fewer).
+void read_exactly(int fd, void* out, uint64_t size, uint64_t offset, const std::string& path) {
+  auto* bytes = static_cast<uint8_t*>(out);
+  while (size > 0) {
+    const ssize_t got = ::pread(fd, bytes, size, static_cast<off_t>(offset));
+    ANGLE_CHECK(got > 0, path, ": read of ", size, " bytes at offset ", offset, " failed: ",
+                got == 0 ? "unexpected end of file" : std::strerror(errno));
+    bytes += got, size -= static_cast<uint64_t>(got), offset += static_cast<uint64_t>(got);
+  }
+}
+
 }  // namespace
 
 SafetensorsFile::SafetensorsFile(std::string path) : path_(std::move(path)) {
-  int fd = ::open(path_.c_str(), O_RDONLY);
-  ANGLE_CHECK(fd >= 0, path_, ": cannot open: ", std::strerror(errno));
+  fd_.fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  ANGLE_CHECK(fd_.fd >= 0, path_, ": cannot open: ", std::strerror(errno));
   struct stat st {};
-  ::fstat(fd, &st);
+  ::fstat(fd_.fd, &st);
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
-  if (file_size < 8) {
-    ::close(fd);
-    ANGLE_FAIL(path_, ": truncated safetensors file (", file_size, " bytes, no header)");
-  }
-  mapping_size_ = file_size;
-  mapping_ = ::mmap(nullptr, mapping_size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  ANGLE_CHECK(mapping_ != MAP_FAILED, path_, ": mmap failed: ", std::strerror(errno));
-  const auto* bytes = static_cast<const uint8_t*>(mapping_);
-
+  ANGLE_CHECK(file_size >= 8, path_, ": truncated safetensors file (", file_size, " bytes, no header)");
+  uint8_t length[8];
+  read_exactly(fd_.fd, length, 8, 0, path_);
   uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];
+  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | length[i];
   ANGLE_CHECK(header_size <= file_size - 8, path_, ": header length ", header_size,
               " runs past the end of the file (", file_size, " bytes): truncated or not safetensors");
+  std::string text(header_size, '\0');
+  read_exactly(fd_.fd, text.data(), header_size, 8, path_);
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_size);
+    header = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception&) {
     ANGLE_FAIL(path_, ": header is not valid JSON");
   }
   ANGLE_CHECK(header.is_object(), path_, ": header is not a JSON object");
-  data_ = bytes + 8 + header_size;
+  data_offset_ = 8 + header_size;
   const uint64_t data_size = file_size - 8 - header_size;
 
   for (const auto& [name, entry] : header.items()) {
@@ -105,17 +110,44 @@ SafetensorsFile::SafetensorsFile(std::string path) : path_(std::move(path)) {
   }
 }
 
-SafetensorsFile::~SafetensorsFile() {
-  if (mapping_ && mapping_ != MAP_FAILED) ::munmap(mapping_, mapping_size_);
+SafetensorsFile::~SafetensorsFile() = default;
+SafetensorsFile::File::~File() {
+  if (fd >= 0) ::close(fd);
+}
+
+const TensorInfo& SafetensorsFile::info(const std::string& name) const {
+  auto it = tensors_.find(name);
+  ANGLE_CHECK(it != tensors_.end(), path_, ": no tensor named '", name, "'");
+  return it->second;
 }
 
 at::Tensor SafetensorsFile::load(const std::string& name) const {
-  auto it = tensors_.find(name);
-  ANGLE_CHECK(it != tensors_.end(), path_, ": no tensor named '", name, "'");
-  const TensorInfo& info = it->second;
+  const TensorInfo& info = this->info(name);
   at::Tensor out = at::empty(info.shape, at::TensorOptions().dtype(find_dtype(info.dtype)->type));
-  std::memcpy(out.data_ptr(), data_ + info.begin, info.end - info.begin);  // the data may be unaligned
+  read_exactly(fd_.fd, out.data_ptr(), info.end - info.begin, data_offset_ + info.begin, path_);
   return out;
+}
+
+at::Tensor SafetensorsFile::load_range(const std::string& name, int64_t first, int64_t count) const {
+  at::Tensor out = at::empty({count}, at::TensorOptions().dtype(find_dtype(info(name).dtype)->type));
+  read_range(name, first, out);
+  return out;
+}
+
+void SafetensorsFile::read_range(const std::string& name, int64_t first, const at::Tensor& out) const {
+  const TensorInfo& info = this->info(name);
+  const DtypeInfo& stored = *find_dtype(info.dtype);
+  const auto numel = static_cast<int64_t>((info.end - info.begin) / stored.bytes), count = out.numel();
+  ANGLE_CHECK(first >= 0 && first + count <= numel, path_, ": elements [", first, ", ", first + count,
+              ") of tensor '", name, "' lie outside its ", numel);
+  const uint64_t offset = data_offset_ + info.begin + static_cast<uint64_t>(first) * stored.bytes;
+  if (out.is_cpu() && out.is_contiguous() && out.scalar_type() == stored.type) {  // straight into place
+    read_exactly(fd_.fd, out.data_ptr(), static_cast<uint64_t>(count) * stored.bytes, offset, path_);
+    return;
+  }
+  at::Tensor raw = at::empty({count}, at::TensorOptions().dtype(stored.type));
+  read_exactly(fd_.fd, raw.data_ptr(), static_cast<uint64_t>(count) * stored.bytes, offset, path_);
+  out.copy_(raw.view(out.sizes()));
 }
 
 void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,

@@ -51,40 +51,56 @@ ModelWeights ModelWeights::from_dir(const std::string& dir) {
   return weights;
 }
 
-at::Tensor ModelWeights::load(const std::string& name) const {
+const SafetensorsFile& ModelWeights::file_of(const std::string& name) const {
   auto it = where_.find(name);
   ANGLE_CHECK(it != where_.end(), description_, ": no tensor '", name, "'");
-  return files_[it->second]->load(name);
+  return *files_[it->second];
 }
+
+void ModelWeights::read_range(const std::string& name, int64_t first, const at::Tensor& out) const {
+  file_of(name).read_range(name, first, out);
+}
+
+std::vector<int64_t> ModelWeights::shape(const std::string& name) const { return file_of(name).tensors().at(name).shape; }
 
 std::string ModelWeights::path_of(const std::string& name) const {
   auto it = where_.find(name);
   return it == where_.end() ? description_ : files_[it->second]->path();
 }
 
-std::vector<std::string> ModelWeights::names() const {
-  std::vector<std::string> out;
-  for (const auto& [name, file] : where_) out.push_back(name);
-  return out;
-}
-
-void copy_parameters(const std::vector<std::pair<std::string, at::Tensor>>& parameters, const ModelWeights& weights,
-                     const std::function<std::vector<std::string>(const std::string&)>& candidates,
-                     const std::string& config_source) {
-  c10::NoGradGuard no_grad;
+ParameterFiles::ParameterFiles(std::shared_ptr<const ModelWeights> weights,
+                               const std::vector<std::pair<std::string, at::Tensor>>& parameters,
+                               const std::function<std::vector<std::string>(const std::string&)>& candidates,
+                               const std::string& config_source)
+    : weights_(std::move(weights)) {
   for (const auto& [name, param] : parameters) {
     std::string found;
     for (const std::string& candidate : candidates(name))
-      if (weights.contains(candidate)) {
+      if (weights_->contains(candidate)) {
         found = candidate;
         break;
       }
-    ANGLE_CHECK(!found.empty(), weights.path_of(name), ": missing tensor '", name, "' required by ", config_source);
-    at::Tensor value = weights.load(found);
-    ANGLE_CHECK(value.sizes() == param.sizes(), weights.path_of(found), ": tensor '", found, "' has shape ", value.sizes(),
-                " but ", config_source, " implies ", param.sizes());
-    at::Tensor target = param;
-    target.copy_(value.to(param.dtype()));
+    ANGLE_CHECK(!found.empty(), weights_->path_of(name), ": missing tensor '", name, "' required by ", config_source);
+    const std::vector<int64_t> shape = weights_->shape(found);
+    ANGLE_CHECK(at::IntArrayRef(shape) == param.sizes(), weights_->path_of(found), ": tensor '", found, "' has shape ",
+                at::IntArrayRef(shape), " but ", config_source, " implies ", param.sizes());
+    stored_[name] = found;
+  }
+}
+
+void ParameterFiles::read(const std::string& parameter, int64_t first, const at::Tensor& out) const {
+  c10::NoGradGuard no_grad;
+  auto it = stored_.find(parameter);
+  ANGLE_CHECK(it != stored_.end(), "no stored tensor for parameter '", parameter, "'");
+  weights_->read_range(it->second, first, out);
+}
+
+void ParameterFiles::copy_into(const std::vector<std::pair<std::string, at::Tensor>>& parameters) const {
+  c10::NoGradGuard no_grad;
+  for (const auto& [name, param] : parameters) {
+    auto it = stored_.find(name);
+    if (it == stored_.end()) continue;
+    weights_->read_range(it->second, 0, param.view(-1));  // straight into it when the dtypes agree
   }
 }
 

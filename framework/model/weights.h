@@ -20,24 +20,42 @@ class ModelWeights {
   ~ModelWeights();
 
   bool contains(const std::string& name) const { return where_.count(name) != 0; }
-  // A copy of the tensor in its stored dtype.
-  at::Tensor load(const std::string& name) const;
+  // Elements [first, first + out.numel()) of the tensor, flattened, into `out` (SafetensorsFile::read_range).
+  void read_range(const std::string& name, int64_t first, const at::Tensor& out) const;
+  std::vector<int64_t> shape(const std::string& name) const;
   // The file that holds `name` (or the directory's weights, for messages about a missing one).
   std::string path_of(const std::string& name) const;
-  std::vector<std::string> names() const;
 
  private:
   ModelWeights() = default;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, size_t> where_;  // tensor name -> index in files_
+  const SafetensorsFile& file_of(const std::string& name) const;
   std::string description_;
 };
 
-// Copies each parameter from the first of `candidates(name)` that the weights hold (the names a
-// checkpoint may use for it); a missing tensor or a shape other than the parameter's is an error
-// naming the file and `config_source` (the config.json the shapes come from).
-void copy_parameters(const std::vector<std::pair<std::string, at::Tensor>>& parameters, const ModelWeights& weights,
-                     const std::function<std::vector<std::string>(const std::string&)>& candidates,
-                     const std::string& config_source);
+// Where each of a model's parameters lies in its weights: the stored tensor found under the
+// first of `candidates(name)` that the weights hold (the names a checkpoint may use for it), its
+// shape checked on construction: a missing tensor or a shape other than the parameter's is an error
+// naming the file and `config_source` (the config.json the shapes come from). Reads a whole
+// parameter into the model, or any range of its elements: a sharder reads only the slices its
+// rank owns (shard/fsdp.h), so no rank ever holds the whole model.
+class ParameterFiles {
+ public:
+  ParameterFiles(std::shared_ptr<const ModelWeights> weights,
+                 const std::vector<std::pair<std::string, at::Tensor>>& parameters,
+                 const std::function<std::vector<std::string>(const std::string&)>& candidates,
+                 const std::string& config_source);
+  bool holds(const std::string& parameter) const { return stored_.count(parameter) != 0; }
+  // Elements [first, first + out.numel()) of the parameter, flattened, into `out` (1-D, any dtype
+  // and device).
+  void read(const std::string& parameter, int64_t first, const at::Tensor& out) const;
+  // Every parameter of `parameters` that it holds, whole.
+  void copy_into(const std::vector<std::pair<std::string, at::Tensor>>& parameters) const;
+
+ private:
+  std::shared_ptr<const ModelWeights> weights_;
+  std::map<std::string, std::string> stored_;  // parameter name -> its tensor's name in the weights
+};
 
 }  // namespace angle::model

@@ -86,7 +86,7 @@ StateBytes state_peak(const model::ModelShape& shape, const ShardSettings& s) {
 }
 
 int64_t PeakBytes::step() const {
-  return retained + state + static_cast<int64_t>(kHeapOverhead * static_cast<double>(activations + loss));
+  return state + static_cast<int64_t>(kHeapOverhead * static_cast<double>(activations + loss));
 }
 
 int64_t PeakBytes::total() const { return runtime + std::max(load, step()); }
@@ -94,10 +94,10 @@ int64_t PeakBytes::total() const { return runtime + std::max(load, step()); }
 PeakBytes peak_bytes(const model::ModelShape& shape, const ShardSettings& s, int64_t runtime, int64_t activations,
                      int64_t loss) {
   const StateBytes state = state_peak(shape, s);
-  // Loading: the mapped model file and the model built from it (frozen weights included), beside
-  // the sharder's state.
-  const int64_t model = shape.numel() + shape.frozen();
-  return {runtime, 8 * model + state.total(), 4 * model, state.total(), activations, loss};
+  // Loading: each rank reads only its slices of the weights into the sharder's state (and, at
+  // stages 1 and 2, gathers the full parameters that state holds anyway); the transients are one
+  // unit's slice, within the heap overhead. No model is built whole, so none is left in the heap.
+  return {runtime, state.total(), state.total(), activations, loss};
 }
 
 }  // namespace angle::plan

@@ -43,16 +43,15 @@ struct StateBytes {
 StateBytes state_peak(const model::ModelShape& shape, const ShardSettings& s);
 
 // The peak resident bytes of a rank: the runtime and data it holds before the model, then the
-// larger of loading (every rank maps the whole fp32 model file and builds the model from it while
-// the sharder allocates its state) and a step (model state, one forward's activations, the loss).
-// Freed memory stays resident in glibc's heap where later allocations do not reuse it exactly:
-// the model as loaded (4Ψ, freed when the sharder takes its parameters over) and a factor on the
-// activations (varying shapes), both measured on this machine (README "Planning"); DeepSpeed's
+// larger of loading (each rank reads its slices of the weights into the sharder's state: no rank
+// builds the whole model) and a step (model state, one forward's activations, the loss). Freed
+// memory stays resident in glibc's heap where later allocations do not reuse it exactly: a factor
+// on the activations (varying shapes), measured on this machine (README "Planning"); DeepSpeed's
 // estimators use an "additional buffer factor" of 1.5 for the same reason.
 constexpr double kHeapOverhead = 1.15;
 struct PeakBytes {
-  int64_t runtime = 0, load = 0, retained = 0, state = 0, activations = 0, loss = 0;
-  int64_t step() const;  // retained + state + kHeapOverhead x (activations + loss)
+  int64_t runtime = 0, load = 0, state = 0, activations = 0, loss = 0;
+  int64_t step() const;  // state + kHeapOverhead x (activations + loss)
   int64_t total() const;
 };
 PeakBytes peak_bytes(const model::ModelShape& shape, const ShardSettings& s, int64_t runtime, int64_t activations,

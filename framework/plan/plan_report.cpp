@@ -17,7 +17,7 @@ std::string report_json(const PlanReport& o) {
                       {"frozen_parameters", o.shape.frozen()},
                       {"state_bytes", {{"params", state.params}, {"grads", state.grads}, {"optim", state.optim},
                                        {"total", state.total()}}},
-                      {"peak_bytes", {{"runtime", peak.runtime}, {"load", peak.load}, {"retained", peak.retained},
+                      {"peak_bytes", {{"runtime", peak.runtime}, {"load", peak.load},
                                       {"activations", peak.activations}, {"loss", peak.loss}, {"total", peak.total()}}},
                       {"comm_bytes", {{"step", o.step}, {"rank", 0}, {"total", o.comm.total()}}}};
   for (const auto& [phase, bytes] : o.comm.by_phase()) j["comm_bytes"][phase] = bytes;
@@ -45,8 +45,8 @@ void print_report(std::ostream& out, const PlanReport& o) {
       << "model state per rank (peak): parameters " << mib(state.params) << ", gradients " << mib(state.grads)
       << ", optimizer " << mib(state.optim) << ", total " << mib(state.total()) << "\n"
       << "peak memory per rank (estimate): " << mib(peak.total()) << " = " << o.runtime_label << " "
-      << mib(peak.runtime) << " + max(model load " << mib(peak.load) << ", model as loaded "
-      << mib(peak.retained) << " + model state " << mib(peak.state) << " + " << kHeapOverhead
+      << mib(peak.runtime) << " + max(model load " << mib(peak.load) << ", model state " << mib(peak.state)
+      << " + " << kHeapOverhead
       << " x (activations " << mib(peak.activations) << " + loss " << mib(peak.loss) << "))\n"
       << "communication of rank 0 in step " << o.step << ": " << mib(static_cast<int64_t>(o.comm.total()));
   for (const auto& [phase, bytes] : o.comm.by_phase()) out << ", " << phase << " " << mib(static_cast<int64_t>(bytes));

@@ -35,9 +35,9 @@ int64_t positive_int(const char* name, int64_t v) {
   return v;
 }
 
-// "intra=GB/s,inter=GB/s,latency=us,inter_latency=us": the bandwidth within a node and across
-// nodes (a ring that spans nodes goes at its slowest link) and the latency per message (within;
-// across too, unless inter_latency gives it).
+// "intra=GB/s,inter=GB/s,latency=us,inter_latency=us,inter_links=K": the bandwidth within a node
+// and across nodes (per link across nodes), the latency per message (within; across too, unless
+// inter_latency gives it), and the links a node has across nodes (default: one per rank).
 void apply_link(const std::string& spec, Machine& m) {
   std::map<std::string, double> values;
   for (const std::string& item : split(spec, ',')) {
@@ -46,8 +46,9 @@ void apply_link(const std::string& spec, Machine& m) {
     const std::string key = item.substr(0, eq), text = eq == std::string::npos ? "" : item.substr(eq + 1);
     const double v = std::strtod(text.c_str(), &end);
     ANGLE_CHECK(eq != std::string::npos && !text.empty() && *end == '\0' && std::isfinite(v) && v > 0 &&
-                    (key == "intra" || key == "inter" || key == "latency" || key == "inter_latency"),
-                "--link '", spec, "': expected intra=GB/s[,inter=GB/s][,latency=us][,inter_latency=us] with positive "
+                    (key == "intra" || key == "inter" || key == "latency" || key == "inter_latency" ||
+                     key == "inter_links"),
+                "--link '", spec, "': expected intra=GB/s[,inter=GB/s][,latency=us][,inter_latency=us][,inter_links=K] with positive "
                 "numbers");
     values[key] = v;
   }
@@ -55,6 +56,11 @@ void apply_link(const std::string& spec, Machine& m) {
   if (values.count("inter_latency")) m.inter_alpha_s = values["inter_latency"] * 1e-6;
   if (values.count("intra")) m.beta_bytes_per_s = values["intra"] * 1e9;
   if (values.count("inter")) m.inter_beta_bytes_per_s = values["inter"] * 1e9;
+  if (values.count("inter_links")) {
+    ANGLE_CHECK(values["inter_links"] == std::floor(values["inter_links"]), "--link '", spec,
+                "': inter_links must be a whole number of links per node");
+    m.inter_links = static_cast<int64_t>(values["inter_links"]);
+  }
 }
 
 // The machine: a calibration file or the defaults, then --flops, --cores, --per-node, --link.
@@ -107,7 +113,7 @@ MemoryFit memory_fit(const PlanReport& o, double gb) {
   fit.limit_bytes = limit;
   fit.fits = static_cast<double>(peak.total()) <= limit;
   fit.state_fits = static_cast<double>(state.total()) <= limit;
-  const double room = (limit - static_cast<double>(peak.runtime + peak.retained + peak.state)) / kHeapOverhead -
+  const double room = (limit - static_cast<double>(peak.runtime + peak.state)) / kHeapOverhead -
                       static_cast<double>(peak.loss);
   const double per_example = static_cast<double>(peak.activations) /
                              static_cast<double>(std::max<int64_t>(1, o.activation_rows)) * o.rows_per_example;
@@ -257,8 +263,8 @@ PlanReport plan_projection(const ProjectionOptions& opt) {
   o.activation_rows = step.activation_rows;
   o.runtime_label = "reserved";
   o.peak = peak_bytes(shape, shard, static_cast<int64_t>(opt.reserve_gb * 1e9), step.activation_bytes, step.loss_bytes);
-  // The weights reach the accelerator shard by shard from host memory; nothing of them stays.
-  o.peak.load = o.peak.retained = 0;
+  // The weights reach the accelerator shard by shard from host memory.
+  o.peak.load = 0;
   Work work;
   work.add(step, true);
   work.node_flops = (step.forward_flops + step.backward_flops) * static_cast<double>(std::min(o.machine.ranks_per_node, ranks));

@@ -1,11 +1,13 @@
 // The time half of `angle plan` (formulas in README "Planning"): compute from the model FLOPs of
-// the rank's rows and a FLOP/s figure, communication from an alpha-beta model per collective call
-// (ring all-gather / reduce-scatter / all-reduce; with NCCL the all-reduce's double binary tree
-// where that is faster, as NCCL's tuner picks), each over the link its ranks span (within a node,
-// or across nodes: the ring's slowest link), overlapped with compute where the sharding stage
-// allows (stage 3's prefetched gathers with forward and backward, stage 2/3's gradient reductions
-// with backward).
+// the rank's rows and a FLOP/s figure, communication from an alpha-beta model per collective call,
+// with the algorithms the backend runs (NCCL: ring all-gather / reduce-scatter / all-reduce, the
+// all-reduce's double binary tree where that is faster, as NCCL's tuner picks; Open MPI: its
+// nonblocking collectives, coll/libnbc), each step over the link it crosses (within a node, or
+// across nodes, where a node's one link carries the traffic of all its ranks at once),
+// overlapped with compute where the sharding stage allows (stage 3's prefetched gathers with
+// forward and backward, stage 2/3's gradient reductions with backward).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -29,8 +31,12 @@ struct Machine {
   double beta_bytes_per_s = 5e9;    // bandwidth per link (within a node)
   // The same across nodes (a ring that spans nodes goes at its slowest link); 0: as within.
   double inter_alpha_s = 0, inter_beta_bytes_per_s = 0;
+  // Links per node across nodes, shared by the node's ranks (one NIC per host); 0: one per rank
+  // (a NIC per GPU, as DGX-class nodes have).
+  int64_t inter_links = 0;
   // MPI on CPUs: the ranks' own cores copy and reduce the data, so a collective overlaps compute
-  // only as far as cores are left idle. NCCL on GPUs moves data beside the kernels (false).
+  // only as far as cores are left idle; its collectives are Open MPI's libnbc algorithms
+  // (collective_seconds). NCCL on GPUs moves data beside the kernels (false).
   bool comm_on_cores = false;
   // NCCL: an all-reduce takes the faster of the ring and the double binary tree
   // (2 ceil(log2 N) latencies, the buffer twice over the link), as NCCL's tuner does; MPI: the ring.
@@ -40,17 +46,43 @@ struct Machine {
   int64_t ranks_per_node = 1;
 };
 
-// Seconds of one collective call of `bytes` (the rank's input) among n ranks, over m's (intra) link.
+// Where the ranks of one call sit (consecutive ranks fill a node): how many, how many of them on
+// each node, whether they span nodes, how many groups on a node run the same call at once (each
+// rank of a node is in one group: the node's ranks all run their replica all-reduce together),
+// and the links across nodes that they share (Machine::inter_links).
+struct Placement {
+  int64_t ranks = 1, per_node = 1, sharing = 1;
+  bool spans = false;
+  int64_t links = 1;
+  // The transfers that one link carries when `per_node_senders` of the node send at once (at least 1).
+  double per_link(double per_node_senders) const {
+    return std::max(1.0, per_node_senders / static_cast<double>(links));
+  }
+};
+
+// Seconds of one collective call of `bytes` (the rank's input) over the ranks `where` places:
+//   ring (NCCL, or no comm_on_cores)  all-gather (n-1)(a + b/B), reduce-scatter (n-1)(a + b/(nB)),
+//        all-reduce 2(n-1)(a + b/(nB)), with NCCL the faster of that and the tree 2 ceil(log2 n) a + 2b/B;
+//        B the slowest link's bandwidth, shared by the groups of a node that use one link.
+//   Open MPI (comm_on_cores; comm/mpi_comm.cpp issues every call nonblocking, so coll/libnbc runs
+//        it): all-reduce in place = a binomial reduce then a binomial broadcast of the whole
+//        buffer; reduce-scatter = a binomial reduce to rank 0 then a linear scatter; all-gather =
+//        linear (each rank sends its part to every other at once). Each round over the link it
+//        crosses: at distance d it crosses nodes when d >= ranks per node, and a node's links then
+//        carry every sender of the node.
+double collective_seconds(const std::string& op, uint64_t bytes, const Placement& where, const Machine& m);
+// The same among n ranks on one node.
 double collective_seconds(const std::string& op, uint64_t bytes, int64_t n, const Machine& m);
 
-// The ranks each kind of call runs among (step_cost.h: Among), and the node size that decides
-// whether they span nodes: the world and a shard group (consecutive ranks) when larger than a
-// node, a replica group when it has more than one member and the world spans nodes.
+// The ranks each kind of call runs among (step_cost.h: Among), and where they sit: the world and a
+// shard group (consecutive ranks) span nodes when larger than a node, a replica group when it has
+// more than one member and the world spans nodes (its members lie a shard group apart).
 struct RankGroups {
   int64_t world = 1, replicas = 1;
   RankGroups(int64_t world_ranks, int64_t replica_count = 1) : world(world_ranks), replicas(replica_count) {}  // NOLINT
   int64_t size(Among among) const;
   bool spans_nodes(Among among, int64_t ranks_per_node) const;
+  Placement place(Among among, int64_t ranks_per_node) const;
 };
 
 // FLOP/s of one thread at `rows` rows per forward.

@@ -3,26 +3,12 @@
 #include "shard/flat_layout.h"
 
 #include <ATen/ATen.h>
-#include <c10/core/StorageImpl.h>
 
 #include "core/error.h"
+#include "model/weights.h"
 #include "shard/fsdp.h"
 
 namespace angle::shard {
-
-void free_storage(const at::Tensor& t) {
-  c10::StorageImpl* s = t.storage().unsafeGetStorageImpl();
-  s->set_data_ptr_noswap(s->allocator()->allocate(0));
-  s->set_nbytes(0);
-}
-
-void alloc_storage(const at::Tensor& t) {
-  c10::StorageImpl* s = t.storage().unsafeGetStorageImpl();
-  const size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
-  if (s->nbytes() == bytes) return;
-  s->set_data_ptr_noswap(s->allocator()->allocate(bytes));
-  s->set_nbytes(bytes);
-}
 
 std::vector<at::Tensor> views(UnitState& u) {
   std::vector<at::Tensor> out;
@@ -34,11 +20,39 @@ std::vector<at::Tensor> views(UnitState& u) {
   return out;
 }
 
+namespace {
+
+// Fills `out` with this rank's slice [u.begin, u.begin + u.shard) of the unit's flat values (the
+// padding zero): read from the weights files for the parameters they hold, only the owned
+// elements; else copied from the module's tensor (LoRA's adapters, a model built in memory).
+void read_owned(const UnitState& u, const std::vector<std::string>& names, const model::ParameterFiles* files,
+                at::Tensor out) {
+  out.zero_();
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto [first, end] = u.owned_part(i);
+    if (first >= end) continue;
+    at::Tensor piece = out.narrow(0, first - u.begin, end - first);
+    if (files && files->holds(names[i])) {
+      files->read(names[i], first - u.offsets[i], piece);
+      continue;
+    }
+    ANGLE_CHECK(model::has_storage(u.module_params[i]), "parameter '", names[i], "' has no values: it was released for "
+                "loading by slices, but the weights files do not hold it");
+    piece.copy_(u.module_params[i].reshape(-1).narrow(0, first - u.offsets[i], end - first));
+  }
+}
+
+}  // namespace
+
 // Lays out `params` (indices into `named`) as one flat buffer padded to the world size, this
-// rank's slice of it as the master, and points the module's tensors at the gathered buffer.
+// rank's slice of it as the master, and points the module's tensors at the gathered buffer. The
+// slice is read alone (read_owned), in place; where the full buffer is kept (stages 1, 2), it is
+// gathered from the ranks' slices: no rank holds a copy of the model that it does not keep.
 void ShardedModel::lay_out(UnitState& u, const std::vector<size_t>& params,
-                           const std::vector<std::pair<std::string, at::Tensor>>& named, bool frozen) {
+                           const std::vector<std::pair<std::string, at::Tensor>>& named, bool frozen,
+                           const model::ParameterFiles* files) {
   const int64_t world = comm_.size(), rank = comm_.rank();
+  std::vector<std::string> names;
   for (size_t index : params) {
     const auto& [name, p] = named[index];
     ANGLE_CHECK(p.scalar_type() == at::kFloat, "sharding needs fp32 parameters; '", name, "' is ", p.scalar_type());
@@ -46,6 +60,7 @@ void ShardedModel::lay_out(UnitState& u, const std::vector<size_t>& params,
       layout_.push_back({name, p.sizes().vec(), numel_});
       numel_ += p.numel();
     }
+    names.push_back(name);
     u.module_params.push_back(p);
     u.shapes.push_back(p.sizes().vec());
     u.offsets.push_back(u.numel);
@@ -55,35 +70,38 @@ void ShardedModel::lay_out(UnitState& u, const std::vector<size_t>& params,
   u.padded = (u.numel + world - 1) / world * world;
   u.shard = u.padded / world;
   u.begin = u.shard * rank;
-  at::Tensor flat = at::zeros({u.padded}, f32_);  // the unit's values, flat and padded with zeros
-  for (size_t i = 0; i < params.size(); ++i) flat.narrow(0, u.offsets[i], u.numels[i]).copy_(u.module_params[i].reshape(-1));
   u.full = at::empty({u.padded}, f32_.dtype(options_.param_dtype));
   // A matrix looked up by rows keeps only its shard, at every stage that shards.
   const bool keep_full = policy_.keeps_full_params && !u.rows_only;
   const bool views = policy_.views_are_module_params && !u.rows_only;
   if (views) {
-    u.full.copy_(flat);
     u.master = u.full.narrow(0, u.begin, u.shard);  // updated in place, then re-gathered
+    read_owned(u, names, files, u.master);
+    comm_.all_gather_into(u.master, u.full);
   } else {
     // A frozen shard is only ever gathered: it is kept in the dtype it is gathered in.
-    u.master = flat.narrow(0, u.begin, u.shard).to(frozen ? options_.param_dtype : at::kFloat).clone();
+    u.master = at::empty({u.shard}, f32_);
+    read_owned(u, names, files, u.master);
+    if (frozen) u.master = u.master.to(options_.param_dtype);
     ledger_.add(MemoryLedger::kParams, bytes_of(u.master));
-    if (keep_full) u.full.copy_(flat);
+    if (keep_full) comm_.all_gather_into(u.master.to(options_.param_dtype), u.full);
   }
   u.materialized = keep_full;
   if (u.materialized) ledger_.add(MemoryLedger::kParams, bytes_of(u.full));
   else free_storage(u.full);
   for (size_t i = 0; i < u.module_params.size(); ++i) {
     at::Tensor& p = u.module_params[i];
-    p.set_data(views ? u.full.narrow(0, u.offsets[i], u.numels[i]).view(u.shapes[i]) : at::empty({0}, p.options()));
+    p.set_data(views ? u.full.narrow(0, u.offsets[i], u.numels[i]).view(u.shapes[i])
+                     : at::empty({0}, f32_.dtype(p.scalar_type())));
   }
 }
 
 // One unit of the model: its trainable parameters laid out, then its frozen ones (if any), with
-// the trainable shard's decay mask, gradient and moments.
+// the trainable shard's decay ranges, gradient and moments.
 std::unique_ptr<UnitState> ShardedModel::make_unit(const model::Unit& unit,
                                                    const std::vector<std::pair<std::string, at::Tensor>>& named,
-                                                   const std::function<bool(const std::string&)>& decays) {
+                                                   const std::function<bool(const std::string&)>& decays,
+                                                   const model::ParameterFiles* files) {
   auto u = std::make_unique<UnitState>();
   u->name = unit.name;
   u->global_offset = numel_;
@@ -95,12 +113,12 @@ std::unique_ptr<UnitState> ShardedModel::make_unit(const model::Unit& unit,
     u->order.emplace_back(is_frozen, is_frozen ? frozen.size() : trained.size());
     (is_frozen ? frozen : trained).push_back(index);
   }
-  lay_out(*u, trained, named, false);
+  lay_out(*u, trained, named, false, files);
   if (!frozen.empty()) {
     u->frozen = std::make_unique<UnitState>();
     u->frozen->name = unit.name + " (frozen)";
     u->frozen->rows_only = u->rows_only;
-    lay_out(*u->frozen, frozen, named, true);
+    lay_out(*u->frozen, frozen, named, true, files);
   }
   u->backward_reads_params = unit.backward_reads_params;
   ANGLE_CHECK(!u->sparse || unit.params.size() == 1, "unit ", unit.name, ": a sparse gradient must be its only one");
@@ -111,10 +129,12 @@ std::unique_ptr<UnitState> ShardedModel::make_unit(const model::Unit& unit,
                 named[trained[i]].first, "' (", mb, " MiB in ", options_.reduce_dtype,
                 "): raise it, or set 0 for one bucket per unit");
   }
-  at::Tensor decay = at::zeros({u->padded}, f32_);
-  for (size_t i = 0; i < trained.size(); ++i)
-    if (decays(named[trained[i]].first)) decay.narrow(0, u->offsets[i], u->numels[i]).fill_(1);
-  u->decay = decay.narrow(0, u->begin, u->shard).clone();
+  for (size_t i = 0; i < trained.size(); ++i) {
+    const auto [first, end] = u->owned_part(i);
+    if (first >= end || !decays(named[trained[i]].first)) continue;
+    if (!u->decayed.empty() && u->decayed.back().second == first - u->begin) u->decayed.back().second = end - u->begin;
+    else u->decayed.emplace_back(first - u->begin, end - u->begin);
+  }
   u->grad = at::zeros({policy_.shards_grads ? u->shard : u->padded}, f32_);
   u->exp_avg = at::zeros({u->shard}, f32_);
   u->exp_avg_sq = at::zeros({u->shard}, f32_);

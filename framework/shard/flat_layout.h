@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "comm/comm.h"
+#include "shard/adamw.h"
+#include "model/storage.h"
 
 namespace angle::shard {
 
@@ -30,22 +32,26 @@ struct UnitState {
   at::Tensor master;                      // fp32 [shard] (frozen: param_dtype)
   at::Tensor full;                        // param_dtype [padded]; storage freed when not materialised
   at::Tensor grad;                        // fp32: [padded] in stage 1, else [shard] (StagePolicy::shards_grads)
-  at::Tensor exp_avg, exp_avg_sq, decay;  // fp32 [shard]
+  at::Tensor exp_avg, exp_avg_sq;         // fp32 [shard]
+  DecayRanges decayed;                    // the parts of the shard that weight decay applies to
   bool materialized = false;
   comm::WorkPtr gathering;
   std::unique_ptr<UnitState> frozen;               // the unit's frozen parameters, if any
   std::vector<std::pair<bool, size_t>> order;      // each model parameter of the unit: (frozen, index in its part)
   int64_t real() const { return std::max<int64_t>(0, std::min(shard, numel - begin)); }  // owned elements before the padding
+  // The part [first, end) of parameter i (flat-buffer positions) inside this rank's slice; empty
+  // (first >= end) when the slice holds none of it.
+  std::pair<int64_t, int64_t> owned_part(size_t i) const {
+    return {std::max(begin, offsets[i]), std::min(begin + shard, offsets[i] + numels[i])};
+  }
   // For a matrix unit of rows of `width`: the rows [first, end) that this rank's slice touches.
   std::pair<int64_t, int64_t> owned_rows(int64_t width) const { return {begin / width, (begin + real() + width - 1) / width}; }
 };
 
 using Units = std::vector<std::unique_ptr<UnitState>>;
 
-// Storage that can be dropped and re-allocated while the tensors sharing it (including those
-// autograd saved for backward) keep their identity: FSDP's trick of resizing the storage to 0.
-void free_storage(const at::Tensor& t);
-void alloc_storage(const at::Tensor& t);
+using model::alloc_storage;  // the full buffer comes and goes (model/storage.h)
+using model::free_storage;
 
 inline int64_t bytes_of(const at::Tensor& t) {
   return t.defined() ? static_cast<int64_t>(t.numel() * t.element_size()) : 0;

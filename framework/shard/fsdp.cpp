@@ -13,7 +13,7 @@
 namespace angle::shard {
 
 ShardedModel::ShardedModel(model::Backbone& model, comm::Comm& comm, const ShardOptions& options,
-                           const std::function<bool(const std::string&)>& decays)
+                           const std::function<bool(const std::string&)>& decays, const model::ParameterFiles* files)
     : groups_(make_shard_groups(comm, options.replicate)),
       comm_(groups_->shard),
       options_(options),
@@ -21,8 +21,8 @@ ShardedModel::ShardedModel(model::Backbone& model, comm::Comm& comm, const Shard
               groups_->replicas) {
   c10::NoGradGuard no_grad;
   const auto named = model.named_parameters();
-  f32_ = named.front().second.options().dtype(at::kFloat).requires_grad(false);
-  for (const model::Unit& unit : model.units()) units_.push_back(make_unit(unit, named, decays));
+  f32_ = at::TensorOptions().device(options.device).dtype(at::kFloat);
+  for (const model::Unit& unit : model.units()) units_.push_back(make_unit(unit, named, decays, files));
   ANGLE_CHECK(numel_ > 0, "the model has no trainable parameter");
   ledger_.reset_peak();
   gathers_ = std::make_unique<GatherSchedule>(comm_, policy_, ledger_, units_);

@@ -71,6 +71,7 @@ struct ShardOptions {
   double bucket_mb = 0;  // a unit's gradients are reduced in buckets of at most this (MiB in reduce_dtype); 0: one per unit
   int64_t inflight_bytes = 12 << 20;  // gradient bytes being reduced at once before backward waits
   std::string replicate = "1";        // 1, node, or K replicas (shard/shard_groups.h)
+  at::Device device = at::kCPU;       // where the shards and gathered buffers live (the model's device)
   AdamWOptions adam;
 };
 
@@ -78,9 +79,11 @@ class ShardedModel : public model::UnitSource {
  public:
   // Collective over `comm` (the job's ranks). Takes over `model`'s parameters: afterwards they hold the full values only where stage < 3
   // and param_dtype is fp32 (they are then views into the gathered buffers), else only between
-  // gather_full() and release_full(). `decays(name)`: whether weight decay applies.
+  // gather_full() and release_full(). `decays(name)`: whether weight decay applies. The parameters
+  // that `files` holds are read from them, each rank its own slices only (the model's tensors may
+  // be released: model/encoder.h); the others are taken from the model.
   ShardedModel(model::Backbone& model, comm::Comm& comm, const ShardOptions& options,
-               const std::function<bool(const std::string&)>& decays);
+               const std::function<bool(const std::string&)>& decays, const model::ParameterFiles* files = nullptr);
   ~ShardedModel() override;
   ShardedModel(const ShardedModel&) = delete;
   ShardedModel& operator=(const ShardedModel&) = delete;
@@ -98,9 +101,14 @@ class ShardedModel : public model::UnitSource {
   // (stages 1, 2) re-gathers the parameters. Returns the norm before clipping.
   double step(double lr, double max_grad_norm);
 
+  // After the last step: frees the gradients and the optimizer moments, which the export and the
+  // test evaluation do not need (rank 0 gathers the whole model for them).
+  void end_training();
+
   // Collective: the model's own parameters hold the full fp32 values (for evaluation and export)
-  // until release_full().
-  void gather_full();
+  // until release_full(). A rank that does not `keep` them lets each unit pass through and drops
+  // it: only the rank that evaluates and exports ever holds the whole model.
+  void gather_full(bool keep = true);
   void release_full();
 
   // Checkpoints. The global flat space is every trainable parameter in named_parameters() order,
@@ -134,10 +142,12 @@ class ShardedModel : public model::UnitSource {
  private:
   // Layout (flat_layout.cpp).
   void lay_out(UnitState& u, const std::vector<size_t>& params,
-               const std::vector<std::pair<std::string, at::Tensor>>& named, bool frozen);
+               const std::vector<std::pair<std::string, at::Tensor>>& named, bool frozen,
+               const model::ParameterFiles* files);
   std::unique_ptr<UnitState> make_unit(const model::Unit& unit,
                                        const std::vector<std::pair<std::string, at::Tensor>>& named,
-                                       const std::function<bool(const std::string&)>& decays);
+                                       const std::function<bool(const std::string&)>& decays,
+                                       const model::ParameterFiles* files);
   // The optimizer step (fsdp_step.cpp): every unit's shard gradient in fp32.
   std::vector<at::Tensor> shard_gradients(int64_t& step_bytes);
 
@@ -149,7 +159,7 @@ class ShardedModel : public model::UnitSource {
   at::TensorOptions f32_;
   MemoryLedger ledger_;
   int64_t numel_ = 0, step_ = 0;
-  bool full_gathered_ = false;
+  bool full_gathered_ = false, full_kept_ = false;
   // Destroyed in reverse: the reductions in flight are waited for before the units go.
   std::vector<std::unique_ptr<UnitState>> units_;
   std::unique_ptr<GatherSchedule> gathers_;

@@ -17,7 +17,7 @@ namespace {
 bool views_are_parameters(const UnitState& u, bool views) { return views && !u.rows_only; }
 }  // namespace
 
-void ShardedModel::gather_full() {
+void ShardedModel::gather_full(bool keep) {
   gathers_->wait_all();  // stages 1, 2: the re-gather after the last step (the views are the parameters)
   if (full_gathered_) return;
   c10::NoGradGuard no_grad;
@@ -25,6 +25,7 @@ void ShardedModel::gather_full() {
     if (u.numel == 0) return;
     at::Tensor full = at::empty({u.padded}, u.master.options());
     comm_.all_gather_into(u.master, full);
+    if (!keep) return;  // passed through: one unit at a time
     full = full.to(at::kFloat);  // a frozen shard is kept in param_dtype
     ledger_.add(MemoryLedger::kParams, bytes_of(full));
     for (size_t i = 0; i < u.module_params.size(); ++i)
@@ -35,11 +36,13 @@ void ShardedModel::gather_full() {
     gather(*u);
     if (u->frozen) gather(*u->frozen);
   }
-  full_gathered_ = true;
+  full_gathered_ = true, full_kept_ = keep;
 }
 
 void ShardedModel::release_full() {
   if (!full_gathered_) return;
+  full_gathered_ = false;
+  if (!full_kept_) return;
   auto release = [&](UnitState& u) {
     for (at::Tensor& p : u.module_params) p.set_data(at::empty({0}, p.options()));
     if (u.numel > 0) ledger_.sub(MemoryLedger::kParams, u.padded * 4);
@@ -49,7 +52,6 @@ void ShardedModel::release_full() {
     release(*u);
     if (u->frozen) release(*u->frozen);
   }
-  full_gathered_ = false;
 }
 
 std::vector<ShardedModel::Range> ShardedModel::owned_ranges() const {

@@ -75,7 +75,7 @@ double ShardedModel::step(double lr, double max_grad_norm) {
   ++step_;
   for (size_t i = 0; i < units_.size(); ++i) {
     UnitState& u = *units_[i];
-    adamw_update(u.master, shard_grads[i], u.exp_avg, u.exp_avg_sq, u.decay, step_, lr, options_.adam,
+    adamw_update(u.master, shard_grads[i], u.exp_avg, u.exp_avg_sq, u.decayed, step_, lr, options_.adam,
                  std::min(coefficient, 1.0));
     u.grad.zero_();
   }
@@ -83,6 +83,14 @@ double ShardedModel::step(double lr, double max_grad_norm) {
   ledger_.sub(MemoryLedger::kGrads, step_bytes);
   gathers_->after_update();
   return norm;
+}
+
+void ShardedModel::end_training() {
+  for (auto& u : units_) {
+    ledger_.sub(MemoryLedger::kGrads, bytes_of(u->grad));
+    ledger_.sub(MemoryLedger::kOptim, bytes_of(u->exp_avg) + bytes_of(u->exp_avg_sq));
+    u->grad = u->exp_avg = u->exp_avg_sq = at::Tensor();
+  }
 }
 
 }  // namespace angle::shard

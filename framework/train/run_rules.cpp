@@ -59,7 +59,7 @@ bool TrainingRun::eval_due(long step) const {
 
 void TrainingRun::evaluate(long step) {
   StepProfile::Scope scope(&profile_, Phase::kEval);
-  sharded_->gather_full();
+  sharded_->gather_full(/*keep=*/rank_ == 0);
   if (rank_ == 0) {  // the other ranks wait at the barrier (within the watchdog timeout)
     const double dev = evaluate_dev(*encoder_, *dev_set_, step, metrics_);
     if (dev > best_dev_) {
@@ -92,7 +92,8 @@ int TrainingRun::finish() {
   std::fprintf(stderr, "[rank %d] peak model state %.1f MiB (stage %d), peak RSS %.1f MiB\n", rank_,
                static_cast<double>(totals_.peak_state) / (1 << 20), c_.stage.number(),
                static_cast<double>(peak_resident_bytes()) / (1 << 20));
-  sharded_->gather_full();
+  sharded_->end_training();
+  sharded_->gather_full(/*keep=*/rank_ == 0);
   if (rank_ == 0) {
     model::save_model_dir(*encoder_->model, encoder_->export_spec, (fs::path(c_.output_dir) / "final").string());
     const double seconds = now_seconds() - totals_.start;

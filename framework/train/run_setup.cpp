@@ -10,6 +10,7 @@
 
 #include "ckpt/checkpoint.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "train/run_record.h"
 #include "train/run_signals.h"
 #include "train/shared_inputs.h"
@@ -30,8 +31,9 @@ loss::Weights loss_weights(const JobConfig& c) {
   return w;
 }
 
-shard::ShardOptions shard_options(const JobConfig& c) {
+shard::ShardOptions shard_options(const JobConfig& c, at::Device device) {
   shard::ShardOptions o;
+  o.device = device;
   o.stage = c.stage.number();
   o.param_dtype = scalar_type(c.param_dtype);
   o.reduce_dtype = scalar_type(c.reduce_dtype);
@@ -80,6 +82,16 @@ void check_bf16(const at::Device& device) {
   }
 }
 
+// What loading took, measured rather than counted: the peak resident set so far over the resident
+// set before the model was read, on the rank where it grew most (mpi_fsdp_memory checks it).
+void log_loading_memory(comm::Comm& comm, uint64_t resident_before) {
+  const auto growth = static_cast<int64_t>(peak_resident_bytes()) - static_cast<int64_t>(resident_before);
+  at::Tensor all = comm.all_gather_rows(at::full({1}, growth, at::kLong).to(comm.device())).cpu();
+  if (comm.rank() == 0)
+    log_info("loading: resident memory grew by at most " + mib(all.max().item<int64_t>()) + " on a rank (" +
+             mib(static_cast<int64_t>(resident_before)) + " before)");
+}
+
 }  // namespace
 
 TrainingRun::TrainingRun(const JobConfig& c, const TestHooks& hooks, comm::Comm& comm)
@@ -88,8 +100,12 @@ TrainingRun::TrainingRun(const JobConfig& c, const TestHooks& hooks, comm::Comm&
   // Evaluation files are read before the model: a typo fails in a second, not after loading.
   if (!c.dev.empty()) dev_set_ = data::read_sts_spec(c.dev);
   if (!c.test.empty()) test_set_ = data::read_sts_spec(c.test);
+  // Stage 3 on several ranks gathers and frees every unit twice a step (core/memory.h).
+  if (world_ > 1 && c.stage.number() == 3) keep_large_blocks_mapped();
+  const uint64_t resident_before = resident_bytes();
   load_model();
   shard_model();
+  log_loading_memory(comm_, resident_before);
   if (c.resume.enabled()) resume_from_checkpoint();
   prepare_output_dir();
   install_stop_handlers();
@@ -130,7 +146,9 @@ void TrainingRun::load_model() {
     ANGLE_CHECK(*c_.is_llm == decoder, "model.is_llm = ", *c_.is_llm ? "true" : "false", " but ", c_.model_path, " is ",
                 decoder ? "a LLaMA-family decoder" : "a BERT-family encoder");
   }
-  encoder_.emplace(model::load_encoder(c_.model_path, encoder_options(c_)));
+  model::EncoderOptions options = encoder_options(c_);
+  options.defer_weights = true;  // each rank reads only its slices of the weights (shard_model)
+  encoder_.emplace(model::load_encoder(c_.model_path, options));
   model::check_exportable(encoder_->pooling);
   data_ = std::make_unique<TrainingData>(c_, encoder_->tokenizer, encoder_->max_length, hooks_.dropout_salt);
   data_->check_ids(encoder_->model->vocab_size(), rank_, world_);
@@ -147,7 +165,8 @@ void TrainingRun::shard_model() {
   if (c_.param_dtype == Dtype::bf16 || c_.reduce_dtype == Dtype::bf16) check_bf16(encoder_->device);
   shape_ = model::shape_from_config((fs::path(encoder_->export_spec.source_dir) / "config.json").string(),
                                     encoder_->export_spec.lora);
-  sharded_ = std::make_unique<shard::ShardedModel>(*encoder_->model, comm_, shard_options(c_), decays);
+  sharded_ = std::make_unique<shard::ShardedModel>(*encoder_->model, comm_, shard_options(c_, encoder_->device), decays,
+                                                   encoder_->weights.get());
   if (rank_ != 0) return;
   const shard::MemoryLedger& memory = sharded_->memory();
   log_info("train: " + std::to_string(data_->sampler().epoch_length()) + " examples (format " + data_->format_name() +

@@ -2,8 +2,9 @@
 """Gradient reduction across a slow link: 2 emulated hosts x 2 ranks x 1 thread (tests/hosts/testbed.py,
 Open MPI over TCP, every host's link limited by tc tbf to --rate both ways), the default job
 (all-MiniLM-L6-v2 on STS-B + SICK train, stage 2, no dev/test) with a smaller step (--set), three ways:
-  per-parameter  the build before per-unit reduction (--old, e.g. 22c8551's): a reduce to each
-                 owning rank per parameter piece (about 200 collectives per step for MiniLM)
+  per-parameter  the build before per-unit reduction (--old, e.g. 22c8551's; the row is left out
+                 without it): a reduce to each owning rank per parameter piece (about 200
+                 collectives per step for MiniLM)
   per-unit       this build, shard.replicate 1: one reduce-scatter per unit over all 4 ranks
   HSDP           this build, shard.replicate node: reduce-scatter inside each host, then one
                  all-reduce per unit across the hosts (half the ranks' traffic crosses the link)
@@ -13,10 +14,11 @@ sum of the step profile), exposed communication (`comm_wait_s`) and collectives 
 Planned: `angle plan --job` for 4 ranks, 2 per host, calibrated in this bed: `--calibrate` across
 the hosts (1 rank each: the link's alpha and beta, the FLOP/s of one thread) and within one host
 (2 ranks: the shared-memory alpha and beta), passed as --link intra=..,inter=..,latency=..,
-inter_latency=..; --cores = this machine's cores / hosts (the hosts share its cores). The gap is
+inter_latency=..,inter_links=1 (a host has one link, which its two ranks share); --cores = this
+machine's cores / hosts (the hosts share its cores). The gap is
 (planned - measured) / measured step time. Exits 77 where namespaces cannot be made.
 
-  python3 tests/bench/hsdp_link.py --old /work/base/build/angle [--angle build/angle] [--rate 200mbit]
+  python3 tests/bench/hsdp_link.py [--old /work/base/build/angle] [--angle build/angle] [--rate 200mbit]
       [--steps 10] [--skip 3] [--set KEY=VALUE]"""
 import argparse
 import json
@@ -85,7 +87,7 @@ def plan(args, machine_file, link, replicate):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--angle', default=str(ROOT / 'build/angle'))
-    ap.add_argument('--old', required=True, help='an angle built before per-unit reduction')
+    ap.add_argument('--old', help='an angle built before per-unit reduction (its row is left out without it)')
     ap.add_argument('--work', default='/tmp/hsdp-link')
     ap.add_argument('--rate', default='200mbit', help='tc tbf rate of every host link')
     ap.add_argument('--steps', type=int, default=10)
@@ -103,13 +105,15 @@ def main():
             run(bed, HOSTS[:1], 2, [args.angle, 'plan', *job_args(args), '--calibrate', intra], 900)
             a, b = json.loads(inter.read_text()), json.loads(intra.read_text())
             link = (f'intra={b["beta_bytes_per_s"] / 1e9:.6g},inter={a["beta_bytes_per_s"] / 1e9:.6g},'
-                    f'latency={b["alpha_s"] * 1e6:.6g},inter_latency={a["alpha_s"] * 1e6:.6g}')
+                    f'latency={b["alpha_s"] * 1e6:.6g},inter_latency={a["alpha_s"] * 1e6:.6g},inter_links=1')
             print(f'calibrated: across the link alpha {a["alpha_s"] * 1e6:.0f} us, beta {a["beta_bytes_per_s"] / 1e6:.1f} '
                   f'MB/s; within a host alpha {b["alpha_s"] * 1e6:.0f} us, beta {b["beta_bytes_per_s"] / 1e6:.0f} MB/s',
                   flush=True)
             for label, angle, replicate in (('per-parameter (old build)', args.old, None),
                                             ('per-unit, replicate 1', args.angle, '1'),
                                             ('HSDP, replicate node', args.angle, 'node')):
+                if angle is None:
+                    continue
                 out = work / label.split()[0].replace(',', '')
                 extra = ['--shard.replicate', replicate] if replicate else []
                 run(bed, HOSTS, 2, [angle, 'train', *job_args(args, extra), '--train.max_steps', args.steps,

@@ -11,6 +11,8 @@
 #include "loss/angle_loss.h"
 #include "loss/gather.h"
 #include "model/encoder.h"
+#include "model/storage.h"
+#include "model/weights.h"
 #include "shard/fsdp.h"
 #include "tiny_model.h"
 #include "train/encode.h"
@@ -186,6 +188,41 @@ BOOST_AUTO_TEST_CASE(gradient_caching_with_uneven_chunk_counts) {
                          std::max(grads[0].abs().max().item<double>(), 1e-3);
       BOOST_TEST(gap <= 1e-5, "stage " << stage << ", rank 1 with " << rank1 << " examples, rank " << r << ": " << gap);
     }
+  }
+}
+
+// Sharded loading (model/encoder.h defer_weights): each rank reads only its slices of the weights
+// files, the model's own tensors never filled. Against the second path, a model loaded whole and
+// then sharded: the same owned slices at every stage, and the same full parameters gathered back.
+BOOST_AUTO_TEST_CASE(loading_by_slices_equals_loading_whole) {
+  auto& c = world();
+  if (c.device().is_cuda()) return;  // the tiny model runs on the CPU
+  testing::TempDir dir;
+  testing::write_tiny_model(dir.path, testing::tiny_config_json(), 11);
+  for (int stage : {1, 2, 3}) {
+    shard::ShardOptions shard_options;
+    shard_options.stage = stage;
+    std::vector<at::Tensor> owned, full;
+    for (bool defer : {false, true}) {
+      model::EncoderOptions options;
+      options.defer_weights = defer;
+      model::Encoder encoder = model::load_encoder(dir.path.string(), options);
+      bool released = true;
+      for (const auto& [name, param] : encoder.model->named_parameters()) released = released && !model::has_storage(param);
+      BOOST_TEST(released == defer, "stage " << stage << ": parameters released " << released);
+      BOOST_TEST(static_cast<bool>(encoder.weights) == defer);
+      shard::ShardedModel sharded(*encoder.model, c, shard_options, [](const std::string&) { return true; },
+                                  encoder.weights.get());
+      owned.push_back(sharded.owned("params").clone());
+      sharded.gather_full();
+      at::Tensor all;
+      for (const auto& [name, param] : encoder.model->named_parameters())
+        all = all.defined() ? at::cat({all, param.reshape(-1)}) : param.reshape(-1).clone();
+      full.push_back(all);
+      sharded.release_full();
+    }
+    BOOST_TEST(at::equal(owned[0], owned[1]), "stage " << stage << ", rank " << c.rank());
+    BOOST_TEST(at::equal(full[0], full[1]), "stage " << stage << ", rank " << c.rank());
   }
 }
 

@@ -43,6 +43,18 @@ BOOST_AUTO_TEST_CASE(round_trip_preserves_values_dtypes_and_metadata) {
   BOOST_TEST(file.metadata().at("format") == "pt");
 }
 
+BOOST_AUTO_TEST_CASE(a_range_of_elements_equals_the_same_range_of_the_whole_tensor) {
+  testing::TempDir tmp;
+  model::SafetensorsFile file(write_sample(tmp));
+  for (int64_t first = 0; first <= 6; ++first)
+    for (int64_t count = 0; first + count <= 6; ++count)
+      BOOST_TEST(at::equal(file.load_range("a", first, count), file.load("a").reshape(-1).narrow(0, first, count)));
+  BOOST_TEST(file.load_range("b", 1, 1).item<int64_t>() == 8);
+  BOOST_TEST(error_of([&] { file.load_range("a", 4, 3); }).find("elements [4, 7) of tensor 'a' lie outside its 6") !=
+             std::string::npos);
+  BOOST_TEST(error_of([&] { file.load_range("a", -1, 1); }).find("lie outside") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(truncated_file_is_rejected) {
   testing::TempDir tmp;
   std::string path = write_sample(tmp);

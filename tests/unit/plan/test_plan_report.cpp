@@ -49,7 +49,7 @@ BOOST_AUTO_TEST_CASE(table_lines) {
   BOOST_TEST(lines[1] == "model state per rank (peak): parameters 1.0 MiB, gradients 2.0 MiB, optimizer 0.5 MiB, "
                          "total 3.5 MiB");
   BOOST_TEST(lines[2] == "peak memory per rank (estimate): 10.0 MiB = runtime and data 10.0 MiB + max(model load "
-                         "0.0 MiB, model as loaded 0.0 MiB + model state 0.0 MiB + 1.15 x (activations 0.0 MiB + "
+                         "0.0 MiB, model state 0.0 MiB + 1.15 x (activations 0.0 MiB + "
                          "loss 0.0 MiB))");
   BOOST_TEST(lines[3] == "communication of rank 0 in step 2: 3.5 MiB, backward 1.5 MiB, forward 2.0 MiB");
   BOOST_TEST(lines[4] == "time per step (rank 0): compute 1 s, optimizer 0 s, communication 0 s of which exposed 0 s, "

@@ -1,5 +1,6 @@
 // The time model's closed forms: ring all-gather / reduce-scatter / all-reduce, NCCL's tree
-// all-reduce where faster, nothing at one rank, each call over the link its ranks span, the FLOP/s table interpolated in log(rows), and compute shared by
+// all-reduce where faster, Open MPI's libnbc algorithms, nothing at one rank, each call over the
+// link its ranks span (a node's link shared by its ranks' concurrent calls), the FLOP/s table interpolated in log(rows), and compute shared by
 // the ranks of a node (at most one thread per rank, at most the node's cores).
 #include <boost/test/unit_test.hpp>
 
@@ -40,8 +41,39 @@ BOOST_AUTO_TEST_CASE(calls_go_over_the_link_their_ranks_span) {
   m.async_latency_s = 0, m.optimizer_s_per_param = 0, m.ranks_per_node = 4, m.flops_per_thread = 1e10;
   plan::StepCost work;
   work.calls = {{"step", "all_gather", 1000, plan::Among::shard}, {"step", "all_reduce", 4000, plan::Among::replica}};
-  const double within = 3 * (1e-6 + 1000 / 1e11), across = 2 * 3 * (1e-5 + 1000 / 1e9);
+  // With a link per rank (the default), each rank's replica all-reduce has its own; with one link
+  // per node, the node's 4 ranks all-reduce with their replicas at once through it.
+  const double within = 3 * (1e-6 + 1000 / 1e11), across = 2 * 3 * (1e-5 + 4000 / 4.0 / 1e9);
   BOOST_TEST(plan::step_time(work, work, 0, four, m, 0, 0).comm == within + across, tt::tolerance(1e-12));
+  m.inter_links = 1;
+  const double shared = 2 * 3 * (1e-5 + 4000 / 4.0 / (1e9 / 4));
+  BOOST_TEST(plan::step_time(work, work, 0, four, m, 0, 0).comm == within + shared, tt::tolerance(1e-12));
+  const plan::Placement replica = four.place(plan::Among::replica, 4), shard = two.place(plan::Among::shard, 4);
+  BOOST_TEST((replica.ranks == 4 && replica.per_node == 1 && replica.sharing == 4 && replica.spans));
+  BOOST_TEST((shard.ranks == 8 && shard.per_node == 4 && shard.sharing == 1 && shard.spans));
+}
+
+// Open MPI's libnbc algorithms (comm_on_cores), 4 ranks on 2 nodes of 2 and HSDP's all-reduce of 2
+// replicas (one rank per node, both ranks of each node at once), each round over its link.
+BOOST_AUTO_TEST_CASE(open_mpi_collectives_follow_libnbc_round_by_round) {
+  plan::Machine m;
+  m.comm_on_cores = true;
+  const double ai = 1e-6, bi = 1e10, ax = 1e-4, bx = 1e8, b = 1 << 20;
+  m.alpha_s = ai, m.beta_bytes_per_s = bi, m.inter_alpha_s = ax, m.inter_beta_bytes_per_s = bx;
+  const plan::Placement world{4, 2, 1, true, 1}, replicas{2, 1, 2, true, 1};  // one link per node
+  // Binomial reduce: distance 1 within the node, distance 2 across; then rank 0 scatters the pieces.
+  BOOST_TEST(plan::collective_seconds("reduce_scatter", b, world, m) ==
+                 (ai + b / bi) + (ax + b / bx) + ax + (b / 4) / bi + 2 * (b / 4) / bx, tt::tolerance(1e-12));
+  // Linear: each node's link carries both of its ranks' parts to both ranks of the other node.
+  BOOST_TEST(plan::collective_seconds("all_gather", b, world, m) == ax + b / bi + 4 * b / bx, tt::tolerance(1e-12));
+  // In place: binomial reduce then broadcast of the whole buffer; two replica pairs share each link.
+  BOOST_TEST(plan::collective_seconds("all_reduce", b, replicas, m) == 2 * (ax + 2 * b / bx), tt::tolerance(1e-12));
+  // Within a node: every round on the one link.
+  BOOST_TEST(plan::collective_seconds("all_reduce", b, 4, m) == 4 * (ai + b / bi), tt::tolerance(1e-12));
+  BOOST_TEST(plan::collective_seconds("all_gather", b, 2, m) == ai + b / bi, tt::tolerance(1e-12));
+  // A link per rank: HSDP's replica pairs do not share.
+  BOOST_TEST(plan::collective_seconds("all_reduce", b, plan::Placement{2, 1, 2, true, 2}, m) == 2 * (ax + b / bx),
+             tt::tolerance(1e-12));
 }
 
 BOOST_AUTO_TEST_CASE(flops_table_and_core_sharing) {
