@@ -1,7 +1,6 @@
 #include "ckpt/checkpoint.h"
 
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -10,6 +9,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "ckpt/generator_states.h"
 #include "core/atomic_output.h"
 #include "core/checksum.h"
 #include "core/error.h"
@@ -135,10 +135,10 @@ void save(const std::string& output_dir, const TrainingState& state, shard::Shar
   }
   comm.barrier();
   const fs::path shard_file = tmp / shard_name(rank, world);
-  at::Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
-  model::write_safetensors(shard_file.string(),
-                           {{"params", sharded.owned("params").cpu()}, {"exp_avg", sharded.owned("exp_avg").cpu()},
-                            {"exp_avg_sq", sharded.owned("exp_avg_sq").cpu()}, {"rng", rng}},
+  std::map<std::string, at::Tensor> tensors = generator_states(sharded.device());
+  tensors.insert({{"params", sharded.owned("params").cpu()}, {"exp_avg", sharded.owned("exp_avg").cpu()},
+                  {"exp_avg_sq", sharded.owned("exp_avg_sq").cpu()}});
+  model::write_safetensors(shard_file.string(), tensors,
                            {{"rank", std::to_string(rank)}, {"world_size", std::to_string(world)}});
   fsync_path(shard_file);
   if (hooks) hooks->fail_at(rank, TestHooks::Point::kSave);
@@ -261,10 +261,12 @@ std::optional<TrainingState> resume(const std::string& output_dir, const ResumeO
     return out.to(sharded.device());
   };
   sharded.restore(read, manifest.optimizer_steps);
-  if (old_world == comm.size()) {  // (nothing in training draws from it since dropout is keyed: kept for what may)
+  if (old_world == comm.size()) {  // each rank its own generators (ckpt/generator_states.h)
     model::SafetensorsFile own((dir / shard_name(comm.rank(), old_world)).string());
-    at::Generator generator = at::detail::getDefaultCPUGenerator();
-    generator.set_state(own.load("rng"));
+    std::map<std::string, at::Tensor> saved;
+    for (const char* name : {"rng", "rng_cuda"})
+      if (own.contains(name)) saved[name] = own.load(name);
+    restore_generator_states(saved, sharded.device());
   }
   TrainingState state;
   state.step = manifest.step;

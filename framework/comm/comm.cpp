@@ -217,6 +217,10 @@ void Comm::broadcast(at::Tensor& tensor, int root) {
   WaitClock clock(totals_->wait_);
   do_broadcast(tensor, root);
 }
+void Comm::synchronize() {  // not a collective: neither recorded nor counted
+  WaitClock clock(totals_->wait_);
+  do_synchronize();
+}
 void Comm::barrier() {
   begin("barrier", at::Tensor());
   WaitClock clock(totals_->wait_);

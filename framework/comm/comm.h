@@ -72,6 +72,11 @@ class Comm {
   WorkPtr all_reduce_sum_async(at::Tensor& tensor);
   void broadcast(at::Tensor& tensor, int root);
   void barrier();
+  // Blocks the host, under the watchdog, until every collective issued and waited for has
+  // completed. Backends that complete collectives on the host (mpi, single) are done already; on
+  // a GPU, waits are device-side (comm/stream_work.h) and this is where the host catches up: call
+  // it before reading a result on the host that depends on collectives (the clip norm).
+  void synchronize();
 
   // Collective: the ranks that pass the same `color`, ordered by `key`, as a communicator of their
   // own (MPI_Comm_split, ncclCommSplit). It shares this one's watchdog timeout and aborts the
@@ -100,6 +105,7 @@ class Comm {
   uint64_t take_calls();
 
  protected:
+  friend class HostStagedComm;  // runs another backend's raw operations on host copies
   // Backends implement the raw operations; `wait` is called with the in-flight record so that
   // a timeout can name it.
   virtual void do_all_reduce_sum(at::Tensor& tensor) = 0;
@@ -108,6 +114,7 @@ class Comm {
   virtual void do_all_gather_into(const at::Tensor& chunk, at::Tensor& flat_out) = 0;
   virtual void do_broadcast(at::Tensor& tensor, int root) = 0;
   virtual void do_barrier() = 0;
+  virtual void do_synchronize() {}
   // Backends without a native asynchronous form run the blocking one and return a done work.
   virtual WorkPtr do_all_gather_into_async(const at::Tensor& chunk, at::Tensor& flat_out);
   virtual WorkPtr do_reduce_scatter_sum_async(const at::Tensor& flat, at::Tensor& out);
@@ -132,8 +139,12 @@ class Comm {
   std::array<CollectiveRecord, 16> ring_;
 };
 
-// backend: "auto" (mpi when launched by mpirun/srun with more than one rank, else single),
-// "single", "mpi" or "nccl". MPI is initialised on first use and finalised at exit.
+struct PlacementRequest;  // comm/placement.h
+// The backend comm/placement.h chooses for `request`, on the device it chooses (nccl: the rank's
+// GPU; mpi with host staging: the device the tensors live on). MPI is initialised on first use and
+// finalised at exit.
+std::unique_ptr<Comm> make_comm(const PlacementRequest& request);
+// backend "auto", "single", "mpi" (CPU tensors) or "nccl" (CUDA tensors on the rank's GPU).
 std::unique_ptr<Comm> make_comm(const std::string& backend);
 // True when this process was started by mpirun/mpiexec/srun (environment variables).
 bool launched_by_mpi();

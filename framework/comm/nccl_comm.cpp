@@ -1,6 +1,7 @@
-// NCCL backend (CUDA builds): CUDA tensors, one GPU per rank chosen from the node-local rank, the
-// NCCL unique id sent from rank 0 with MPI_Bcast. Operations run on a side stream and are polled
-// (cudaEventQuery + ncclCommGetAsyncError) against the watchdog timeout.
+// NCCL backend (CUDA builds): CUDA tensors, one GPU per rank (comm/placement.h), the NCCL unique
+// id sent from rank 0 with MPI_Bcast. Operations run on a side stream; waiting for one makes the
+// compute stream wait for its event (comm/stream_work.h); the host polls (cudaEventQuery +
+// ncclCommGetAsyncError, under the watchdog) only for blocking collectives and `synchronize`.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
@@ -8,12 +9,13 @@
 #include <nccl.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <memory>
-#include <thread>
 
+#include "comm/cuda_events.h"
 #include "comm/mpi_comm.h"
+#include "comm/placement.h"
+#include "comm/stream_work.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -38,43 +40,62 @@ ncclDataType_t nccl_type(at::ScalarType type) {
   }
 }
 
-class NcclComm;
-
-// A collective launched on the communicator's side stream (after the work already queued on the
-// compute stream): `wait` polls its completion under the watchdog, then orders the compute
-// stream after it. The tensors it uses stay referenced until then.
-class NcclWork : public Work {
+// CUDA events on the communicator's side stream and the rank's compute stream; `done` also
+// reports NCCL's asynchronous errors (a peer that failed).
+class CudaStreams : public DeviceStreams {
  public:
-  NcclWork(NcclComm& comm, const CollectiveRecord& record, std::vector<at::Tensor> keep);
-  ~NcclWork() override { cudaEventDestroy(done_); }
-  void launched(cudaStream_t side) { cudaEventRecord(done_, side); }
-  bool test() override { return waited_ || cudaEventQuery(done_) == cudaSuccess; }
-  void wait() override;
+  CudaStreams(cudaStream_t side, int device, ncclComm_t comm) : side_(side), device_(device), comm_(comm) {}
+  uint64_t record_on_comm_stream() override { return events_.record(side_); }
+  uint64_t record_on_compute_stream() override { return events_.record(compute()); }
+  void compute_waits_for(uint64_t id) override { cudaStreamWaitEvent(compute(), events_.at(id), 0); }
+  bool done(uint64_t id) override {
+    const cudaError_t status = cudaEventQuery(events_.at(id));
+    if (status == cudaSuccess) return true;
+    ANGLE_CHECK(status == cudaErrorNotReady, "CUDA: ", cudaGetErrorString(status));
+    ncclResult_t async = ncclSuccess;
+    ncclCommGetAsyncError(comm_, &async);
+    ANGLE_CHECK(async == ncclSuccess, "NCCL: asynchronous error: ", ncclGetErrorString(async));
+    return false;
+  }
+  void release(uint64_t id) override { events_.release(id); }
 
  private:
-  NcclComm& comm_;
-  CollectiveRecord record_;
-  std::vector<at::Tensor> keep_;
-  cudaEvent_t done_ = nullptr;
-  bool waited_ = false;
+  cudaStream_t compute() const { return c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_)).stream(); }
+  cudaStream_t side_;
+  int device_;
+  ncclComm_t comm_;
+  CudaEvents events_{cudaEventDisableTiming};
 };
+
+std::string uuid_of(int device) {
+  cudaDeviceProp prop{};
+  ANGLE_CHECK(cudaGetDeviceProperties(&prop, device) == cudaSuccess, "CUDA: cannot read the properties of cuda:", device);
+  std::string hex;
+  char byte[3];
+  for (int i = 0; i < 16; ++i) {
+    std::snprintf(byte, sizeof byte, "%02x", static_cast<unsigned char>(prop.uuid.bytes[i]));
+    hex += byte;
+  }
+  return "GPU-" + hex;
+}
 
 // Every collective, blocking or not, runs on one side stream, so that NCCL sees them in the
 // order they were issued (collectives of one communicator on two streams can deadlock).
 class NcclComm : public Comm {
  public:
-  NcclComm() : mpi_(std::make_shared<MpiComm>()) {
+  explicit NcclComm(const PlacementRequest& request) : mpi_(std::make_shared<MpiComm>()) {
     try {
-      const int devices = static_cast<int>(c10::cuda::device_count());
-      ANGLE_CHECK(devices > 0, "nccl backend: no CUDA device visible to rank ", mpi_->rank());
-      device_ = mpi_->local_rank() % devices;
+      device_ = choose_gpu("nccl", request, mpi_->local_rank(), mpi_->node_size(),
+                           static_cast<int>(c10::cuda::device_count()));
       c10::cuda::set_device(static_cast<c10::DeviceIndex>(device_));
+      check_one_gpu_per_rank();
       ncclUniqueId id;
       if (mpi_->rank() == 0) NCCL_CHECK(ncclGetUniqueId(&id));
       MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
       NCCL_CHECK(ncclCommInitRank(&comm_, mpi_->size(), id, mpi_->rank()));
       rank_ = mpi_->rank(), size_ = mpi_->size();
       cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking);
+      streams_ = std::make_unique<CudaStreams>(side_, device_, comm_);
     } catch (const std::exception& e) {  // a rank that cannot set up NCCL ends the job at once
       std::fprintf(stderr, "angle: error: rank %d: %s\n", mpi_->rank(), message_of(e).c_str());
       std::fflush(stderr);
@@ -87,8 +108,10 @@ class NcclComm : public Comm {
     NCCL_CHECK(ncclCommUserRank(comm_, &rank_));
     NCCL_CHECK(ncclCommCount(comm_, &size_));
     cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking);
+    streams_ = std::make_unique<CudaStreams>(side_, device_, comm_);
   }
   ~NcclComm() override {
+    streams_.reset();
     cudaStreamDestroy(side_);
     ncclCommDestroy(comm_);
   }
@@ -103,20 +126,31 @@ class NcclComm : public Comm {
   cudaStream_t compute_stream() const {
     return c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_)).stream();
   }
-  void check_async_error() const {
-    ncclResult_t async = ncclSuccess;
-    ncclCommGetAsyncError(comm_, &async);
-    ANGLE_CHECK(async == ncclSuccess, "NCCL: asynchronous error: ", ncclGetErrorString(async));
-  }
-  using Comm::timed_out;
 
  protected:
+  Watchdog watchdog() const {
+    return {timeout(), [this](const CollectiveRecord& r) { timed_out(r); }, {}, {}};
+  }
+  // Two ranks of one node on one GPU (ranks outnumbering GPUs, or a launcher handing one GPU to
+  // several ranks) fail here, with their ranks, before NCCL is set up.
+  void check_one_gpu_per_rank() const {
+    const std::string mine = uuid_of(device_);
+    std::vector<char> all(mine.size() * mpi_->size());
+    std::vector<int> nodes(mpi_->size());
+    const int node = mpi_->node();
+    MPI_Allgather(mine.data(), static_cast<int>(mine.size()), MPI_CHAR, all.data(), static_cast<int>(mine.size()),
+                  MPI_CHAR, MPI_COMM_WORLD);
+    MPI_Allgather(&node, 1, MPI_INT, nodes.data(), 1, MPI_INT, MPI_COMM_WORLD);
+    std::vector<std::string> gpus;
+    for (int r = 0; r < mpi_->size(); ++r) gpus.emplace_back(all.data() + r * mine.size(), mine.size());
+    check_distinct_gpus(nodes, gpus);
+  }
   static void check_cuda(const at::Tensor& t) {
     ANGLE_CHECK(t.is_cuda() && t.is_contiguous(), "nccl backend needs contiguous CUDA tensors");
   }
   // Orders the side stream after the compute stream, runs `launch(side stream)`, returns its work.
   template <typename Launch>
-  std::unique_ptr<NcclWork> run(std::vector<at::Tensor> keep, Launch&& launch) {
+  std::unique_ptr<StreamWork> run(std::vector<at::Tensor> keep, Launch&& launch) {
     for (const at::Tensor& t : keep)
       if (t.defined()) check_cuda(t);
     cudaEvent_t ready;
@@ -124,16 +158,26 @@ class NcclComm : public Comm {
     cudaEventRecord(ready, compute_stream());
     cudaStreamWaitEvent(side_, ready, 0);
     cudaEventDestroy(ready);
-    auto work = std::make_unique<NcclWork>(*this, *in_flight_, std::move(keep));
+    auto work = std::make_unique<StreamWork>(*streams_, *in_flight_, std::move(keep));
     launch(side_);
-    work->launched(side_);
+    work->launched();
     return work;
+  }
+  // The blocking forms: their results are read on the host, so the host waits (under the watchdog).
+  template <typename Launch>
+  void run_blocking(std::vector<at::Tensor> keep, Launch&& launch) {
+    run(std::move(keep), std::forward<Launch>(launch))->wait_on_host(watchdog());
+  }
+  void do_synchronize() override {
+    const uint64_t event = streams_->record_on_compute_stream();
+    host_wait(*streams_, event, {0, "synchronize", "[]", "-"}, watchdog());
+    streams_->release(event);
   }
 
   void do_all_reduce_sum(at::Tensor& t) override {
-    run({t}, [&](cudaStream_t s) {
+    run_blocking({t}, [&](cudaStream_t s) {
       NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), ncclSum, comm_, s));
-    })->wait();
+    });
   }
   at::Tensor do_all_gather_rows(const at::Tensor& local, const std::vector<int64_t>& counts) override {
     at::Tensor rows = local.dim() == 0 ? local.reshape({1}) : local.contiguous();
@@ -145,10 +189,10 @@ class NcclComm : public Comm {
         kSmallRowsBytes) {  // few bytes: the sum of every rank's rows in its place (a tree, log N latency)
       at::Tensor sum = at::zeros(whole, rows.options());
       if (rows.size(0) > 0) sum.narrow(0, before, rows.size(0)).copy_(rows);
-      run({sum}, [&](cudaStream_t s) {
+      run_blocking({sum}, [&](cudaStream_t s) {
         NCCL_CHECK(ncclAllReduce(sum.data_ptr(), sum.data_ptr(), sum.numel(), nccl_type(sum.scalar_type()), ncclSum,
                                  comm_, s));
-      })->wait();
+      });
       return sum;
     }
     // Every rank's rows padded to the largest count (NCCL's all-gather takes equal sizes).
@@ -159,21 +203,27 @@ class NcclComm : public Comm {
     if (rows.size(0) > 0) padded.narrow(0, 0, rows.size(0)).copy_(rows);
     shape[0] = most * size();
     at::Tensor gathered = at::empty(shape, rows.options());
-    run({padded, gathered}, [&](cudaStream_t s) {
+    run_blocking({padded, gathered}, [&](cudaStream_t s) {
       NCCL_CHECK(ncclAllGather(padded.data_ptr(), gathered.data_ptr(), padded.numel(), nccl_type(rows.scalar_type()),
                                comm_, s));
-    })->wait();
+    });
     std::vector<at::Tensor> parts;
     for (int r = 0; r < size(); ++r) parts.push_back(gathered.narrow(0, r * most, counts[r]));
     return at::cat(parts);
   }
   at::Tensor do_reduce_scatter_sum(const at::Tensor& flat) override {
     at::Tensor out = at::empty({flat.numel() / size()}, flat.options());
-    do_reduce_scatter_sum_async(flat, out)->wait();
+    run_blocking({flat, out}, [&](cudaStream_t s) {
+      NCCL_CHECK(ncclReduceScatter(flat.data_ptr(), out.data_ptr(), out.numel(), nccl_type(flat.scalar_type()), ncclSum,
+                                   comm_, s));
+    });
     return out;
   }
   void do_all_gather_into(const at::Tensor& chunk, at::Tensor& flat_out) override {
-    do_all_gather_into_async(chunk, flat_out)->wait();
+    run_blocking({chunk, flat_out}, [&](cudaStream_t s) {
+      NCCL_CHECK(ncclAllGather(chunk.data_ptr(), flat_out.data_ptr(), chunk.numel(), nccl_type(chunk.scalar_type()),
+                               comm_, s));
+    });
   }
   WorkPtr do_all_gather_into_async(const at::Tensor& chunk, at::Tensor& flat_out) override {
     return run({chunk, flat_out}, [&](cudaStream_t s) {
@@ -220,9 +270,9 @@ class NcclComm : public Comm {
     return std::make_unique<NcclComm>(*this, sub);
   }
   void do_broadcast(at::Tensor& t, int root) override {
-    run({t}, [&](cudaStream_t s) {
+    run_blocking({t}, [&](cudaStream_t s) {
       NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), root, comm_, s));
-    })->wait();
+    });
   }
   void do_barrier() override {
     at::Tensor one = at::ones({1}, at::TensorOptions().device(at::kCUDA, device_));
@@ -238,31 +288,12 @@ class NcclComm : public Comm {
   int rank_ = 0, size_ = 1, device_ = 0;
   ncclComm_t comm_ = nullptr;
   cudaStream_t side_ = nullptr;
+  std::unique_ptr<CudaStreams> streams_;
 };
-
-NcclWork::NcclWork(NcclComm& comm, const CollectiveRecord& record, std::vector<at::Tensor> keep)
-    : comm_(comm), record_(record), keep_(std::move(keep)) {
-  cudaEventCreateWithFlags(&done_, cudaEventDisableTiming);
-}
-
-void NcclWork::wait() {
-  if (waited_) return;
-  const double start = now_seconds();
-  while (true) {
-    cudaError_t status = cudaEventQuery(done_);
-    if (status == cudaSuccess) break;
-    ANGLE_CHECK(status == cudaErrorNotReady, "CUDA: ", cudaGetErrorString(status));
-    comm_.check_async_error();
-    if (now_seconds() - start > comm_.timeout()) comm_.timed_out(record_);
-    std::this_thread::sleep_for(std::chrono::microseconds(20));
-  }
-  cudaStreamWaitEvent(comm_.compute_stream(), done_, 0);
-  keep_.clear();
-  waited_ = true;
-}
 
 }  // namespace
 
-std::unique_ptr<Comm> make_nccl_comm() { return std::make_unique<NcclComm>(); }
+bool nccl_built() { return true; }
+std::unique_ptr<Comm> make_nccl_comm(const PlacementRequest& request) { return std::make_unique<NcclComm>(request); }
 
 }  // namespace angle::comm

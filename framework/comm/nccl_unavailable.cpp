@@ -1,9 +1,11 @@
-// Builds without CUDA/NCCL: asking for the nccl backend is a clear error.
+// Builds without CUDA/NCCL: comm/placement.h refuses the nccl backend with a clear error first.
 #include "comm/comm.h"
+#include "comm/placement.h"
 #include "core/error.h"
 
 namespace angle::comm {
-std::unique_ptr<Comm> make_nccl_comm() {
+bool nccl_built() { return false; }
+std::unique_ptr<Comm> make_nccl_comm(const PlacementRequest&) {
   ANGLE_FAIL("this build of angle has no NCCL support (configure with the CUDA toolkit and the CUDA torch wheel)");
 }
 }  // namespace angle::comm

@@ -10,7 +10,12 @@ namespace angle::model {
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& allowed, double p,
                      const KeyedDropout& dropout, uint32_t site) {
-  if (p == 0) return at::scaled_dot_product_attention(q, k, v, allowed);
+  if (p == 0) {
+    // train.deterministic on a GPU: the math path (the fused kernels' backward adds with atomics).
+    if (q.is_cuda() && at::globalContext().deterministicAlgorithms())
+      return std::get<0>(at::_scaled_dot_product_attention_math(q, k, v, allowed));
+    return at::scaled_dot_product_attention(q, k, v, allowed);
+  }
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const at::ScalarType dtype = q.scalar_type();
   auto accumulate = [&](const at::Tensor& t) { return dtype == at::kFloat ? t : t.to(at::kFloat); };

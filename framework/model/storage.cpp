@@ -1,5 +1,6 @@
 #include "model/storage.h"
 
+#include <c10/core/DeviceGuard.h>
 #include <c10/core/StorageImpl.h>
 
 namespace angle::model {
@@ -11,6 +12,8 @@ void free_storage(const at::Tensor& t) {
 }
 
 void alloc_storage(const at::Tensor& t) {
+  // The CUDA caching allocator allocates on the current device: make it the tensor's.
+  const c10::OptionalDeviceGuard on_its_device(t.device());
   c10::StorageImpl* s = t.storage().unsafeGetStorageImpl();
   const size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
   if (s->nbytes() == bytes) return;

@@ -50,6 +50,8 @@ void measure_link(comm::Comm& comm, Machine& m) {
 
 }  // namespace
 
+bool comm_on_cores(const std::string& backend) { return !backend.starts_with("nccl"); }
+
 Machine calibrate(const train::JobConfig& job, comm::Comm& comm) {
   Machine m;
   m.cores = std::max(1u, std::thread::hardware_concurrency());
@@ -108,7 +110,7 @@ Machine calibrate(const train::JobConfig& job, comm::Comm& comm) {
       m.flops_by_rows.emplace_back(shared[3 + 2 * i].item<double>(), shared[4 + 2 * i].item<double>());
   if (comm.size() > 1) measure_link(comm, m);
   m.ranks_per_node = comm.size();
-  m.comm_on_cores = comm.backend() != "nccl";
+  m.comm_on_cores = comm_on_cores(comm.backend());
   return m;
 }
 

@@ -14,6 +14,9 @@
 namespace angle::plan {
 
 // Returns the measured machine (cores: this node's hardware threads); rank 0's figures.
+// Whether a backend's collectives run on the CPU cores that also compute (mpi, single, host
+// staging) rather than beside the kernels (nccl, named "nccl (cuda:N)").
+bool comm_on_cores(const std::string& backend);
 Machine calibrate(const train::JobConfig& job, comm::Comm& comm);
 
 void save_machine(const Machine& m, const std::string& path);

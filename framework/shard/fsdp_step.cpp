@@ -70,6 +70,7 @@ double ShardedModel::step(double lr, double max_grad_norm) {
   int64_t step_bytes = 0;  // stage 1 on several ranks: the reduced shards exist only during the step
   std::vector<at::Tensor> shard_grads = shard_gradients(step_bytes);
   const at::Tensor norm_sq = global_norm_sq(shard_grads, comm_, f32_);
+  comm_.synchronize();  // on a GPU the host catches up here, under the watchdog, before it reads the norm
   const double norm = std::sqrt(norm_sq.item<double>());
   const double coefficient = max_grad_norm > 0 ? max_grad_norm / (norm + 1e-6) : 1.0;  // as clip_grad_norm_
   ++step_;

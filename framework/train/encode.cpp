@@ -26,6 +26,12 @@ struct Autocast {
 
 }  // namespace
 
+// Host to GPU from pinned memory, without blocking the host: the copy is ordered on the compute
+// stream, and the caching host allocator keeps the pinned block until it has run.
+static at::Tensor to_device(const at::Tensor& t, const at::Device& device) {
+  return device.is_cuda() ? t.pin_memory().to(device, /*non_blocking=*/true) : t;
+}
+
 at::Tensor encode_rows(const model::Encoder& encoder, shard::ShardedModel& sharded,
                        const std::vector<const std::vector<int64_t>*>& rows, const std::vector<int64_t>& row_keys,
                        bool bf16_autocast) {
@@ -37,7 +43,7 @@ at::Tensor encode_rows(const model::Encoder& encoder, shard::ShardedModel& shard
     used = {&dummy}, keys = {0};
   }
   model::TokenBatch tokens = encoder.collate(used);
-  at::Tensor ids = tokens.input_ids.to(encoder.device), mask = tokens.attention_mask.to(encoder.device);
+  at::Tensor ids = to_device(tokens.input_ids, encoder.device), mask = to_device(tokens.attention_mask, encoder.device);
   at::Tensor pooled;
   {
     Autocast autocast(encoder.device.type(), bf16_autocast);

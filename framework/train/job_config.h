@@ -56,6 +56,8 @@ struct JobConfig {
   Device device;                      // cpu (default), cuda or cuda:N
   Backend backend = Backend::automatic;  // auto | single | mpi | nccl
   double comm_timeout = 300;          // seconds a collective may wait before all ranks abort
+  bool host_staging = false;          // CUDA tensors over MPI, copied through host memory (comm/host_staged_comm.h)
+  bool deterministic = false;         // deterministic kernels (train/determinism.h)
   // [shard]
   Stage stage;                        // 1: optimizer state, 2 (default): + gradients, 3: + parameters
   Dtype param_dtype = Dtype::fp32;    // dtype of the gathered parameters and the compute

@@ -202,6 +202,12 @@ std::vector<JobKey> key_table() {
           erased(2)),
       key("train", "comm_timeout", &C::comm_timeout,
           "seconds a collective may wait before every rank aborts (watchdog)", erased(3)),
+      key("train", "host_staging", &C::host_staging,
+          "with train.device = cuda and train.backend = mpi: copy every collective's tensors through host memory "
+          "(slow: several ranks on one GPU, for tests)",
+          erased(6)),
+      key("train", "deterministic", &C::deterministic,
+          "deterministic kernels (bitwise-equal resumes on GPU; slower there, no effect on the CPU)", erased(7)),
 
       key("shard", "stage", &C::stage,
           "1: optimizer state sharded, 2: + gradients, 3: + parameters (gathered per unit just in time)", kNotHashed),

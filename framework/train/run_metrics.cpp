@@ -69,7 +69,9 @@ double evaluate_dev(model::Encoder& encoder, const data::StsPairs& dev_set, long
 void add_test_scores(const JobConfig& c, const model::Encoder& final_model, const data::StsPairs& test_set,
                      bool have_best, json& result) {
   auto score_of = [&](const std::string& dir) {
-    return score_json(eval::evaluate_sts(model::load_encoder(dir, evaluation_options(c)), test_set, kEvalOptions));
+    model::EncoderOptions options = evaluation_options(c);
+    options.device = final_model.device.str();  // the device training ran on, as placed
+    return score_json(eval::evaluate_sts(model::load_encoder(dir, options), test_set, kEvalOptions));
   };
   result["final"] = {{"test", score_json(eval::evaluate_sts(final_model, test_set, kEvalOptions))}};
   if (have_best) result["best"]["test"] = score_of((fs::path(c.output_dir) / "best").string());
@@ -90,6 +92,10 @@ std::string test_summary(const JobConfig& c, const json& result) {
   return line;
 }
 
+c10::ScalarType matmul_dtype(const JobConfig& c) {
+  return c.dtype == Dtype::bf16 || c.param_dtype == Dtype::bf16 ? at::kBFloat16 : at::kFloat;
+}
+
 json profile_summary(const StepProfile& profile, const model::ModelShape& shape, const JobConfig& c,
                      const at::Device& device, const RunTotals& totals, int rank) {
   json j = profile.run_json();
@@ -98,7 +104,7 @@ json profile_summary(const StepProfile& profile, const model::ModelShape& shape,
   const double passes = steps * static_cast<double>(c.grad_accum) *
                         (c.chunk > 0 ? static_cast<double>(c.global_batch / c.grad_accum) / static_cast<double>(c.chunk) : 1.0);
   const auto rows = static_cast<int64_t>(totals.tokens / std::max(1.0, passes));
-  const bool bf16 = c.dtype == Dtype::bf16;
+  const bool bf16 = matmul_dtype(c) == at::kBFloat16;
   const double peak = linear_layers_mm_flops(shape, rows, bf16 ? at::kBFloat16 : at::kFloat, device, 0.25);
   const double achieved = totals.flops / std::max(1e-9, profile.run_step_seconds());
   j["model_flops_per_step"] = totals.flops / steps;

@@ -56,6 +56,10 @@ std::string test_summary(const JobConfig& c, const nlohmann::json& result);
 // The end of a run, on every rank: the run's phase table and this rank's achieved model FLOP/s
 // beside what at::mm reaches on the model's linear-layer shapes (every rank measures at once, so
 // that the peak sees the same sharing of cores as training did); rank 0 prints them.
+// The dtype the linear layers' matmuls run in: bf16 under bf16 autocast (model.dtype) or with bf16
+// gathered parameters (shard.param_dtype), else fp32. The at::mm peak beside the achieved FLOP/s
+// is measured in it.
+c10::ScalarType matmul_dtype(const JobConfig& c);
 nlohmann::json profile_summary(const StepProfile& profile, const model::ModelShape& shape, const JobConfig& c,
                                const at::Device& device, const RunTotals& totals, int rank);
 

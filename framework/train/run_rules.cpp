@@ -9,7 +9,9 @@
 
 #include "ckpt/checkpoint.h"
 #include "core/memory.h"
+#include "core/log.h"
 #include "core/version.h"
+#include "train/device_memory.h"
 #include "train/run_record.h"
 #include "train/run_signals.h"
 
@@ -19,11 +21,27 @@ using nlohmann::json;
 
 // A metrics.jsonl line every train.log_every steps and at the last (rank 0); the progress line.
 void TrainingRun::log(long step, const StepOutcome& out) {
-  if (rank_ == 0 && (step % c_.log_every == 0 || step == total_steps_)) {
+  const bool logged = step % c_.log_every == 0 || step == total_steps_;
+  // On a GPU: every rank's caching-allocator peaks (allocated, reserved) since the start, one
+  // gather on the logged steps.
+  json device_peaks;
+  if (logged && encoder_->device.is_cuda()) {
+    const DeviceMemory mine = device_memory(encoder_->device).value_or(DeviceMemory{});
+    const at::Tensor all =
+        comm_.all_gather_rows(at::tensor({mine.peak_allocated, mine.peak_reserved}, at::kLong).view({1, 2}).to(comm_.device()))
+            .cpu();
+    device_peaks = {{"device_peak_allocated_bytes", json::array()}, {"device_peak_reserved_bytes", json::array()}};
+    for (int64_t r = 0; r < all.size(0); ++r) {
+      device_peaks["device_peak_allocated_bytes"].push_back(all[r][0].item<int64_t>());
+      device_peaks["device_peak_reserved_bytes"].push_back(all[r][1].item<int64_t>());
+    }
+  }
+  if (rank_ == 0 && logged) {
     const long epoch = (step - 1) / batches_per_epoch_;
-    metrics_ << window_.line(step, epoch, out.loss, out.lr, out.grad_norm, out.dropped, out.terms, sharded_->memory(),
-                             elapsed_before_ + now_seconds() - totals_.start, profile_.take_window()).dump()
-             << std::endl;
+    json line = window_.line(step, epoch, out.loss, out.lr, out.grad_norm, out.dropped, out.terms, sharded_->memory(),
+                             elapsed_before_ + now_seconds() - totals_.start, profile_.take_window());
+    if (!device_peaks.is_null()) line.update(device_peaks);
+    metrics_ << line.dump() << std::endl;
     window_ = MetricsWindow{};
     sharded_->reset_memory_peak();
   }
@@ -89,9 +107,13 @@ int TrainingRun::finish() {
   profile_.end_run();
   const json step_profile = profile_summary(profile_, shape_, c_, encoder_->device, totals_, rank_);
   totals_.peak_state = std::max(totals_.peak_state, sharded_->memory().peak());
-  std::fprintf(stderr, "[rank %d] peak model state %.1f MiB (stage %d), peak RSS %.1f MiB\n", rank_,
+  std::string device_line;
+  if (const auto device = device_memory(encoder_->device))
+    device_line = ", " + encoder_->device.str() + " peak allocated " + mib(device->peak_allocated) + " MiB, reserved " +
+                  mib(device->peak_reserved) + " MiB";
+  std::fprintf(stderr, "[rank %d] peak model state %.1f MiB (stage %d), peak RSS %.1f MiB%s\n", rank_,
                static_cast<double>(totals_.peak_state) / (1 << 20), c_.stage.number(),
-               static_cast<double>(peak_resident_bytes()) / (1 << 20));
+               static_cast<double>(peak_resident_bytes()) / (1 << 20), device_line.c_str());
   sharded_->end_training();
   sharded_->gather_full(/*keep=*/rank_ == 0);
   if (rank_ == 0) {

@@ -11,6 +11,7 @@
 #include "ckpt/checkpoint.h"
 #include "core/error.h"
 #include "core/memory.h"
+#include "train/device_clock.h"
 #include "train/run_record.h"
 #include "train/run_signals.h"
 #include "train/shared_inputs.h"
@@ -65,7 +66,7 @@ void preflight(comm::Comm& comm, const JobConfig& c) {
   for (int r = 0; r < comm.size(); ++r) {
     if (r == comm.rank())
       std::fprintf(stderr, "[rank %d/%d] host %s, local rank %d, %d threads, backend %s, device %s\n", comm.rank(),
-                   comm.size(), host, comm.local_rank(), at::get_num_threads(), comm.backend().c_str(), c.device.str().c_str());
+                   comm.size(), host, comm.local_rank(), at::get_num_threads(), comm.backend().c_str(), comm.device().str().c_str());
     if (comm.size() > 1) comm.barrier();
   }
 }
@@ -116,6 +117,7 @@ TrainingRun::TrainingRun(const JobConfig& c, const TestHooks& hooks, comm::Comm&
   progress_ = std::make_unique<Progress>("step", total_steps_, 5.0);
   window_ = MetricsWindow{};
   totals_ = RunTotals{};
+  profile_.set_device_clock(make_device_clock(encoder_->device));  // CUDA events on a GPU, none on the CPU
   profile_.start();
   encoder_->model->train(true);
 }
@@ -147,6 +149,7 @@ void TrainingRun::load_model() {
                 decoder ? "a LLaMA-family decoder" : "a BERT-family encoder");
   }
   model::EncoderOptions options = encoder_options(c_);
+  options.device = comm_.device().str();  // the rank's device as placed (comm/placement.h), e.g. cuda:<local rank>
   options.defer_weights = true;  // each rank reads only its slices of the weights (shard_model)
   encoder_.emplace(model::load_encoder(c_.model_path, options));
   model::check_exportable(encoder_->pooling);

@@ -51,7 +51,9 @@ StepOutcome TrainingRun::step(long step) {
   // Reduce (stage 1), clip, update: its wait in collectives is the reduce phase, the rest the optimizer's.
   window_.comm_wait += comm_.take_wait().wall_s;
   const double update_start = now_seconds(), update_cpu_start = process_cpu_seconds();
+  const uint64_t update_mark = profile_.device_mark();
   out.grad_norm = sharded_->step(out.lr, c_.max_grad_norm);
+  if (profile_.has_device_clock()) profile_.add_device_span(Phase::kOptimizer, update_mark, profile_.device_mark());
   const comm::Comm::WaitTime update_wait = comm_.take_wait();
   profile_.add(Phase::kReduce, update_wait.wall_s, update_wait.cpu_s);
   profile_.add(Phase::kOptimizer, now_seconds() - update_start - update_wait.wall_s,

@@ -5,13 +5,22 @@
 // a step's interval runs from the previous step's end to its own; the dev evaluation and the
 // checkpoint written after a step are phases of their own, reported with the next step.
 //
+// On a GPU the host only queues work, so its seconds say little about a phase: with a device
+// clock (train/device_clock.h: CUDA events on the compute stream) each timed phase also gets the
+// device seconds between events recorded at its start and end (`phase_device_s`, the table's
+// device column), read at the end of the step. The update (reduce, clip, AdamW) is one device
+// span, under optimizer.
+//
 // CPU seconds are the whole process's (every LibTorch/OpenMP thread, and the data thread reading
 // the next step meanwhile) while the phase ran on the training thread: CPU/wall near the thread
 // count means the phase kept every core busy, near 0 that it waited (I/O, a collective).
 #pragma once
 #include <array>
+#include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace angle::train {
 
@@ -31,6 +40,15 @@ enum class Phase {
 constexpr size_t kPhases = 10;
 const char* phase_name(Phase phase);
 
+// A device's clock: marks (events) on its compute stream, and the seconds between two of them.
+class DeviceClock {
+ public:
+  virtual ~DeviceClock() = default;
+  virtual uint64_t mark() = 0;
+  virtual double seconds_between(uint64_t from, uint64_t to) = 0;  // waits until `to` is reached
+  virtual void release(uint64_t mark) = 0;
+};
+
 class StepProfile {
  public:
   // Times one phase from construction to destruction; a null profile times nothing.
@@ -45,7 +63,15 @@ class StepProfile {
     StepProfile* profile_;
     Phase phase_;
     double wall_start_, cpu_start_;
+    uint64_t device_start_ = 0;
   };
+
+  // Device seconds too, from now on (null: none).
+  void set_device_clock(std::unique_ptr<DeviceClock> clock) { clock_ = std::move(clock); }
+  bool has_device_clock() const { return clock_ != nullptr; }
+  // A mark on the device clock (0 without one), and a phase's span between two marks.
+  uint64_t device_mark() { return clock_ ? clock_->mark() : 0; }
+  void add_device_span(Phase phase, uint64_t from, uint64_t to);
 
   void start();  // the run's first step begins
   void add(Phase phase, double wall_s, double cpu_s);
@@ -69,7 +95,14 @@ class StepProfile {
   };
   void fold();  // step_ into window_ and run_
   double run_total_seconds() const;  // every phase, evaluations and checkpoints included
+  struct Span {
+    Phase phase;
+    uint64_t from, to;
+  };
   std::array<Seconds, kPhases> window_{}, run_{}, step_{};
+  std::array<double, kPhases> device_window_{}, device_run_{};
+  std::vector<Span> spans_;  // this step's, read at its end
+  std::unique_ptr<DeviceClock> clock_;
   Seconds boundary_;  // when the previous step ended
   long window_steps_ = 0, run_steps_ = 0;
 };

@@ -2,7 +2,9 @@
 
 #include <cstdio>
 
+#include "comm/placement.h"
 #include "core/error.h"
+#include "train/determinism.h"
 #include "train/run_record.h"
 #include "train/training_run.h"
 
@@ -25,7 +27,13 @@ int train(const JobConfig& c, const TestHooks& hooks, comm::Comm& comm) {
 }  // namespace
 
 int run_training(const JobConfig& c, const TestHooks& hooks) {
-  std::unique_ptr<comm::Comm> comm = comm::make_comm(to_string(c.backend));
+  set_deterministic(c.deterministic);  // before any CUDA work (NCCL's set-up included)
+  comm::PlacementRequest placement;
+  placement.backend = to_string(c.backend);
+  placement.cuda = c.device.is_cuda();
+  placement.gpu = c.device.index;
+  placement.host_staging = c.host_staging;
+  std::unique_ptr<comm::Comm> comm = comm::make_comm(placement);  // the backend and the rank's device
   comm->set_timeout(c.comm_timeout);
   try {
     return train(c, hooks, *comm);

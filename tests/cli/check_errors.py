@@ -116,6 +116,20 @@ def main():
                    ['train', '--job', jobs / 'stsb.ini', '--model.path', decoder_dir('train-decoder'),
                     '--model.is_llm', 'false', '--run.output_dir', work / 'train-out', '--data.dev', '',
                     '--data.test', ''], ['model.is_llm = false', 'is a LLaMA-family decoder'], work / 'train-out')
+    # Placement (comm/placement.h): backend and device that disagree, refused before any work.
+    # (No GPU is visible here: train.device = cuda is refused for that; a GPU machine runs the rest.)
+    placement = [
+        ('nccl with CPU tensors', ['--train.backend', 'nccl'], ['train.backend = nccl moves CUDA tensors']),
+        ('mpi with CUDA tensors, no host staging', ['--train.device', 'cuda', '--train.backend', 'mpi'],
+         ['train.backend = mpi moves CPU tensors', 'train.host_staging = true']),
+        ('host staging on the CPU', ['--train.host_staging', 'true'], ['train.host_staging = true stages CUDA tensors']),
+        ('host staging under nccl', ['--train.device', 'cuda', '--train.backend', 'nccl', '--train.host_staging',
+                                     'true'], ['train.host_staging = true is for train.backend = mpi']),
+        ('cuda with no GPU visible', ['--train.device', 'cuda'], ['train.device = cuda: no CUDA device is visible']),
+    ]
+    for label, extra, message in placement:
+        expect.failure(label, ['train', '--job', jobs / 'stsb.ini', '--run.output_dir', work / 'placement-out',
+                               '--train.max_steps', '1'] + extra, message, work / 'placement-out')
     expect.failure('unsupported rope scaling', embed(decoder_dir('yarn', rope_scaling={'type': 'yarn', 'factor': 4.0})),
                    ['config.json', "rope scaling type 'yarn' is not supported"], out)
     expect.failure('sharded index naming a missing file',

@@ -8,6 +8,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include "comm/comm.h"
+#include "comm/host_staged_comm.h"
+#include "comm/placement.h"
 #include "loss/angle_loss.h"
 #include "loss/gather.h"
 #include "model/encoder.h"
@@ -21,10 +23,19 @@
 using namespace angle;
 
 namespace {
-// ANGLE_TEST_BACKEND=nccl runs the same tests on CUDA tensors (launch/gpu-check.sh).
+// ANGLE_TEST_BACKEND=nccl runs the same tests on CUDA tensors (launch/gpu-check.sh);
+// ANGLE_TEST_BACKEND=mpi-staged through host staging (comm/host_staged_comm.h): CUDA tensors where
+// a GPU is visible (several ranks sharing it), else CPU tensors, copied through host buffers all
+// the same.
 comm::Comm& world() {
-  static std::unique_ptr<comm::Comm> c =
-      comm::make_comm(std::getenv("ANGLE_TEST_BACKEND") ? std::getenv("ANGLE_TEST_BACKEND") : "mpi");
+  static std::unique_ptr<comm::Comm> c = [] {
+    const std::string backend = std::getenv("ANGLE_TEST_BACKEND") ? std::getenv("ANGLE_TEST_BACKEND") : "mpi";
+    if (backend != "mpi-staged") return comm::make_comm(backend);
+    if (!at::hasCUDA()) return comm::make_host_staged(comm::make_comm("mpi"), at::kCPU);
+    comm::PlacementRequest request;
+    request.backend = "mpi", request.cuda = true, request.host_staging = true;
+    return comm::make_comm(request);
+  }();
   return *c;
 }
 at::TensorOptions on(at::ScalarType type) { return at::TensorOptions().dtype(type).device(world().device()); }

@@ -4,6 +4,7 @@
 // the ranks of a node (at most one thread per rank, at most the node's cores).
 #include <boost/test/unit_test.hpp>
 
+#include "plan/calibrate.h"
 #include "plan/time_plan.h"
 
 using namespace angle;
@@ -113,3 +114,13 @@ BOOST_AUTO_TEST_CASE(collectives_hide_behind_compute_only_where_they_can) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// The backend's name decides whether the plan costs collectives on the cores (MPI's libnbc, host
+// staging) or beside the kernels (NCCL, whose name carries its device).
+BOOST_AUTO_TEST_CASE(nccl_by_any_device_name_runs_beside_the_kernels) {
+  BOOST_TEST(!plan::comm_on_cores("nccl (cuda:3)"));
+  BOOST_TEST(!plan::comm_on_cores("nccl"));
+  BOOST_TEST(plan::comm_on_cores("mpi"));
+  BOOST_TEST(plan::comm_on_cores("mpi (cuda:0 staged through host)"));
+  BOOST_TEST(plan::comm_on_cores("single"));
+}

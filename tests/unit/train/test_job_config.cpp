@@ -9,6 +9,7 @@
 
 #include "tiny_model.h"
 #include "train/job_config.h"
+#include "train/run_metrics.h"
 #include "train/job_keys.h"
 #include "train/job_config_cases.h"
 
@@ -149,7 +150,18 @@ BOOST_AUTO_TEST_CASE(one_table_of_keys) {
     BOOST_TEST((k.presence == JobKey::Presence::required) == (k.option() == "model.path" || k.option() == "data.train"));
     BOOST_TEST(contains(help, k.option()), k.option() << " is not in the help");
   }
-  BOOST_TEST(options.size() == 65u);
+  BOOST_TEST(options.size() == 67u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// The at::mm peak beside the achieved FLOP/s is measured in the dtype the matmuls run in.
+BOOST_AUTO_TEST_CASE(matmul_dtype_follows_autocast_and_gathered_parameters) {
+  JobConfig c;
+  BOOST_TEST(matmul_dtype(c) == at::kFloat);
+  c.param_dtype = Dtype::bf16;  // bf16 parameters, fp32 model.dtype: the matmuls run in bf16
+  BOOST_TEST(matmul_dtype(c) == at::kBFloat16);
+  c.param_dtype = Dtype::fp32;
+  c.dtype = Dtype::bf16;
+  BOOST_TEST(matmul_dtype(c) == at::kBFloat16);
+}

@@ -81,3 +81,44 @@ BOOST_AUTO_TEST_CASE(phases_cover_the_run) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// With a device clock (CUDA events on a GPU; a fake here), each timed phase also gets the device
+// seconds between its start and end marks, read at the end of the step; without one, no such key.
+namespace {
+class FakeClock : public DeviceClock {
+ public:
+  uint64_t mark() override { return ++marks; }
+  double seconds_between(uint64_t from, uint64_t to) override { return 0.5 * static_cast<double>(to - from); }
+  void release(uint64_t) override { ++released; }
+  uint64_t marks = 0;
+  int released = 0;
+};
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(device_seconds_per_phase_from_the_device_clock) {
+  StepProfile plain;
+  plain.start();
+  { StepProfile::Scope forward(&plain, Phase::kForward); }
+  plain.end_step();
+  BOOST_TEST(!plain.take_window().contains("phase_device_s"));
+
+  StepProfile profile;
+  auto owned = std::make_unique<FakeClock>();
+  FakeClock* clock = owned.get();
+  profile.set_device_clock(std::move(owned));
+  profile.start();
+  for (int step = 0; step < 2; ++step) {
+    { StepProfile::Scope forward(&profile, Phase::kForward); }  // marks k, k+1: 0.5 s
+    const uint64_t from = profile.device_mark();
+    clock->marks += 3;  // three marks elsewhere (a nested scope's): 2.0 s
+    profile.add_device_span(Phase::kOptimizer, from, profile.device_mark());
+    profile.end_step();
+  }
+  const nlohmann::json window = profile.take_window();
+  BOOST_TEST(window["phase_device_s"]["forward"].get<double>() == 0.5);    // per step
+  BOOST_TEST(window["phase_device_s"]["optimizer"].get<double>() == 2.0);
+  BOOST_TEST(window["phase_device_s"]["loss"].get<double>() == 0.0);
+  BOOST_TEST(profile.run_json()["phases"]["forward"]["device_s"].get<double>() == 1.0);  // the run's total
+  BOOST_TEST(clock->released == 8);  // both marks of each span, once read
+  BOOST_TEST(profile.run_table().find("device s/step") != std::string::npos);
+}
