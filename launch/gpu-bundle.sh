@@ -35,9 +35,10 @@ done
 # programs load (ldd), repeated until nothing new appears.
 closure=$(for p in $run_packages; do echo "$p"; done | sort -u)
 while :; do
+  # (A file that is no ELF object, or a library no package owns, adds nothing: `|| true`.)
   libs=$(for p in $closure; do dpkg -L "$p"; done | grep -E '\.so(\.[0-9]+)*$|/bin/[^/]+$' | sort -u |
-         while read -r f; do [ -f "$f" ] && ldd "$f" 2>/dev/null | awk '$3 ~ /^\// {print $3}'; done | sort -u)
-  owners=$(for f in $libs; do dpkg -S "$(readlink -f "$f")" 2>/dev/null || dpkg -S "$f" 2>/dev/null; done |
+         while read -r f; do [ -f "$f" ] && ldd "$f" 2>/dev/null | awk '$3 ~ /^\// {print $3}' || true; done | sort -u)
+  owners=$(for f in $libs; do dpkg -S "$(readlink -f "$f")" 2>/dev/null || dpkg -S "$f" 2>/dev/null || true; done |
            cut -d: -f1 | sed 's/,.*//' | sort -u)
   next=$(printf '%s\n' $closure $owners | sort -u | grep -vxF -f <(printf '%s\n' $base))
   [ "$next" = "$closure" ] && break
@@ -48,7 +49,8 @@ packages=$(printf '%s\n' $dev_packages $closure | sort -u)
 rm -rf "$out.tmp" && mkdir -p "$out.tmp/debs" "$out.tmp/models/minilm-tokenizer" "$out.tmp/data/STS/STSBenchmark"
 (cd "$out.tmp/debs" && for p in $packages; do
    v=$(dpkg-query -W -f='${Version}' "$p")
-   apt-get download -q "$p=$v" >/dev/null 2>&1 || apt-get download -q "$p" >/dev/null
+   apt-get download -q -o APT::Sandbox::User=root "$p=$v" >/dev/null 2>&1 ||
+     apt-get download -q -o APT::Sandbox::User=root "$p" >/dev/null
  done)
 for f in vocab.txt tokenizer.json tokenizer_config.json special_tokens_map.json; do
   cp models/all-MiniLM-L6-v2/$f "$out.tmp/models/minilm-tokenizer/"

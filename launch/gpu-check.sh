@@ -23,6 +23,9 @@
 #                              sequences/s, MFU against the card's dense bf16 peak, device peak
 #                              memory beside `angle plan`'s
 #      throughput_llama_lora   the ~1B LLaMA with LoRA (r 8), bf16: tokens/s, device peak memory
+# Each step may take STEP_TIMEOUT seconds (300). A device call runs 600 s at most: where the build
+# takes minutes, run `--steps prefix,mpi,build,models` and then, on the still-warm machine,
+# `--no-build` with the checks (build-gpu/ and the models stay there between calls).
 # Without a GPU (or with --dry-run) every step prints the commands it would run and is reported
 # skipped, never passed; the exit status is then 77 (CTest: skipped). Otherwise 0 when every step
 # passed, 1 when one failed.
@@ -39,7 +42,7 @@ while [ $# -gt 0 ]; do
     --dry-run) dry=1; shift ;;
     --steps) steps=",$2,"; shift 2 ;;
     --force) force=1; shift ;;
-    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu-check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -78,7 +81,7 @@ step() {
   if [ $dry = 1 ]; then
     $fn | tee "$log"
     status=skipped
-  elif timeout "${STEP_TIMEOUT:-420}" bash -c "$fn" > "$log" 2>&1; then
+  elif timeout "${STEP_TIMEOUT:-300}" bash -c "$fn" > "$log" 2>&1; then
     status=pass
   else
     status=fail

@@ -8,6 +8,14 @@
 
 #include "core/error.h"
 
+// A CUDA runtime call that must succeed: an unrecorded event would read as complete, and a stream
+// that does not wait would race.
+#define ANGLE_CUDA_CHECK(call)                                                                      \
+  do {                                                                                              \
+    const cudaError_t status_ = (call);                                                             \
+    ANGLE_CHECK(status_ == cudaSuccess, "CUDA: ", #call, ": ", cudaGetErrorString(status_));        \
+  } while (0)
+
 namespace angle::comm {
 
 class CudaEvents {
@@ -20,9 +28,9 @@ class CudaEvents {
   }
   uint64_t record(cudaStream_t stream) {
     cudaEvent_t event;
-    ANGLE_CHECK(cudaEventCreateWithFlags(&event, flags_) == cudaSuccess, "CUDA: cannot create an event");
-    cudaEventRecord(event, stream);
+    ANGLE_CUDA_CHECK(cudaEventCreateWithFlags(&event, flags_));
     events_.emplace(++next_, event);
+    ANGLE_CUDA_CHECK(cudaEventRecord(event, stream));
     return next_;
   }
   cudaEvent_t at(uint64_t id) const { return events_.at(id); }

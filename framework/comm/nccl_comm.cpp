@@ -4,12 +4,14 @@
 // ncclCommGetAsyncError, under the watchdog) only for blocking collectives and `synchronize`.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
 #include <nccl.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <exception>
 #include <memory>
 
 #include "comm/cuda_events.h"
@@ -45,9 +47,16 @@ ncclDataType_t nccl_type(at::ScalarType type) {
 class CudaStreams : public DeviceStreams {
  public:
   CudaStreams(cudaStream_t side, int device, ncclComm_t comm) : side_(side), device_(device), comm_(comm) {}
-  uint64_t record_on_comm_stream() override { return events_.record(side_); }
-  uint64_t record_on_compute_stream() override { return events_.record(compute()); }
-  void compute_waits_for(uint64_t id) override { cudaStreamWaitEvent(compute(), events_.at(id), 0); }
+  // (Events are created on the current device and must be the streams': the rank's GPU.)
+  uint64_t record_on_comm_stream() override {
+    const c10::cuda::CUDAGuard on_this_gpu(static_cast<c10::DeviceIndex>(device_));
+    return events_.record(side_);
+  }
+  uint64_t record_on_compute_stream() override {
+    const c10::cuda::CUDAGuard on_this_gpu(static_cast<c10::DeviceIndex>(device_));
+    return events_.record(compute());
+  }
+  void compute_waits_for(uint64_t id) override { ANGLE_CUDA_CHECK(cudaStreamWaitEvent(compute(), events_.at(id), 0)); }
   bool done(uint64_t id) override {
     const cudaError_t status = cudaEventQuery(events_.at(id));
     if (status == cudaSuccess) return true;
@@ -58,6 +67,7 @@ class CudaStreams : public DeviceStreams {
     return false;
   }
   void release(uint64_t id) override { events_.release(id); }
+  cudaEvent_t event(uint64_t id) const { return events_.at(id); }
 
  private:
   cudaStream_t compute() const { return c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_)).stream(); }
@@ -94,7 +104,7 @@ class NcclComm : public Comm {
       MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
       NCCL_CHECK(ncclCommInitRank(&comm_, mpi_->size(), id, mpi_->rank()));
       rank_ = mpi_->rank(), size_ = mpi_->size();
-      cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking);
+      ANGLE_CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
       streams_ = std::make_unique<CudaStreams>(side_, device_, comm_);
     } catch (const std::exception& e) {  // a rank that cannot set up NCCL ends the job at once
       std::fprintf(stderr, "angle: error: rank %d: %s\n", mpi_->rank(), message_of(e).c_str());
@@ -107,13 +117,18 @@ class NcclComm : public Comm {
   NcclComm(const NcclComm& parent, ncclComm_t comm) : mpi_(parent.mpi_), device_(parent.device_), comm_(comm) {
     NCCL_CHECK(ncclCommUserRank(comm_, &rank_));
     NCCL_CHECK(ncclCommCount(comm_, &size_));
-    cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking);
+    ANGLE_CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
     streams_ = std::make_unique<CudaStreams>(side_, device_, comm_);
   }
   ~NcclComm() override {
     streams_.reset();
+    // Unwinding from an error (the job is about to be aborted): ncclCommDestroy would wait for
+    // collectives a failed peer never joins, with no watchdog left to end the wait.
+    if (std::uncaught_exceptions() > 0)
+      ncclCommAbort(comm_);
+    else
+      ncclCommDestroy(comm_);
     cudaStreamDestroy(side_);
-    ncclCommDestroy(comm_);
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -123,27 +138,21 @@ class NcclComm : public Comm {
   std::string backend() const override { return "nccl (cuda:" + std::to_string(device_) + ")"; }
   at::Device device() const override { return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device_)); }
 
-  cudaStream_t compute_stream() const {
-    return c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_)).stream();
-  }
-
  protected:
   Watchdog watchdog() const {
     return {timeout(), [this](const CollectiveRecord& r) { timed_out(r); }, {}, {}};
   }
-  // Two ranks of one node on one GPU (ranks outnumbering GPUs, or a launcher handing one GPU to
-  // several ranks) fail here, with their ranks, before NCCL is set up.
+  // Two ranks on one GPU (ranks outnumbering GPUs, or a launcher handing one GPU to several
+  // ranks) fail here, with their ranks, before NCCL is set up. A GPU's UUID is unique across
+  // hosts, so no node split (which containers without a shared /dev/shm can get wrong) is needed.
   void check_one_gpu_per_rank() const {
-    const std::string mine = uuid_of(device_);
+    const std::string mine = uuid_of(device_);  // "GPU-" and 32 hex digits on every rank
     std::vector<char> all(mine.size() * mpi_->size());
-    std::vector<int> nodes(mpi_->size());
-    const int node = mpi_->node();
     MPI_Allgather(mine.data(), static_cast<int>(mine.size()), MPI_CHAR, all.data(), static_cast<int>(mine.size()),
                   MPI_CHAR, MPI_COMM_WORLD);
-    MPI_Allgather(&node, 1, MPI_INT, nodes.data(), 1, MPI_INT, MPI_COMM_WORLD);
     std::vector<std::string> gpus;
     for (int r = 0; r < mpi_->size(); ++r) gpus.emplace_back(all.data() + r * mine.size(), mine.size());
-    check_distinct_gpus(nodes, gpus);
+    check_distinct_gpus(gpus);
   }
   static void check_cuda(const at::Tensor& t) {
     ANGLE_CHECK(t.is_cuda() && t.is_contiguous(), "nccl backend needs contiguous CUDA tensors");
@@ -153,11 +162,10 @@ class NcclComm : public Comm {
   std::unique_ptr<StreamWork> run(std::vector<at::Tensor> keep, Launch&& launch) {
     for (const at::Tensor& t : keep)
       if (t.defined()) check_cuda(t);
-    cudaEvent_t ready;
-    cudaEventCreateWithFlags(&ready, cudaEventDisableTiming);
-    cudaEventRecord(ready, compute_stream());
-    cudaStreamWaitEvent(side_, ready, 0);
-    cudaEventDestroy(ready);
+    const c10::cuda::CUDAGuard on_this_gpu(static_cast<c10::DeviceIndex>(device_));
+    const uint64_t ready = streams_->record_on_compute_stream();
+    ANGLE_CUDA_CHECK(cudaStreamWaitEvent(side_, streams_->event(ready), 0));
+    streams_->release(ready);
     auto work = std::make_unique<StreamWork>(*streams_, *in_flight_, std::move(keep));
     launch(side_);
     work->launched();

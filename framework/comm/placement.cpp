@@ -1,7 +1,6 @@
 #include "comm/placement.h"
 
 #include <map>
-#include <utility>
 
 #include "core/error.h"
 
@@ -64,13 +63,11 @@ int choose_gpu(const std::string& backend, const PlacementRequest& r, int local_
   return backend == "mpi" ? local_rank % visible_gpus : 0;
 }
 
-void check_distinct_gpus(const std::vector<int>& node_of_rank, const std::vector<std::string>& gpu_of_rank) {
-  ANGLE_CHECK(node_of_rank.size() == gpu_of_rank.size(), "check_distinct_gpus: ", node_of_rank.size(), " nodes for ",
-              gpu_of_rank.size(), " GPUs");
-  std::map<std::pair<int, std::string>, int> first;
+void check_distinct_gpus(const std::vector<std::string>& gpu_of_rank) {
+  std::map<std::string, int> first;
   for (int rank = 0; rank < static_cast<int>(gpu_of_rank.size()); ++rank) {
-    const auto [at, fresh] = first.emplace(std::make_pair(node_of_rank[rank], gpu_of_rank[rank]), rank);
-    ANGLE_CHECK(fresh, "ranks ", at->second, " and ", rank, " run on one node and share GPU ", gpu_of_rank[rank],
+    const auto [at, fresh] = first.emplace(gpu_of_rank[rank], rank);
+    ANGLE_CHECK(fresh, "ranks ", at->second, " and ", rank, " share GPU ", gpu_of_rank[rank],
                 ": NCCL needs a GPU per rank (fewer ranks per node, or give each rank its own GPU)");
   }
 }

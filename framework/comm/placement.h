@@ -3,8 +3,8 @@
 // launcher, its node-local rank, the GPUs visible to it). One rule set for every launcher:
 //   nccl      CUDA tensors; each rank uses its node-local rank's GPU (`train.device = cuda`), or
 //             the one GPU it sees when the launcher gives every rank its own (Slurm
-//             --gpus-per-task=1, per-rank CUDA_VISIBLE_DEVICES); two ranks of a node on one GPU
-//             are an error, never a silent wrap.
+//             --gpus-per-task=1, per-rank CUDA_VISIBLE_DEVICES); two ranks on one GPU are an
+//             error, never a silent wrap.
 //   mpi       CPU tensors; CUDA tensors only with host staging (every collective's tensors copied
 //             through host memory: slow, meant for testing several ranks on one GPU).
 //   single    one process, any device.
@@ -33,8 +33,8 @@ std::string choose_backend(const PlacementRequest& request, bool under_mpi, bool
 int choose_gpu(const std::string& backend, const PlacementRequest& request, int local_rank, int ranks_on_node,
                int visible_gpus);
 
-// NCCL: every rank's node and the identity (UUID) of its GPU; fails when two ranks of one node
-// drive the same GPU (ranks outnumbering the GPUs, or launchers that hand one GPU to several).
-void check_distinct_gpus(const std::vector<int>& node_of_rank, const std::vector<std::string>& gpu_of_rank);
+// NCCL: the identity (UUID, unique across hosts) of every rank's GPU; fails when two ranks drive
+// the same GPU (ranks outnumbering the GPUs, or launchers that hand one GPU to several).
+void check_distinct_gpus(const std::vector<std::string>& gpu_of_rank);
 
 }  // namespace angle::comm

@@ -211,16 +211,6 @@ void Reducer::issue(size_t index) {
   while (in_flight_bytes_ > options_.inflight_bytes && in_flight_.size() > 1) complete_oldest();
 }
 
-namespace {
-// target.index_add_(0, index, source), deterministic under train.deterministic on a GPU, where
-// index_add_ adds repeated rows with atomics: index_put_ with accumulate sorts the rows first.
-at::Tensor& add_rows(at::Tensor&& target, const at::Tensor& index, const at::Tensor& source) {
-  if (target.is_cuda() && at::globalContext().deterministicAlgorithms())
-    return target.index_put_({index}, source, /*accumulate=*/true);
-  return target.index_add_(0, index, source);
-}
-}  // namespace
-
 // Rows of the word-embedding gradient: (row index, values) of this rank's tokens. Stage 1 (and one
 // rank) adds them to the local gradient. Else every rank's rows (of every replica) are
 // all-gathered and each rank keeps the sum of those in its slice, instead of reducing a dense
@@ -230,7 +220,7 @@ void Reducer::reduce_rows(UnitState& u, const at::Tensor& grad) {
   const int64_t width = u.shapes[0][1];
   at::Tensor indices = grad._indices()[0].contiguous(), values = grad._values();
   if (policy_.adds_grads_locally) {  // stage 1, or one rank: the whole gradient is here
-    add_rows(u.grad.narrow(0, 0, u.numel).view({-1, width}), indices, values.to(at::kFloat));
+    u.grad.narrow(0, 0, u.numel).view({-1, width}).index_add_(0, indices, values.to(at::kFloat));
     return;
   }
   const std::vector<int64_t> counts = groups_.world.row_counts(indices.numel());
@@ -247,13 +237,14 @@ void Reducer::reduce_rows(UnitState& u, const at::Tensor& grad) {
     // step for MiniLM's word embeddings at one rank).
     at::Tensor mine = (all_indices >= first_row).logical_and_(all_indices < end_row).nonzero().squeeze(1);
     const auto [rows, slot] = at::_unique(all_indices.index_select(0, mine), /*sorted=*/true, /*return_inverse=*/true);
-    at::Tensor sums = add_rows(at::zeros({rows.size(0), width}, u.grad.options()), slot,
-                               all_values.index_select(0, mine).to(at::kFloat));
+    at::Tensor sums = at::zeros({rows.size(0), width}, u.grad.options())
+                          .index_add_(0, slot, all_values.index_select(0, mine).to(at::kFloat));
     const int64_t whole_first = (u.begin + width - 1) / width, whole_end = (u.begin + real) / width;
     at::Tensor whole = (rows >= whole_first).logical_and_(rows < whole_end).nonzero().squeeze(1);
     if (whole_end > whole_first)
-      add_rows(u.grad.narrow(0, whole_first * width - u.begin, (whole_end - whole_first) * width).view({-1, width}),
-               rows.index_select(0, whole) - whole_first, sums.index_select(0, whole));
+      u.grad.narrow(0, whole_first * width - u.begin, (whole_end - whole_first) * width)
+          .view({-1, width})
+          .index_add_(0, rows.index_select(0, whole) - whole_first, sums.index_select(0, whole));
     at::Tensor partial = (rows < whole_first).logical_or_(rows >= whole_end).nonzero().squeeze(1);
     for (int64_t i = 0; i < partial.numel(); ++i) {
       const int64_t slot_i = partial[i].item<int64_t>(), row = rows[slot_i].item<int64_t>();

@@ -33,13 +33,17 @@ void StepProfile::add(Phase phase, double wall_s, double cpu_s) {
 
 void StepProfile::start() { boundary_ = {now_seconds(), process_cpu_seconds()}; }
 
-void StepProfile::end_step() {
-  for (const Span& span : spans_) {  // waits for the step's last span on the device
+void StepProfile::read_spans() {
+  for (const Span& span : spans_) {  // waits for the last span on the device
     const double seconds = clock_->seconds_between(span.from, span.to);
     device_window_[static_cast<size_t>(span.phase)] += seconds, device_run_[static_cast<size_t>(span.phase)] += seconds;
     clock_->release(span.from), clock_->release(span.to);
   }
   spans_.clear();
+}
+
+void StepProfile::end_step() {
+  read_spans();
   const Seconds now{now_seconds(), process_cpu_seconds()};
   Seconds claimed;
   for (const Seconds& s : step_) claimed.wall += s.wall, claimed.cpu += s.cpu;
@@ -50,7 +54,10 @@ void StepProfile::end_step() {
   ++window_steps_, ++run_steps_;
 }
 
-void StepProfile::end_run() { fold(); }
+void StepProfile::end_run() {
+  read_spans();  // the evaluation and checkpoint after the last step
+  fold();
+}
 
 void StepProfile::fold() {
   for (size_t p = 0; p < kPhases; ++p) {

@@ -93,7 +93,8 @@ class StepProfile {
   struct Seconds {
     double wall = 0, cpu = 0;
   };
-  void fold();  // step_ into window_ and run_
+  void fold();        // step_ into window_ and run_
+  void read_spans();  // the device seconds of spans_, into the window and the run
   double run_total_seconds() const;  // every phase, evaluations and checkpoints included
   struct Span {
     Phase phase;
