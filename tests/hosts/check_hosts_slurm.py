@@ -158,7 +158,7 @@ def gpu_template(c, work, train):
                       work / 'gpu-template', cwd=ROOT)
     fields = c.wait_for(job_id, finished, 'finished')
     log = (work / 'gpu-template.out').read_text()
-    refused = re.search(r'nccl backend: no CUDA device visible to rank \d', log)
+    refused = re.search(r'rank \d: train.device = cuda: no CUDA device is visible', log)
     check('train-gpu.sbatch as written (cuda, nccl) without a CUDA device: the ranks refuse, job FAILED, no requeue',
           fields['JobState'] == 'FAILED' and fields['Restarts'] == '0' and refused is not None,
           f'{fields["JobState"]} restarts {fields["Restarts"]}; {refused and refused.group(0)}' +
