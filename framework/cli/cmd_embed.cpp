@@ -31,6 +31,7 @@ int run_embed(const std::vector<std::string>& args) {
   eval::write_embeddings(output, embeddings);
   log_info("wrote " + std::to_string(embeddings.size(0)) + " x " + std::to_string(embeddings.size(1)) +
            " embeddings to " + output + " (" + encoder.pooling.name() + " pooling" +
+           (encoder.prompt.empty() ? "" : ", prompt '" + encoder.prompt + "'") +
            (encoder.normalize ? ", normalized" : "") + ", " + dtype_description(encoder) + "; encoded in " + std::to_string(seconds) + " s, " +
            std::to_string(static_cast<long>(texts.size() / seconds)) + " texts/s)");
   return 0;

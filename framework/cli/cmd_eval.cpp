@@ -78,7 +78,7 @@ int run_eval(const std::vector<std::string>& args) {
     if (json) {
       std::cout << nlohmann::json{{"dataset", set.name}, {"n", score.n}, {"spearman", score.spearman},
                                   {"pearson", score.pearson}, {"path", set.path}, {"model", encoder.dir},
-                                  {"pooling", encoder.pooling.name()},
+                                  {"pooling", encoder.pooling.name()}, {"prompt", encoder.prompt},
                                   {"dtype", encoder.dtype == at::kBFloat16 ? "bf16" : "fp32"}}.dump()
                 << std::endl;
     } else {

@@ -5,6 +5,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "model/native_bf16.h"
+#include "model/prompt_file.h"
 
 namespace angle::cli {
 
@@ -37,6 +38,10 @@ po::options_description model_options() {
       ("pooling", po::value<std::string>(), "cls, cls_avg, cls_max, mean, max, last or a token index "
                                             "(default: the model's 1_Pooling config, else cls)")
       ("max-length", po::value<size_t>(), "truncate texts to N tokens including [CLS]/[SEP] (default: the model's)")
+      ("prompt", po::value<std::string>(),
+       "a template with {text} every text is put in, e.g. 'Summarize sentence \"{text}\" in one word:\"' "
+       "(angle-emb's encode(prompt=...)); '' for none (default: the model directory's: angle_prompt.json, else "
+       "config_sentence_transformers.json's default prompt)")
       ("normalize", po::value<bool>(), "L2-normalise embeddings (default: true iff the model has a Normalize module)")
       ("dtype", po::value<std::string>()->default_value("fp32"),
        "fp32, bf16, or auto: bf16 where the device computes it natively (AVX512_BF16/AMX CPUs, CUDA sm_80+)")
@@ -49,6 +54,10 @@ model::EncoderOptions encoder_options(const po::variables_map& vm) {
   model::EncoderOptions o;
   if (vm.count("pooling")) o.pooling = vm["pooling"].as<std::string>();
   if (vm.count("max-length")) o.max_length = vm["max-length"].as<size_t>();
+  if (vm.count("prompt")) {
+    o.prompt = vm["prompt"].as<std::string>();
+    model::check_prompt_template("--prompt", *o.prompt);  // before anything is read
+  }
   if (vm.count("normalize")) o.normalize = vm["normalize"].as<bool>();
   o.dtype = vm["dtype"].as<std::string>();
   o.device = vm["device"].as<std::string>();

@@ -17,7 +17,8 @@ at::Tensor embed_texts(const model::Encoder& encoder, const std::vector<std::str
   ANGLE_CHECK(!texts.empty(), "nothing to embed");
   c10::InferenceMode no_autograd;
   std::vector<std::vector<int64_t>> ids(texts.size());
-  for (size_t i = 0; i < texts.size(); ++i) ids[i] = encoder.tokenizer.encode(texts[i], encoder.max_length);
+  for (size_t i = 0; i < texts.size(); ++i)
+    ids[i] = encoder.tokenizer.encode_prompted(encoder.prompt, texts[i], encoder.max_length);
 
   std::vector<size_t> order(texts.size());
   std::iota(order.begin(), order.end(), 0);

@@ -9,6 +9,7 @@
 #include "model/bert.h"
 #include "model/decoder.h"
 #include "model/native_bf16.h"
+#include "model/prompt_file.h"
 #include "model/storage.h"
 #include "model/weights.h"
 
@@ -165,8 +166,10 @@ Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options)
     else load_adapters(*model, adapters_from);
   }
 
-  Encoder encoder{dir_name, std::move(tokenizer), std::move(model), Pooling{}, false, 512, at::kCPU, at::kFloat, {},
+  Encoder encoder{dir_name, std::move(tokenizer), std::move(model), Pooling{}, false, 512, "", at::kCPU, at::kFloat, {},
                   is_llm, options.defer_weights ? std::move(files) : nullptr};
+  encoder.prompt = options.prompt.value_or(read_model_prompt(dir));
+  check_prompt_template("prompt", encoder.prompt);
   encoder.pooling = options.pooling ? Pooling::parse(*options.pooling) : default_pooling(dir, modules, is_llm ? "last" : "cls");
   bool has_normalize = false;
   for (const json& m : modules) has_normalize = has_normalize || m.value("type", "").ends_with("Normalize");
@@ -180,7 +183,7 @@ Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options)
               specials, " special tokens");
   encoder.device = parse_device(options.device);
   encoder.dtype = resolve_dtype(options.dtype, encoder.device) == "bf16" ? at::kBFloat16 : at::kFloat;
-  encoder.export_spec = {base_dir, encoder.pooling, encoder.normalize, encoder.max_length, lora};
+  encoder.export_spec = {base_dir, encoder.pooling, encoder.normalize, encoder.max_length, lora, encoder.prompt};
   encoder.model->to(encoder.device, encoder.dtype);
   return encoder;
 }

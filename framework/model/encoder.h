@@ -28,6 +28,9 @@ struct EncoderOptions {
   std::string dtype = "fp32";          // fp32 | bf16 | auto (model/native_bf16.h)
   std::string device = "cpu";          // cpu | cuda | cuda:N
   std::optional<double> dropout;       // overrides hidden and attention dropout (training)
+  // A template with {text} every text is put in before tokenization ("": none); default: the model
+  // directory's (model/prompt_file.h).
+  std::optional<std::string> prompt;
   // LoRA adapters on a decoder (model/lora.h), the base frozen: loaded from `lora_init` (a PEFT
   // adapter directory) when set, else fresh from `lora_seed`.
   LoraConfig lora;
@@ -55,6 +58,7 @@ struct Encoder {
   Pooling pooling;
   bool normalize = false;
   size_t max_length = 512;
+  std::string prompt;  // template with {text}, or "" (model/prompt_file.h)
   at::Device device = at::kCPU;
   at::ScalarType dtype = at::kFloat;
   ExportSpec export_spec;  // how to write this encoder back as a model directory

@@ -17,6 +17,7 @@ struct ExportSpec {
   bool normalize = false;
   size_t max_length = 512;
   LoraConfig lora;  // the model's adapters (base_model: source_dir, absolute)
+  std::string prompt;  // the template texts are embedded with (model/prompt_file.h), or ""
 };
 
 // A model with LoRA adapters is written as a PEFT adapter directory (adapter_config.json +

@@ -205,6 +205,9 @@ model::EncoderOptions encoder_options(const JobConfig& c) {
 model::EncoderOptions evaluation_options(const JobConfig& c) {
   model::EncoderOptions options;
   options.pooling = c.pooling;
+  // Texts are evaluated (dev, test, base beside trained) and exported with the prompt they were
+  // trained with; a job without one evaluates without, whatever the base model's files say.
+  options.prompt = c.text_prompt;
   options.max_length = c.max_length;
   options.device = c.device.str();
   return options;

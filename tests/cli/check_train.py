@@ -146,6 +146,28 @@ seed = 7
     if np.allclose(base, theirs[:4], atol=1e-4):
         failures.append('the exported model equals the base model: training changed nothing')
 
+    # A job's text prompt travels with its model: final/ carries it (angle_prompt.json, and as
+    # sentence-transformers' default prompt when it is a prefix), so that `angle embed` and
+    # sentence-transformers both apply it with no flag, and `angle eval` reports it.
+    prompted = work / 'prompted'
+    run([angle, 'train', '--job', job, '--run.output_dir', prompted, '--train.max_steps', 2, '--data.text_prompt',
+         'query: {text}', *common])
+    final = prompted / 'final'
+    carried = json.loads((final / 'angle_prompt.json').read_text()).get('prompt')
+    default = json.loads((final / 'config_sentence_transformers.json').read_text())
+    run([angle, 'embed', '--model', final, '--input', texts, '--output', work / 'prompted.npy', '--quiet'])
+    ours = np.load(work / 'prompted.npy')
+    theirs = SentenceTransformer(str(final), device='cpu').encode(sentences, convert_to_numpy=True)
+    cos = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
+    scored = json.loads(run([angle, 'eval', '--model', final, '--data', f'stsb:{test_file}', '--max-length', 32,
+                             '--json', '--quiet']).splitlines()[0])
+    print(f'prompted job: final/ carries {carried!r} (sentence-transformers: {default["prompts"]}); its embeddings '
+          f'with no flag, ours vs sentence-transformers: max cosine distance {float((1 - cos).max()):.2e}; angle eval '
+          f'reports {scored["prompt"]!r}')
+    if carried != 'query: {text}' or default.get('default_prompt_name') != 'text' or \
+            default['prompts'].get('text') != 'query: ' or float((1 - cos).max()) > 1e-5 or scored['prompt'] != carried:
+        failures.append('a prompted job\'s final/ does not carry its prompt to angle embed, eval and sentence-transformers')
+
     # --- bad input ---
     def bad_job(name, text):
         path = work / name

@@ -4,12 +4,57 @@ against sentence-transformers `encode` on 300 STS-B dev sentences: every row wit
 distance, the same norms when the model normalises, and the .h5 output equal to the .npy one.
 bf16 (--dtype bf16) against the same fp32 reference within a stated 1e-3 cosine distance (bf16
 keeps 8 bits of mantissa), and --dtype auto choosing bf16 exactly when /proc/cpuinfo lists
-avx512_bf16 or amx_bf16."""
+avx512_bf16 or amx_bf16. Prompts: see check_prompts."""
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from common import fresh_dir, run, script_args, stsb_pairs  # noqa: E402
+
+
+def check_prompts(args, work, texts, plain):
+    """--prompt as a prefix = sentence-transformers' encode(prompt=...); a template with a suffix =
+    sentence-transformers on the formatted texts (angle-emb's prompt.format(text=...)); a model
+    directory's default prompt (config_sentence_transformers.json) applied with no flag, as
+    sentence-transformers applies it; angle_prompt.json before it; --prompt '' turns it off."""
+    import json
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    def embed(model, name, *extra):
+        run([args.angle, 'embed', '--model', model, '--input', work / 'texts.txt', '--output', work / name,
+             '--batch-size', 17, '--quiet', *extra])
+        return np.load(work / name)
+
+    def distance(x, y):
+        cos = (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
+        return float((1 - cos).max())
+
+    st = SentenceTransformer(args.model, device='cpu')
+    template = 'Summarize sentence "{text}" in one word:"'
+    gaps = {
+        'prefix': distance(embed(args.model, 'prefix.npy', '--prompt', 'query: {text}'),
+                           st.encode(texts, prompt='query: ', batch_size=32)),
+        'template': distance(embed(args.model, 'template.npy', '--prompt', template),
+                             st.encode([template.format(text=t) for t in texts], batch_size=32)),
+    }
+    carried = work / 'with-prompt'  # the model's files, and a default prompt
+    carried.mkdir(exist_ok=True)
+    for f in pathlib.Path(args.model).iterdir():
+        if f.name not in ('config_sentence_transformers.json', 'angle_prompt.json') and not (carried / f.name).exists():
+            (carried / f.name).symlink_to(f.resolve())
+    (carried / 'config_sentence_transformers.json').write_text(
+        json.dumps({'prompts': {'query': 'query: '}, 'default_prompt_name': 'query'}))
+    (carried / 'angle_prompt.json').unlink(missing_ok=True)
+    gaps['default prompt'] = distance(embed(carried, 'carried.npy'),
+                                      SentenceTransformer(str(carried), device='cpu').encode(texts, batch_size=32))
+    (carried / 'angle_prompt.json').write_text(json.dumps({'prompt': template}))
+    same_template = np.array_equal(embed(carried, 'carried-template.npy'), np.load(work / 'template.npy'))
+    off = np.array_equal(embed(carried, 'off.npy', '--prompt', ''), plain)
+    print('prompts, max cosine distance to sentence-transformers: ' + ', '.join(f'{k} {v:.2e}' for k, v in gaps.items())
+          + f'; angle_prompt.json = --prompt: {same_template}; --prompt \'\' = no prompt: {off}')
+    if max(gaps.values()) > 1e-5 or not same_template or not off:
+        sys.exit('prompts disagree (see the line above)')
 
 
 def main():
@@ -42,6 +87,8 @@ def main():
         sys.exit(f'max cosine distance {worst} > 1e-5 (row {int((1 - cos).argmax())})')
     if norm_gap > 1e-3 * float(np.linalg.norm(theirs, axis=1).max()):
         sys.exit(f'norms differ by {norm_gap}: normalisation disagrees with sentence-transformers')
+
+    check_prompts(args, work, texts, ours)
 
     log = run([args.angle, 'embed', '--model', args.model, '--input', work / 'texts.txt', '--output',
                work / 'bf16.npy', '--batch-size', 17, '--quiet', '--dtype', 'bf16'], capture_stderr=True)
