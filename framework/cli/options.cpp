@@ -5,7 +5,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "model/native_bf16.h"
-#include "model/prompt_file.h"
+#include "text/tokenizer.h"
 
 namespace angle::cli {
 
@@ -56,7 +56,7 @@ model::EncoderOptions encoder_options(const po::variables_map& vm) {
   if (vm.count("max-length")) o.max_length = vm["max-length"].as<size_t>();
   if (vm.count("prompt")) {
     o.prompt = vm["prompt"].as<std::string>();
-    model::check_prompt_template("--prompt", *o.prompt);  // before anything is read
+    text::check_prompt("--prompt", *o.prompt);  // before anything is read
   }
   if (vm.count("normalize")) o.normalize = vm["normalize"].as<bool>();
   o.dtype = vm["dtype"].as<std::string>();

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/text_file.h"
+#include "text/tokenizer.h"
 #include "data/sts_files.h"
 
 namespace angle::data {
@@ -200,17 +201,12 @@ RawDataset read_raw(const RawOptions& o) {
   return raw;
 }
 
-void check_prompt(const std::string& key, const std::string& prompt) {
-  ANGLE_CHECK(prompt.empty() || prompt.find("{text}") != std::string::npos, key, " '", prompt,
-              "' must contain {text}");
-}
-
 std::vector<std::string> column_prompts(const std::string& format, const Prompts& p, const std::string& where,
                                         const std::string& style) {
   const bool flags = style == "--";
   const std::string text = flags ? "--text-prompt" : "data.text_prompt", query = flags ? "--query-prompt" : "data.query_prompt",
                     doc = flags ? "--doc-prompt" : "data.doc_prompt";
-  check_prompt(text, p.text), check_prompt(query, p.query), check_prompt(doc, p.doc);
+  text::check_prompt(text, p.text), text::check_prompt(query, p.query), text::check_prompt(doc, p.doc);
   if (format == "A") {
     ANGLE_CHECK(p.query.empty() && p.doc.empty(), where, ": ", query, "/", doc, " apply to formats B and C; format A "
                 "data (text1, text2) takes ", text);

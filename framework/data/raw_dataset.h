@@ -30,7 +30,6 @@ struct Prompts {
 std::vector<std::string> column_prompts(const std::string& format, const Prompts& prompts, const std::string& where,
                                         const std::string& style);
 // A prompt template must contain {text}: error naming `key` otherwise.
-void check_prompt(const std::string& key, const std::string& prompt);
 // "MIN:MAX" with MIN < MAX (a label range); errors name `where`.
 std::pair<double, double> parse_label_range(const std::string& where, const std::string& text);
 

@@ -169,7 +169,7 @@ Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options)
   Encoder encoder{dir_name, std::move(tokenizer), std::move(model), Pooling{}, false, 512, "", at::kCPU, at::kFloat, {},
                   is_llm, options.defer_weights ? std::move(files) : nullptr};
   encoder.prompt = options.prompt.value_or(read_model_prompt(dir));
-  check_prompt_template("prompt", encoder.prompt);
+  text::check_prompt("prompt", encoder.prompt);
   encoder.pooling = options.pooling ? Pooling::parse(*options.pooling) : default_pooling(dir, modules, is_llm ? "last" : "cls");
   bool has_normalize = false;
   for (const json& m : modules) has_normalize = has_normalize || m.value("type", "").ends_with("Normalize");

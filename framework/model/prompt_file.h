@@ -11,8 +11,6 @@
 
 namespace angle::model {
 
-// An error naming `where` unless `prompt` is empty (no prompt) or holds {text}.
-void check_prompt_template(const std::string& where, const std::string& prompt);
 // The model directory's prompt template, "" when it has none.
 std::string read_model_prompt(const std::string& dir);
 // Writes the files above for `prompt` into `dir` (nothing for an empty prompt).

@@ -107,4 +107,9 @@ std::vector<int64_t> Tokenizer::encode_prompted(const std::string& prompt, std::
   return with_special_tokens(whole);
 }
 
+void check_prompt(const std::string& where, const std::string& prompt) {
+  ANGLE_CHECK(prompt.empty() || prompt.find("{text}") != std::string::npos, where, " '", prompt,
+              "' must contain {text}");
+}
+
 }  // namespace angle::text

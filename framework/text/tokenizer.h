@@ -102,4 +102,8 @@ class Tokenizer {
   TokenizerFrame frame_;
 };
 
+// A prompt template (a job's data.*_prompt, --prompt, a model's prompt file) is empty (no prompt)
+// or holds {text}, where each text goes; else an error naming `where`.
+void check_prompt(const std::string& where, const std::string& prompt);
+
 }  // namespace angle::text

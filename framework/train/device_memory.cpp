@@ -12,8 +12,7 @@ std::optional<DeviceMemory> device_memory(const c10::Device& device) {
   using c10::CachingAllocator::StatType;
   const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
   const auto all = static_cast<size_t>(StatType::AGGREGATE);
-  return DeviceMemory{stats.allocated_bytes[all].current, stats.reserved_bytes[all].current,
-                      stats.allocated_bytes[all].peak, stats.reserved_bytes[all].peak};
+  return DeviceMemory{stats.allocated_bytes[all].peak, stats.reserved_bytes[all].peak};
 #else
   (void)device;
   return std::nullopt;

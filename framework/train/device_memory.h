@@ -1,5 +1,5 @@
-// What the caching allocator holds on a rank's GPU: bytes in live tensors and bytes reserved from
-// the driver, now and at their peaks since the run began (c10's CUDA allocator statistics). The
+// What the caching allocator held on a rank's GPU at its peaks since the run began: bytes in live
+// tensors and bytes reserved from the driver (c10's CUDA allocator statistics). The
 // metrics put them beside host RSS; `angle plan`'s per-rank peak predicts the allocated one.
 #pragma once
 #include <c10/core/Device.h>
@@ -10,7 +10,7 @@
 namespace angle::train {
 
 struct DeviceMemory {
-  int64_t allocated = 0, reserved = 0, peak_allocated = 0, peak_reserved = 0;
+  int64_t peak_allocated = 0, peak_reserved = 0;
 };
 
 // nullopt for the CPU and in builds without CUDA.

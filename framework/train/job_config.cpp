@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "data/raw_dataset.h"
 #include "shard/shard_groups.h"
+#include "text/tokenizer.h"
 #include "train/job_keys.h"
 
 namespace angle::train {
@@ -70,9 +71,9 @@ void check_values(const JobConfig& c) {
   ANGLE_CHECK(!c.dropout || (*c.dropout >= 0 && *c.dropout < 1), "model.dropout must be in [0, 1)");
   ANGLE_CHECK(c.lora_r >= 0, "lora.r must be >= 0 (0: no LoRA; got ", c.lora_r, ")");
   if (c.lora_r > 0 || !c.lora_init.empty()) (void)lora_config(c);
-  data::check_prompt("data.text_prompt", c.text_prompt);
-  data::check_prompt("data.query_prompt", c.query_prompt);
-  data::check_prompt("data.doc_prompt", c.doc_prompt);
+  text::check_prompt("data.text_prompt", c.text_prompt);
+  text::check_prompt("data.query_prompt", c.query_prompt);
+  text::check_prompt("data.doc_prompt", c.doc_prompt);
   ANGLE_CHECK(!(c.label_norm == LabelNorm::range && c.label_mode == loss::LabelMode::legacy_int),
               "data.label_norm = range maps labels into [0, 1], where loss.label_mode = legacy-int would truncate "
               "all but the largest to 0; use one of them");
