@@ -32,6 +32,9 @@ int run_embed(const std::vector<std::string>& args) {
   log_info("wrote " + std::to_string(embeddings.size(0)) + " x " + std::to_string(embeddings.size(1)) +
            " embeddings to " + output + " (" + encoder.pooling.name() + " pooling" +
            (encoder.prompt.empty() ? "" : ", prompt '" + encoder.prompt + "'") +
+           (encoder.export_spec.embedding.bidirectional_from
+                ? ", both ways from layer " + std::to_string(*encoder.export_spec.embedding.bidirectional_from)
+                : "") +
            (encoder.normalize ? ", normalized" : "") + ", " + dtype_description(encoder) + "; encoded in " + std::to_string(seconds) + " s, " +
            std::to_string(static_cast<long>(texts.size() / seconds)) + " texts/s)");
   return 0;

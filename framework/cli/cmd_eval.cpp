@@ -79,6 +79,7 @@ int run_eval(const std::vector<std::string>& args) {
       std::cout << nlohmann::json{{"dataset", set.name}, {"n", score.n}, {"spearman", score.spearman},
                                   {"pearson", score.pearson}, {"path", set.path}, {"model", encoder.dir},
                                   {"pooling", encoder.pooling.name()}, {"prompt", encoder.prompt},
+                                  {"bidirectional_from", encoder.export_spec.embedding.bidirectional_from.value_or(-1)},
                                   {"dtype", encoder.dtype == at::kBFloat16 ? "bf16" : "fp32"}}.dump()
                 << std::endl;
     } else {

@@ -40,8 +40,11 @@ po::options_description model_options() {
       ("max-length", po::value<size_t>(), "truncate texts to N tokens including [CLS]/[SEP] (default: the model's)")
       ("prompt", po::value<std::string>(),
        "a template with {text} every text is put in, e.g. 'Summarize sentence \"{text}\" in one word:\"' "
-       "(angle-emb's encode(prompt=...)); '' for none (default: the model directory's: angle_prompt.json, else "
+       "(angle-emb's encode(prompt=...)); '' for none (default: the model directory's: angle_embedding.json, else "
        "config_sentence_transformers.json's default prompt)")
+      ("bidirectional-from", po::value<int64_t>(),
+       "BiLLM: a decoder's layers K.. attend both ways (angle-emb's apply_billm with BiLLM_START_INDEX=K; "
+       "default: the model directory's angle_embedding.json, else causal)")
       ("normalize", po::value<bool>(), "L2-normalise embeddings (default: true iff the model has a Normalize module)")
       ("dtype", po::value<std::string>()->default_value("fp32"),
        "fp32, bf16, or auto: bf16 where the device computes it natively (AVX512_BF16/AMX CPUs, CUDA sm_80+)")
@@ -58,6 +61,7 @@ model::EncoderOptions encoder_options(const po::variables_map& vm) {
     o.prompt = vm["prompt"].as<std::string>();
     text::check_prompt("--prompt", *o.prompt);  // before anything is read
   }
+  if (vm.count("bidirectional-from")) o.bidirectional_from = vm["bidirectional-from"].as<int64_t>();
   if (vm.count("normalize")) o.normalize = vm["normalize"].as<bool>();
   o.dtype = vm["dtype"].as<std::string>();
   o.device = vm["device"].as<std::string>();

@@ -120,13 +120,16 @@ struct DecoderModel::Impl : nn::Module {
     units[0].sparse_grad = true;
   }
 
-  // [B, 1, T, T]: causal, real keys only (and within the sliding window). A padded query row would
-  // see no key at all (NaN from softmax, spreading through the values of the next layer), so
-  // every row also sees itself; such rows are padding, and dropped by the pooling.
-  at::Tensor attention_mask(const at::Tensor& mask, int64_t length) const {
+  // [B, 1, T, T]: real keys only; causal (and within the sliding window) unless `both_ways`. A
+  // padded query row would see no key at all (NaN from softmax, spreading through the values of
+  // the next layer), so every row also sees itself; such rows are padding, and dropped by the
+  // pooling. Both ways, BiLLM's mask is all zeros: its rows see the padding too, so a text's
+  // embedding changes with the padding its batch adds. Here padding stays masked, so that a text
+  // embeds as BiLLM embeds it alone, in any batch and at any world size.
+  at::Tensor attention_mask(const at::Tensor& mask, int64_t length, bool both_ways) const {
     at::Tensor i = at::arange(length, mask.options()).view({length, 1}), j = at::arange(length, mask.options()).view({1, length});
-    at::Tensor allowed = j <= i;
-    if (c.sliding_window) allowed = allowed.logical_and(i - j < *c.sliding_window);
+    at::Tensor allowed = both_ways ? at::ones({length, length}, mask.options().dtype(at::kBool)) : j <= i;
+    if (c.sliding_window && !both_ways) allowed = allowed.logical_and(i - j < *c.sliding_window);
     allowed = allowed.view({1, 1, length, length}).logical_and(mask.to(at::kBool).view({mask.size(0), 1, 1, length}));
     return allowed.logical_or(i == j);
   }
@@ -148,7 +151,9 @@ struct DecoderModel::Impl : nn::Module {
     at::Tensor angles = at::cat({freqs, freqs}, -1);
     const at::Tensor cos = angles.cos().to(x.scalar_type()), sin = angles.sin().to(x.scalar_type());
     auto rotate = [&](const at::Tensor& t) { return t * cos + rotate_half(t) * sin; };
-    const at::Tensor allowed = attention_mask(mask, length);
+    const at::Tensor causal = attention_mask(mask, length, false);
+    const int64_t both_ways_from = c.bidirectional_from.value_or(c.num_hidden_layers);
+    const at::Tensor both_ways = both_ways_from < c.num_hidden_layers ? attention_mask(mask, length, true) : at::Tensor();
     const bool training = is_training();
     const double attention_p = training ? c.attention_dropout : 0.0, adapter_p = training ? lora.dropout : 0.0;
     const KeyedDropout keyed(training ? row_keys : at::Tensor(), mask);
@@ -200,6 +205,7 @@ struct DecoderModel::Impl : nn::Module {
           key = key.repeat_interleave(heads / kv_heads, 1);
           v = v.repeat_interleave(heads / kv_heads, 1);
         }
+        const at::Tensor& allowed = l >= both_ways_from ? both_ways : causal;
         at::Tensor context = attention(q, key, v, allowed, attention_p, keyed, site);
         at::Tensor attended = in + project(context.transpose(1, 2).reshape({batch, length, heads * head_dim}), wo);
         at::Tensor g = rms_norm(attended, norm_post, c.rms_norm_eps);

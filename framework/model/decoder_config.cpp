@@ -88,4 +88,10 @@ DecoderConfig DecoderConfig::from_file(const std::string& path) {
   return c;
 }
 
+void DecoderConfig::set_bidirectional_from(int64_t k) {
+  ANGLE_CHECK(k >= 0 && k <= num_hidden_layers, "bidirectional_from ", k, " is outside [0, ", num_hidden_layers, "]: ",
+              source, " has ", num_hidden_layers, " layers");
+  bidirectional_from = k;
+}
+
 }  // namespace angle::model

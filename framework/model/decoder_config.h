@@ -33,9 +33,14 @@ struct DecoderConfig {
   double rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;  // llama3
   int64_t rope_original_max_positions = 8192;                       // llama3
   std::string source;  // path of config.json, for messages
+  // BiLLM (angle-emb's apply_billm): layers K.. attend both ways. Not a config.json field: the
+  // model directory's angle_embedding.json or the job sets it (model/embedding_file.h).
+  std::optional<int64_t> bidirectional_from;
 
   static bool is_decoder(const std::string& model_type);
   static DecoderConfig from_file(const std::string& path);
+  // Checks K against the layers: 0..num_hidden_layers (= layers: none attends both ways).
+  void set_bidirectional_from(int64_t k);
 };
 
 }  // namespace angle::model

@@ -3,8 +3,14 @@
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
+#include <utility>
 
 #include "core/error.h"
 
@@ -38,32 +44,167 @@ std::array<uint32_t, 4> philox4x32(std::array<uint32_t, 4> c, std::array<uint32_
   return c;
 }
 
-at::Tensor keyed_mask(const MaskRows& rows, int64_t width, double p, uint32_t site, const at::TensorOptions& options) {
-  if (!options.device().is_cpu()) return keyed_mask_by_ops(rows, width, p, site, options);
+namespace {
+
+// PhiloxBlocks (model/dropout.h). The lanes are independent: each 32-bit word sits in a 64-bit
+// lane, where one vpmuludq gives the full 32 x 32 -> 64-bit product. Unit test
+// dropout/philox_blocks_equal_philox in every width this CPU runs.
+#if defined(__x86_64__)
+// GCC 12's avx512fintrin.h builds its masked forms on _mm512_undefined_epi32() and then warns that
+// the undefined vector is used uninitialised (a false positive in the header).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) void philox_blocks_avx512(uint32_t first, uint32_t c1, uint32_t c2, uint32_t c3,
+                                                              uint32_t k0, uint32_t k1, uint32_t words[4][kPhiloxBlocks]) {
+  const __m512i low = _mm512_set1_epi64(0xffffffffLL), m0 = _mm512_set1_epi64(kMul0), m1 = _mm512_set1_epi64(kMul1);
+  for (int half = 0; half < kPhiloxBlocks / 8; ++half) {
+    __m512i x0 = _mm512_and_si512(_mm512_add_epi64(_mm512_set1_epi64(first + 8LL * half), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0)), low);
+    __m512i x1 = _mm512_set1_epi64(c1), x2 = _mm512_set1_epi64(c2), x3 = _mm512_set1_epi64(c3);
+    uint32_t a = k0, b = k1;
+    for (int round = 0; round < 10; ++round) {
+      const __m512i p0 = _mm512_mul_epu32(x0, m0), p1 = _mm512_mul_epu32(x2, m1);
+      x0 = _mm512_xor_si512(_mm512_xor_si512(_mm512_srli_epi64(p1, 32), x1), _mm512_set1_epi64(a));
+      x2 = _mm512_xor_si512(_mm512_xor_si512(_mm512_srli_epi64(p0, 32), x3), _mm512_set1_epi64(b));
+      x1 = _mm512_and_si512(p1, low), x3 = _mm512_and_si512(p0, low);
+      a += kWeyl0, b += kWeyl1;
+    }
+    for (const auto& [w, x] : {std::pair{0, x0}, {1, x1}, {2, x2}, {3, x3}})
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(&words[w][8 * half]), _mm512_cvtepi64_epi32(x));
+  }
+}
+
+#pragma GCC diagnostic pop
+
+__attribute__((target("avx2"))) void philox_blocks_avx2(uint32_t first, uint32_t c1, uint32_t c2, uint32_t c3,
+                                                         uint32_t k0, uint32_t k1, uint32_t words[4][kPhiloxBlocks]) {
+  const __m256i low = _mm256_set1_epi64x(0xffffffffLL), m0 = _mm256_set1_epi64x(kMul0), m1 = _mm256_set1_epi64x(kMul1);
+  for (int quarter = 0; quarter < kPhiloxBlocks / 4; ++quarter) {
+    __m256i x0 = _mm256_and_si256(_mm256_add_epi64(_mm256_set1_epi64x(first + 4LL * quarter), _mm256_set_epi64x(3, 2, 1, 0)), low);
+    __m256i x1 = _mm256_set1_epi64x(c1), x2 = _mm256_set1_epi64x(c2), x3 = _mm256_set1_epi64x(c3);
+    uint32_t a = k0, b = k1;
+    for (int round = 0; round < 10; ++round) {
+      const __m256i p0 = _mm256_mul_epu32(x0, m0), p1 = _mm256_mul_epu32(x2, m1);
+      x0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), x1), _mm256_set1_epi64x(a));
+      x2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), x3), _mm256_set1_epi64x(b));
+      x1 = _mm256_and_si256(p1, low), x3 = _mm256_and_si256(p0, low);
+      a += kWeyl0, b += kWeyl1;
+    }
+    alignas(32) uint64_t lanes[4];
+    for (const auto& [w, x] : {std::pair{0, x0}, {1, x1}, {2, x2}, {3, x3}}) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), x);
+      for (int i = 0; i < 4; ++i) words[w][4 * quarter + i] = static_cast<uint32_t>(lanes[i]);
+    }
+  }
+}
+
+#endif
+
+void philox_blocks_scalar(uint32_t first, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
+                          uint32_t words[4][kPhiloxBlocks]) {
+  for (int i = 0; i < kPhiloxBlocks; ++i) {
+    const auto block = philox4x32({first + static_cast<uint32_t>(i), c1, c2, c3}, {k0, k1});
+    for (int w = 0; w < 4; ++w) words[w][i] = block[w];
+  }
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, PhiloxBlocks>> philox_block_functions() {
+  std::vector<std::pair<std::string, PhiloxBlocks>> out;
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512f")) out.emplace_back("avx512f", philox_blocks_avx512);
+  if (__builtin_cpu_supports("avx2")) out.emplace_back("avx2", philox_blocks_avx2);
+#endif
+  out.emplace_back("scalar", philox_blocks_scalar);
+  return out;
+}
+
+namespace {
+
+// Calls keep(r, c, kept) for every element c of every row r of a [R, width] mask, in parallel over
+// the rows; the elements before a row's col_start (left padding) are kept.
+template <typename Keep>
+void for_each_element(const MaskRows& rows, int64_t width, double p, uint32_t site, const Keep& keep) {
+  static const PhiloxBlocks philox_blocks = philox_block_functions().front().second;  // the widest
   const uint32_t threshold = keep_threshold(p);
   const at::Tensor keys = rows.keys.contiguous(), positions = rows.positions.contiguous(),
                    heads = rows.heads.contiguous(), starts = rows.col_start.contiguous();
-  const int64_t count = keys.numel();
-  at::Tensor mask = at::empty({count, width}, options.memory_format(at::MemoryFormat::Contiguous));
   const int64_t *key = keys.data_ptr<int64_t>(), *position = positions.data_ptr<int64_t>(),
                 *head = heads.data_ptr<int64_t>(), *start = starts.data_ptr<int64_t>();
+  at::parallel_for(0, keys.numel(), std::max<int64_t>(1, 8192 / std::max<int64_t>(width, 1)), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const auto k = static_cast<uint64_t>(key[r]);
+      const std::array<uint32_t, 2> row_key = {static_cast<uint32_t>(k), static_cast<uint32_t>(k >> 32)};
+      const int64_t first = std::clamp<int64_t>(start[r], 0, width);
+      for (int64_t c = 0; c < first; ++c) keep(r, c, true);
+      uint32_t words[4][kPhiloxBlocks];
+      for (int64_t e = 0; first + e < width; e += 4 * kPhiloxBlocks) {
+        philox_blocks(static_cast<uint32_t>(e / 4), static_cast<uint32_t>(position[r]), site,
+                      static_cast<uint32_t>(head[r]), row_key[0], row_key[1], words);
+        const int64_t count = std::min<int64_t>(4 * kPhiloxBlocks, width - first - e);
+        for (int64_t j = 0; j < count; ++j) keep(r, first + e + j, words[j % 4][j / 4] >= threshold);
+      }
+    }
+  });
+}
+
+// x * keyed mask on the CPU in one pass, without the mask as a tensor of x's type: autograd keeps
+// a byte per element for the backward pass (peft's dropout keeps a bool mask too), not a float
+// mask, and no mask is written and read again. Bitwise the product x * mask: the same kept scale,
+// rounded to x's type.
+class CpuKeyedDropout : public torch::autograd::Function<CpuKeyedDropout> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input, const MaskRows& rows,
+                            double p, uint32_t site) {
+    const at::Tensor x = input.contiguous();
+    const int64_t width = x.size(-1);
+    at::Tensor out = at::empty_like(x), kept = at::empty(x.sizes(), x.options().dtype(at::kByte));
+    uint8_t* kept_base = kept.data_ptr<uint8_t>();
+    double scale = 0;
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "keyed_dropout", [&] {
+      const auto keep = static_cast<scalar_t>(1.0 / (1.0 - p));
+      scale = static_cast<double>(keep);
+      const scalar_t* in = x.data_ptr<scalar_t>();
+      scalar_t* result = out.data_ptr<scalar_t>();
+      for_each_element(rows, width, p, site, [&](int64_t r, int64_t c, bool k) {
+        const int64_t i = r * width + c;
+        kept_base[i] = k;
+        result[i] = k ? static_cast<scalar_t>(in[i] * keep) : static_cast<scalar_t>(0);
+      });
+    });
+    ctx->save_for_backward({kept});
+    ctx->saved_data["scale"] = scale;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const at::Tensor kept = ctx->get_saved_variables()[0], upstream = grads[0].contiguous();
+    at::Tensor grad = at::empty_like(upstream);
+    const uint8_t* kept_base = kept.data_ptr<uint8_t>();
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad.scalar_type(), "keyed_dropout_backward", [&] {
+      const auto keep = static_cast<scalar_t>(ctx->saved_data["scale"].toDouble());
+      const scalar_t* in = upstream.data_ptr<scalar_t>();
+      scalar_t* out = grad.data_ptr<scalar_t>();
+      at::parallel_for(0, grad.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i)
+          out[i] = kept_base[i] ? static_cast<scalar_t>(in[i] * keep) : static_cast<scalar_t>(0);
+      });
+    });
+    return {grad, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor keyed_mask(const MaskRows& rows, int64_t width, double p, uint32_t site, const at::TensorOptions& options) {
+  if (!options.device().is_cpu()) return keyed_mask_by_ops(rows, width, p, site, options);
+  at::Tensor mask = at::empty({rows.keys.numel(), width}, options.memory_format(at::MemoryFormat::Contiguous));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, mask.scalar_type(), "keyed_mask", [&] {
     const auto keep = static_cast<scalar_t>(1.0 / (1.0 - p)), drop = static_cast<scalar_t>(0);
     scalar_t* base = mask.data_ptr<scalar_t>();
-    at::parallel_for(0, count, std::max<int64_t>(1, 8192 / std::max<int64_t>(width, 1)), [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        scalar_t* out = base + r * width;
-        const auto k = static_cast<uint64_t>(key[r]);
-        const std::array<uint32_t, 2> row_key = {static_cast<uint32_t>(k), static_cast<uint32_t>(k >> 32)};
-        const int64_t first = std::clamp<int64_t>(start[r], 0, width);
-        std::fill(out, out + first, keep);  // left padding: never read through
-        for (int64_t e = 0; first + e < width; e += 4) {
-          const auto bits = philox4x32({static_cast<uint32_t>(e / 4), static_cast<uint32_t>(position[r]), site,
-                                        static_cast<uint32_t>(head[r])}, row_key);
-          for (int64_t j = 0; j < 4 && first + e + j < width; ++j) out[first + e + j] = bits[j] >= threshold ? keep : drop;
-        }
-      }
-    });
+    for_each_element(rows, width, p, site, [&](int64_t r, int64_t c, bool k) { base[r * width + c] = k ? keep : drop; });
   });
   return mask;
 }
@@ -102,8 +243,8 @@ KeyedDropout::KeyedDropout(const at::Tensor& row_keys, const at::Tensor& attenti
 }
 
 at::Tensor KeyedDropout::apply(const at::Tensor& x, double p, uint32_t site, const MaskRows& rows) const {
-  const int64_t width = x.size(-1);
-  return x * keyed_mask(rows, width, p, site, x.options()).view(x.sizes());
+  if (x.device().is_cpu()) return CpuKeyedDropout::apply(x, rows, p, site);
+  return x * keyed_mask(rows, x.size(-1), p, site, x.options()).view(x.sizes());
 }
 
 at::Tensor KeyedDropout::tokens(const at::Tensor& x, double p, uint32_t site, const at::Tensor& flat) const {

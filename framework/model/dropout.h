@@ -17,11 +17,22 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace angle::model {
 
 // The Philox-4x32-10 block for `counter` under `key` (Salmon et al., SC'11).
 std::array<uint32_t, 4> philox4x32(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key);
+
+// Philox blocks computed side by side for the CPU's masks: words[w][i] = word w of
+// philox4x32({first + i, c1, c2, c3}, {k0, k1}), i < kPhiloxBlocks.
+constexpr int kPhiloxBlocks = 16;
+using PhiloxBlocks = void (*)(uint32_t first, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
+                              uint32_t words[4][kPhiloxBlocks]);
+// The implementations this CPU runs, widest first (avx512f, avx2, scalar): the masks use the first.
+std::vector<std::pair<std::string, PhiloxBlocks>> philox_block_functions();
 
 // The rows of a mask [R, W]: row r belongs to the text with key keys[r] (a uint64 bit pattern), the
 // token at `positions[r]` in it and head `heads[r]` (0 outside attention); its element c is that

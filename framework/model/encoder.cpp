@@ -9,7 +9,7 @@
 #include "model/bert.h"
 #include "model/decoder.h"
 #include "model/native_bf16.h"
-#include "model/prompt_file.h"
+#include "model/embedding_file.h"
 #include "model/storage.h"
 #include "model/weights.h"
 
@@ -139,10 +139,17 @@ Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options)
   const bool is_llm = is_decoder_dir(base_dir);
   ANGLE_CHECK(!lora.enabled() || is_llm, "LoRA adapters are supported on LLaMA-family decoders only; ", base_dir,
               " is a BERT-family model");
+  const EmbeddingSettings settings = read_embedding_settings(dir_name);
+  std::optional<int64_t> bidirectional_from = options.bidirectional_from;
+  if (!bidirectional_from) bidirectional_from = settings.bidirectional_from;
+  if (!bidirectional_from && !adapters_from.empty()) bidirectional_from = read_embedding_settings(adapters_from).bidirectional_from;
+  ANGLE_CHECK(!bidirectional_from || is_llm, "bidirectional_from (BiLLM) applies to LLaMA-family decoders; ", base_dir,
+              " is a BERT-family model");
   std::shared_ptr<Backbone> model;
   if (is_llm) {
     DecoderConfig config = DecoderConfig::from_file(config_path.string());
     if (options.dropout) config.attention_dropout = *options.dropout;
+    if (bidirectional_from) config.set_bidirectional_from(*bidirectional_from);
     model = std::make_shared<DecoderModel>(config, lora);
   } else {
     BertConfig config = BertConfig::from_file(config_path.string());
@@ -168,7 +175,7 @@ Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options)
 
   Encoder encoder{dir_name, std::move(tokenizer), std::move(model), Pooling{}, false, 512, "", at::kCPU, at::kFloat, {},
                   is_llm, options.defer_weights ? std::move(files) : nullptr};
-  encoder.prompt = options.prompt.value_or(read_model_prompt(dir));
+  encoder.prompt = options.prompt.value_or(settings.prompt);
   text::check_prompt("prompt", encoder.prompt);
   encoder.pooling = options.pooling ? Pooling::parse(*options.pooling) : default_pooling(dir, modules, is_llm ? "last" : "cls");
   bool has_normalize = false;
@@ -183,7 +190,7 @@ Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options)
               specials, " special tokens");
   encoder.device = parse_device(options.device);
   encoder.dtype = resolve_dtype(options.dtype, encoder.device) == "bf16" ? at::kBFloat16 : at::kFloat;
-  encoder.export_spec = {base_dir, encoder.pooling, encoder.normalize, encoder.max_length, lora, encoder.prompt};
+  encoder.export_spec = {base_dir, encoder.pooling, encoder.normalize, encoder.max_length, lora, {encoder.prompt, bidirectional_from}};
   encoder.model->to(encoder.device, encoder.dtype);
   return encoder;
 }

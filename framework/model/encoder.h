@@ -29,8 +29,11 @@ struct EncoderOptions {
   std::string device = "cpu";          // cpu | cuda | cuda:N
   std::optional<double> dropout;       // overrides hidden and attention dropout (training)
   // A template with {text} every text is put in before tokenization ("": none); default: the model
-  // directory's (model/prompt_file.h).
+  // directory's (model/embedding_file.h).
   std::optional<std::string> prompt;
+  // A decoder's layers K.. attend both ways (BiLLM, model/decoder.h); default: the model
+  // directory's, else that of `lora_init`'s adapter (model/embedding_file.h).
+  std::optional<int64_t> bidirectional_from;
   // LoRA adapters on a decoder (model/lora.h), the base frozen: loaded from `lora_init` (a PEFT
   // adapter directory) when set, else fresh from `lora_seed`.
   LoraConfig lora;
@@ -58,7 +61,7 @@ struct Encoder {
   Pooling pooling;
   bool normalize = false;
   size_t max_length = 512;
-  std::string prompt;  // template with {text}, or "" (model/prompt_file.h)
+  std::string prompt;  // template with {text}, or "" (model/embedding_file.h)
   at::Device device = at::kCPU;
   at::ScalarType dtype = at::kFloat;
   ExportSpec export_spec;  // how to write this encoder back as a model directory

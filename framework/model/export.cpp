@@ -10,7 +10,6 @@
 
 #include "core/error.h"
 #include "core/json_file.h"
-#include "model/prompt_file.h"
 #include "model/safetensors.h"
 
 namespace angle::model {
@@ -81,7 +80,7 @@ void save_model_dir(const Backbone& model, const ExportSpec& spec, const std::st
   if (fs::exists(source / "sentence_bert_config.json"))
     lower = read_json_file((source / "sentence_bert_config.json").string()).value("do_lower_case", false);
   write_json(tmp / "sentence_bert_config.json", {{"max_seq_length", spec.max_length}, {"do_lower_case", lower}});
-  write_prompt_files(tmp.string(), spec.prompt);
+  write_embedding_files(tmp.string(), spec.embedding);
 
   // Replace any previous export only once the new one is complete.
   fs::path old(out_dir + ".old-" + std::to_string(::getpid()));

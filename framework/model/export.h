@@ -6,6 +6,7 @@
 #include <string>
 
 #include "model/backbone.h"
+#include "model/embedding_file.h"
 #include "model/lora.h"
 #include "model/pooling.h"
 
@@ -17,7 +18,7 @@ struct ExportSpec {
   bool normalize = false;
   size_t max_length = 512;
   LoraConfig lora;  // the model's adapters (base_model: source_dir, absolute)
-  std::string prompt;  // the template texts are embedded with (model/prompt_file.h), or ""
+  EmbeddingSettings embedding;  // the prompt, BiLLM's layer (model/embedding_file.h)
 };
 
 // A model with LoRA adapters is written as a PEFT adapter directory (adapter_config.json +

@@ -15,8 +15,9 @@ struct Sizes {
 Sizes sizes_of(const model::ModelShape& shape, const ForwardShape& f) {
   const int64_t padded = f.rows * f.longest;
   // Per-token operations run on the packed tokens, or on every position when the batch is nearly
-  // dense (model/bert.cpp's rule). On the CPU a dropout mask is a float tensor of its input's
-  // shape (at::dropout's fallback).
+  // dense (model/bert.cpp's rule). A dropout mask is counted as a float tensor of its input's
+  // shape (at::dropout's CPU fallback, which tests/oracle/make_activation_reference.py replicates);
+  // model/dropout.cpp keeps a byte per element on the CPU, so this is an upper bound.
   const bool dense = model::runs_padded(f.tokens, padded);
   return {padded, dense ? padded : f.tokens, f.dropout ? 4 : 0, f.rows * shape.heads * f.longest * f.longest};
 }
@@ -46,7 +47,7 @@ int64_t layer_activation_bytes(const model::ModelShape& shape, const ForwardShap
 // outputs and the SiLU output; with full fine-tuning also both norms' normalised inputs (for their
 // weights' gradients) and the inputs of q/k/v, gate/up and down. With LoRA an adapter keeps its
 // input (shared by the projections that read the same tensor) and its rank-r intermediate; with
-// adapter dropout each adapter keeps its own float mask and dropped input instead. The additive
+// adapter dropout each adapter keeps its own byte mask and dropped input instead. The additive
 // float mask the attention kernel builds from the boolean one is counted per layer.
 int64_t decoder_layer_activation_bytes(const model::ModelShape& shape, const ForwardShape& f) {
   const int64_t positions = f.rows * f.longest, h = shape.hidden, q = shape.heads * shape.head_dim,
@@ -60,7 +61,7 @@ int64_t decoder_layer_activation_bytes(const model::ModelShape& shape, const For
     auto readers = [&](std::initializer_list<const char*> names, int64_t width, bool kept) {
       int64_t adapters = 0;
       for (const char* name : names) adapters += std::count(shape.adapted.begin(), shape.adapted.end(), name);
-      if (f.adapter_dropout) return adapters * (8 * width + 4 * r);
+      if (f.adapter_dropout) return adapters * (5 * width + 4 * r);
       return adapters * 4 * r + (adapters > 0 && !kept ? 4 * width : 0);
     };
     per_position += readers({"q_proj", "k_proj", "v_proj"}, h, false) + readers({"o_proj"}, q, true) +

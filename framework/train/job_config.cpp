@@ -69,6 +69,8 @@ void check_values(const JobConfig& c) {
   ANGLE_CHECK(c.chunk >= 0, "train.chunk must be >= 0 (0: off)");
   check_batch_split(c, 1);
   ANGLE_CHECK(!c.dropout || (*c.dropout >= 0 && *c.dropout < 1), "model.dropout must be in [0, 1)");
+  ANGLE_CHECK(!c.bidirectional_from || *c.bidirectional_from >= 0, "model.bidirectional_from must be >= 0 (got ",
+              c.bidirectional_from.value_or(0), ")");
   ANGLE_CHECK(c.lora_r >= 0, "lora.r must be >= 0 (0: no LoRA; got ", c.lora_r, ")");
   if (c.lora_r > 0 || !c.lora_init.empty()) (void)lora_config(c);
   text::check_prompt("data.text_prompt", c.text_prompt);
@@ -209,6 +211,7 @@ model::EncoderOptions evaluation_options(const JobConfig& c) {
   // Texts are evaluated (dev, test, base beside trained) and exported with the prompt they were
   // trained with; a job without one evaluates without, whatever the base model's files say.
   options.prompt = c.text_prompt;
+  if (c.bidirectional_from) options.bidirectional_from = *c.bidirectional_from;
   options.max_length = c.max_length;
   options.device = c.device.str();
   return options;

@@ -22,6 +22,7 @@ struct JobConfig {
   Dtype dtype = Dtype::fp32;          // bf16: autocast of the forward pass
   std::optional<double> dropout;      // overrides hidden and attention dropout; 0 disables
   std::optional<bool> is_llm;         // angle-emb's flag; here detected from config.json, and checked when given
+  std::optional<long> bidirectional_from;  // BiLLM: a decoder's layers K.. attend both ways (model/decoder.h)
   // [lora] (r 0 and no init: full fine-tuning)
   long lora_r = 0;
   std::optional<double> lora_alpha, lora_dropout;  // default 32 and 0.1 (angle-emb's), or the init adapter's
@@ -29,7 +30,8 @@ struct JobConfig {
   std::string lora_init;              // a PEFT adapter directory to start from
   // [data]
   std::string train;                  // comma-separated PATH.h5 or FORMAT:PATH specs
-  std::string dev, test;              // stsb:PATH or sick:PATH
+  std::string dev;                    // stsb:PATH or sick:PATH
+  std::string test;                   // comma-separated stsb:PATH or sick:PATH
   std::string mix_weights;            // comma-separated, one per training set (empty: by size)
   DataFormat format = DataFormat::any;  // what the training sets must be (any: whatever they are)
   bool filter_duplicate = true;

@@ -136,6 +136,8 @@ std::vector<JobKey> key_table() {
       key("model", "dropout", &C::dropout, "hidden and attention dropout (default: config.json; 0 disables)"),
       key("model", "is_llm", &C::is_llm, "true for a LLaMA-family decoder, false for BERT (default: from "
                                          "config.json's model_type; given, it must agree)"),
+      key("model", "bidirectional_from", &C::bidirectional_from,
+          "BiLLM: a decoder's layers K.. attend both ways, 0..layers (default: the model directory's; none)"),
 
       key("lora", "r", &C::lora_r, "adapter rank (0: no LoRA)"),
       key("lora", "alpha", &C::lora_alpha, "scaling numerator: updates are scaled by alpha / r (default 32)"),
@@ -148,7 +150,7 @@ std::vector<JobKey> key_table() {
                                                "FORMAT:PATH (stsb, sick, snli-senteval, ...)"),
       key("data", "mix_weights", &C::mix_weights, "sampling weight of each training set"),
       key("data", "dev", &C::dev, "dev set for evaluation during training"),
-      key("data", "test", &C::test, "test set evaluated at the end"),
+      key("data", "test", &C::test, "test sets evaluated at the end (comma-separated)"),
       key("data", "format", &C::format,
           "A (text1,text2,label), B (query,positive) or C (query,positive,negative); empty: the training sets' own"),
       key("data", "filter_duplicate", &C::filter_duplicate,

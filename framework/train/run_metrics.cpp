@@ -66,30 +66,51 @@ double evaluate_dev(model::Encoder& encoder, const data::StsPairs& dev_set, long
   return dev.spearman;
 }
 
-void add_test_scores(const JobConfig& c, const model::Encoder& final_model, const data::StsPairs& test_set,
-                     bool have_best, json& result) {
-  auto score_of = [&](const std::string& dir) {
-    model::EncoderOptions options = evaluation_options(c);
-    options.device = final_model.device.str();  // the device training ran on, as placed
-    return score_json(eval::evaluate_sts(model::load_encoder(dir, options), test_set, kEvalOptions));
-  };
-  result["final"] = {{"test", score_json(eval::evaluate_sts(final_model, test_set, kEvalOptions))}};
-  if (have_best) result["best"]["test"] = score_of((fs::path(c.output_dir) / "best").string());
-  result["base"] = {{"test", score_of(c.model_path)}};
+TestSets read_test_sets(const std::string& specs) {
+  TestSets sets;
+  for (const std::string& spec : split(specs, ','))
+    if (!spec.empty()) sets.emplace_back(spec, data::read_sts_spec(spec));
+  return sets;
 }
 
-std::string test_summary(const JobConfig& c, const json& result) {
+void add_test_scores(const JobConfig& c, const model::Encoder& final_model, const TestSets& test_sets, bool have_best,
+                     json& result) {
+  // Each model is loaded once and scored on every set; "test" is the first set's score (sweeps and
+  // reports read it), "tests" every set's by its spec.
+  auto scores = [&](const model::Encoder& encoder, const std::string& who) {
+    for (const auto& [spec, pairs] : test_sets) {
+      json score = score_json(eval::evaluate_sts(encoder, pairs, kEvalOptions));
+      if (!result[who].contains("test")) result[who]["test"] = score;
+      result[who]["tests"][spec] = score;
+    }
+  };
+  auto load = [&](const std::string& dir) {
+    model::EncoderOptions options = evaluation_options(c);
+    options.device = final_model.device.str();  // the device training ran on, as placed
+    return model::load_encoder(dir, options);
+  };
+  scores(final_model, "final");
+  if (have_best) scores(load((fs::path(c.output_dir) / "best").string()), "best");
+  scores(load(c.model_path), "base");
+}
+
+std::vector<std::string> test_summary(const JobConfig& c, const json& result) {
   auto spearman = [](const json& score) {
     char text[16];
     std::snprintf(text, sizeof text, "%.2f", score["spearman"].get<double>());
     return std::string(text);
   };
-  std::string line = "test " + c.test + ": Spearman base " + spearman(result["base"]["test"]) + ", trained " +
-                     spearman(result["final"]["test"]) + " (final)";
-  if (result.contains("best") && result["best"].contains("test"))
-    line += ", " + spearman(result["best"]["test"]) + " (best dev, step " +
-            std::to_string(result["best"]["step"].get<long>()) + ")";
-  return line;
+  std::vector<std::string> lines;
+  for (const std::string& spec : split(c.test, ',')) {
+    if (spec.empty()) continue;
+    std::string line = "test " + spec + ": Spearman base " + spearman(result["base"]["tests"][spec]) + ", trained " +
+                       spearman(result["final"]["tests"][spec]) + " (final)";
+    if (result.contains("best") && result["best"].contains("tests"))
+      line += ", " + spearman(result["best"]["tests"][spec]) + " (best dev, step " +
+              std::to_string(result["best"]["step"].get<long>()) + ")";
+    lines.push_back(line);
+  }
+  return lines;
 }
 
 c10::ScalarType matmul_dtype(const JobConfig& c) {

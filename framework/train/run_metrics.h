@@ -7,6 +7,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <c10/core/Device.h>
 
@@ -44,14 +46,18 @@ double keep_metrics_until(const std::string& path, long last_step);
 // Rank 0, between gather_full() and release_full(): the dev score, logged and written to metrics.
 double evaluate_dev(model::Encoder& encoder, const data::StsPairs& dev_set, long step, std::ofstream& metrics);
 
-// Rank 0, at the end: the test score of the final model, of best/ when there was a dev set, and
-// of the base model the run started from (its directory, as the job names it), side by side.
-void add_test_scores(const JobConfig& c, const model::Encoder& final_model, const data::StsPairs& test_set,
-                     bool have_best, nlohmann::json& result);
+// data.test's sets, each with its spec ("sick:PATH"), read before the model is.
+using TestSets = std::vector<std::pair<std::string, data::StsPairs>>;
+TestSets read_test_sets(const std::string& specs);
 
-// The run's last line: the test Spearman (x 100, as evaluate_sts gives it) of the base model
-// beside the trained one(s).
-std::string test_summary(const JobConfig& c, const nlohmann::json& result);
+// Rank 0, at the end: the test scores of the final model, of best/ when there was a dev set, and
+// of the base model the run started from (its directory, as the job names it), side by side.
+void add_test_scores(const JobConfig& c, const model::Encoder& final_model, const TestSets& test_sets, bool have_best,
+                     nlohmann::json& result);
+
+// The run's last lines, one per test set: the test Spearman (x 100, as evaluate_sts gives it) of
+// the base model beside the trained one(s).
+std::vector<std::string> test_summary(const JobConfig& c, const nlohmann::json& result);
 
 // The end of a run, on every rank: the run's phase table and this rank's achieved model FLOP/s
 // beside what at::mm reaches on the model's linear-layer shapes (every rank measures at once, so

@@ -124,10 +124,10 @@ int TrainingRun::finish() {
                    {"wall_s", elapsed_before_ + seconds}, {"pairs_per_s", totals_.examples / std::max(1e-9, seconds)},
                    {"profile", step_profile}};
     if (dev_set_) result["best"] = {{"step", best_step_}, {"dev", {{"spearman", best_dev_}}}};
-    if (test_set_) add_test_scores(c_, *encoder_, *test_set_, dev_set_.has_value(), result);
+    if (!test_sets_.empty()) add_test_scores(c_, *encoder_, test_sets_, dev_set_.has_value(), result);
     write_run_result(c_.output_dir, result, total_steps_);
     log_info("eval: " + result.dump());
-    if (test_set_) log_info(test_summary(c_, result));
+    for (const std::string& line : test_summary(c_, result)) log_info(line);
   }
   comm_.barrier();
   return 0;

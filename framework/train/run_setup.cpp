@@ -100,7 +100,7 @@ TrainingRun::TrainingRun(const JobConfig& c, const TestHooks& hooks, comm::Comm&
   check_startup();
   // Evaluation files are read before the model: a typo fails in a second, not after loading.
   if (!c.dev.empty()) dev_set_ = data::read_sts_spec(c.dev);
-  if (!c.test.empty()) test_set_ = data::read_sts_spec(c.test);
+  test_sets_ = read_test_sets(c.test);
   // Stage 3 on several ranks gathers and frees every unit twice a step (core/memory.h).
   if (world_ > 1 && c.stage.number() == 3) keep_large_blocks_mapped();
   const uint64_t resident_before = resident_bytes();

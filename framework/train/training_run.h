@@ -66,7 +66,8 @@ class TrainingRun {
   const TestHooks& hooks_;
   comm::Comm& comm_;
   const int rank_, world_;
-  std::optional<data::StsPairs> dev_set_, test_set_;
+  std::optional<data::StsPairs> dev_set_;
+  TestSets test_sets_;
   std::optional<model::Encoder> encoder_;
   std::unique_ptr<TrainingData> data_;
   std::unique_ptr<shard::ShardedModel> sharded_;

@@ -2,8 +2,10 @@
 """Runs the reference library angle-emb (v0.6.1, AnglE.fit) with a recipe given on the command
 line, on STS-B pairs (format A, --train CSV), on the main job's pairs (--default-job-data DIR:
 STS-B + SICK train, labels in [0, 1]) or on triplets (format C, --triplets JSONL with
-query/positive/negative). Used by the side-by-side and throughput benchmarks; not part of the
-product."""
+query/positive/negative). --llm: a decoder with peft LoRA (--lora-r/--lora-alpha/--lora-dropout on
+every linear layer, angle-emb's default targets), last-token pooling, --text-prompt. Used by the
+side-by-side and throughput benchmarks; not part of the product. Prints the fit's seconds and the
+number of pairs it trained on."""
 import argparse
 import json
 import pathlib
@@ -39,22 +41,34 @@ def main():
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--bf16', action='store_true', help='bf16 autocast (HF Trainer bf16=True)')
+    ap.add_argument('--llm', action='store_true', help='a decoder with LoRA, last-token pooling')
+    ap.add_argument('--lora-r', type=int, default=32)
+    ap.add_argument('--lora-alpha', type=float, default=32)
+    ap.add_argument('--lora-dropout', type=float, default=0.1)
+    ap.add_argument('--text-prompt', help='format A template with {text}')
     ap.add_argument('--loss', default='{"cosine_w": 1, "ibn_w": 1, "angle_w": 0.02, "cosine_tau": 20, '
                                       '"ibn_tau": 20, "angle_tau": 20}')
     args = ap.parse_args()
     import torch
     torch.set_num_threads(args.threads)
     from angle_emb import AnglE
-    angle = AnglE.from_pretrained(args.model, max_length=args.max_length, pooling_strategy='avg',
-                                  train_mode=True, torch_dtype=torch.float32)
+    llm = {}
+    if args.llm:
+        llm = {'is_llm': True, 'apply_lora': True,
+               'lora_config_kwargs': {'r': args.lora_r, 'lora_alpha': args.lora_alpha, 'lora_dropout': args.lora_dropout}}
+    angle = AnglE.from_pretrained(args.model, max_length=args.max_length, pooling_strategy='last' if args.llm else 'avg',
+                                  train_mode=True, torch_dtype=torch.float32, **llm)
+    train_ds = dataset(args)
     start = time.perf_counter()
-    angle.fit(train_ds=dataset(args), output_dir=args.output, batch_size=args.batch_size, epochs=args.epochs,
+    angle.fit(train_ds=train_ds, output_dir=args.output, batch_size=args.batch_size, epochs=args.epochs,
               learning_rate=args.lr, warmup_steps=0, logging_steps=10, save_strategy='no', eval_strategy='no',
               loss_kwargs=json.loads(args.loss), filter_duplicate=True,
               argument_kwargs={'seed': args.seed, 'max_steps': args.max_steps, 'report_to': 'none',
                                'use_cpu': True, 'dataloader_num_workers': 0},
-              bf16=args.bf16)
-    print(json.dumps({'fit_seconds': time.perf_counter() - start}))
+              bf16=args.bf16, text_prompt=args.text_prompt)
+    steps = args.max_steps if args.max_steps > 0 else None  # else the epochs decide
+    print(json.dumps({'fit_seconds': time.perf_counter() - start, 'steps': steps,
+                      'pairs': None if steps is None else steps * args.batch_size}))
 
 
 if __name__ == '__main__':

@@ -46,13 +46,13 @@ def main():
         return ['embed', '--model', model, '--input', inp, '--output', out, '--quiet', *extra]
 
     expect.failure('missing model directory', embed(work / 'nope'), ['nope', 'does not exist'], out)
-    # Prompts (model/prompt_file.h): a template without {text}, on the command line or in the model's files.
+    # Prompts (model/embedding_file.h): a template without {text}, on the command line or in the model's files.
     expect.failure('--prompt without {text}', embed(base, extra=('--prompt', 'no placeholder')),
                    ["--prompt 'no placeholder' must contain {text}"], out)
     for name, files, message in [
-            ('prompt-not-string', {'angle_prompt.json': '{"prompt": 3}'}, ['angle_prompt.json', 'expected {"prompt"']),
-            ('prompt-no-slot', {'angle_prompt.json': '{"prompt": "no slot"}'},
-             ['angle_prompt.json: prompt', 'must contain {text}']),
+            ('prompt-not-string', {'angle_embedding.json': '{"prompt": 3}'}, ['angle_embedding.json', 'expected {"prompt"']),
+            ('prompt-no-slot', {'angle_embedding.json': '{"prompt": "no slot"}'},
+             ['angle_embedding.json: prompt', 'must contain {text}']),
             ('st-prompt-missing', {'config_sentence_transformers.json': '{"prompts": {}, "default_prompt_name": "q"}'},
              ['config_sentence_transformers.json', "default_prompt_name 'q' names no prompt"])]:
         def write(d, files=files):

@@ -52,15 +52,20 @@ def check_profile(out, lines, failures):
         failures.append(f'achieved {achieved} FLOP/s against a peak of {peak}: the FLOP count or the peak is wrong')
 
 
-def check_base_and_trained(angle, base, out, test_file, failures):
+def check_base_and_trained(angle, base, out, test_specs, failures):
+    """eval.json scores every set of data.test for base and final as `angle eval` does; "test" is the
+    first set's."""
     result = json.loads((out / 'eval.json').read_text())
     for key, model in (('base', base), ('final', out / 'final')):
-        theirs = json.loads(run([angle, 'eval', '--model', model, '--data', f'stsb:{test_file}', '--max-length', 32,
-                                 '--json']).splitlines()[0])['spearman']
-        ours = result[key]['test']['spearman']
-        print(f'test Spearman {key}: eval.json {ours:.4f}, angle eval {theirs:.4f}')
-        if abs(ours - theirs) > 1e-6:
-            failures.append(f'eval.json {key} test Spearman {ours} != angle eval {theirs}')
+        if result[key]['test'] != result[key]['tests'][test_specs[0]] or sorted(result[key]['tests']) != sorted(test_specs):
+            failures.append(f'eval.json {key}: "test" is not the first set, or "tests" lacks a set: {result[key]}')
+        for spec in test_specs:
+            theirs = json.loads(run([angle, 'eval', '--model', model, '--data', spec, '--max-length', 32,
+                                     '--json']).splitlines()[0])['spearman']
+            ours = result[key]['tests'][spec]['spearman']
+            print(f'{spec} Spearman {key}: eval.json {ours:.4f}, angle eval {theirs:.4f}')
+            if abs(ours - theirs) > 1e-6:
+                failures.append(f'eval.json {key} {spec} Spearman {ours} != angle eval {theirs}')
     if result['base']['test']['spearman'] == result['final']['test']['spearman']:
         failures.append('the base and trained test scores are equal: one of them is not the model it names')
 
@@ -114,14 +119,18 @@ seed = 7
     test_file = work / 'test60.csv'
     test_file.write_text(''.join((data / 'STS/STSBenchmark/sts-test.csv').read_text(encoding='utf-8').splitlines(True)[:60]),
                          encoding='utf-8')
+    sick_file = work / 'sick60.txt'
+    sick_file.write_text(''.join((data / 'SICK/semeval2014_task1_noheader/SICK_test_annotated.txt')
+                                 .read_text(encoding='utf-8').splitlines(True)[:61]), encoding='utf-8')
+    test_specs = [f'stsb:{test_file}', f'sick:{sick_file}']  # data.test takes a list
     for dtype in ('fp32', 'bf16'):
         out = work / f'dtype-{dtype}'
         run([angle, 'train', '--job', job, '--run.output_dir', out, '--model.dtype', dtype, '--model.dropout', 0,
              '--train.max_steps', 1, *common] +
             # fp32 also trains a second step (step 1's lr is 0 in warm-up) and scores base and trained on a test set
-            (['--train.max_steps', 2, '--data.test', f'stsb:{test_file}'] if dtype == 'fp32' else []))
+            (['--train.max_steps', 2, '--data.test', ','.join(test_specs)] if dtype == 'fp32' else []))
         first_losses[dtype] = metrics(out)[0]['loss']
-    check_base_and_trained(angle, args.model, work / 'dtype-fp32', test_file, failures)
+    check_base_and_trained(angle, args.model, work / 'dtype-fp32', test_specs, failures)
     print('first-step loss fp32 / bf16:', first_losses)
     if abs(first_losses['bf16'] - first_losses['fp32']) > 0.03 * abs(first_losses['fp32']):
         failures.append(f'bf16 autocast loss {first_losses["bf16"]} far from fp32 {first_losses["fp32"]}')
@@ -146,14 +155,14 @@ seed = 7
     if np.allclose(base, theirs[:4], atol=1e-4):
         failures.append('the exported model equals the base model: training changed nothing')
 
-    # A job's text prompt travels with its model: final/ carries it (angle_prompt.json, and as
+    # A job's text prompt travels with its model: final/ carries it (angle_embedding.json, and as
     # sentence-transformers' default prompt when it is a prefix), so that `angle embed` and
     # sentence-transformers both apply it with no flag, and `angle eval` reports it.
     prompted = work / 'prompted'
     run([angle, 'train', '--job', job, '--run.output_dir', prompted, '--train.max_steps', 2, '--data.text_prompt',
          'query: {text}', *common])
     final = prompted / 'final'
-    carried = json.loads((final / 'angle_prompt.json').read_text()).get('prompt')
+    carried = json.loads((final / 'angle_embedding.json').read_text()).get('prompt')
     default = json.loads((final / 'config_sentence_transformers.json').read_text())
     run([angle, 'embed', '--model', final, '--input', texts, '--output', work / 'prompted.npy', '--quiet'])
     ours = np.load(work / 'prompted.npy')

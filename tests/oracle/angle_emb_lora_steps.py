@@ -14,8 +14,12 @@ What is pinned so that only the inputs decide the result:
     --lr to 0 over the N steps, no warm-up, gradient clipping at norm 1.0;
   - each step's loss as compute_loss returns it (HF's log rounds to 4 decimals).
 
+  - --bidirectional-from K: BiLLM's attention from layer K on (tests/oracle/billm_oracle.py, mode
+    'keys': padding keys stay masked, as in model/decoder.h).
+
   angle_emb_lora_steps.py --model DIR --adapter-init DIR --pairs JSONL --batch-size B --steps N
-                          --lr LR --max-length L --loss JSON --out JSON --save-adapter DIR"""
+                          --lr LR --max-length L --loss JSON --out JSON --save-adapter DIR
+                          [--bidirectional-from K]"""
 import argparse
 import json
 import pathlib
@@ -35,6 +39,7 @@ def main():
     ap.add_argument('--out', required=True)
     ap.add_argument('--save-adapter', required=True)
     ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--bidirectional-from', type=int)
     args = ap.parse_args()
 
     import torch
@@ -61,11 +66,17 @@ def main():
     angle = AnglE.from_pretrained(args.model, max_length=args.max_length, pooling_strategy='last', is_llm=True,
                                   pretrained_lora_path=args.adapter_init, train_mode=True,
                                   torch_dtype=torch.float32)
+    if args.bidirectional_from is not None:
+        import billm_oracle
+        billm_oracle.install(angle.backbone, args.bidirectional_from, 'keys')
     angle.fit(train_ds=data, output_dir=args.save_adapter, batch_size=args.batch_size, epochs=1000,
               learning_rate=args.lr, warmup_steps=0, logging_steps=1, save_strategy='no', eval_strategy='no',
               loss_kwargs=json.loads(args.loss), filter_duplicate=False, text_prompt=args.text_prompt,
               argument_kwargs={'max_steps': args.steps, 'report_to': 'none', 'use_cpu': True,
                                'dataloader_num_workers': 0, 'seed': 42})
+    if args.bidirectional_from is not None:
+        import billm_oracle
+        assert billm_oracle.calls() > 0, 'the BiLLM hooks never ran'
     pathlib.Path(args.out).write_text(json.dumps({'losses': losses, 'adapter': args.save_adapter}))
     print(json.dumps({'losses': losses}))
 

@@ -16,7 +16,7 @@ def check_prompts(args, work, texts, plain):
     """--prompt as a prefix = sentence-transformers' encode(prompt=...); a template with a suffix =
     sentence-transformers on the formatted texts (angle-emb's prompt.format(text=...)); a model
     directory's default prompt (config_sentence_transformers.json) applied with no flag, as
-    sentence-transformers applies it; angle_prompt.json before it; --prompt '' turns it off."""
+    sentence-transformers applies it; angle_embedding.json before it; --prompt '' turns it off."""
     import json
     import numpy as np
     from sentence_transformers import SentenceTransformer
@@ -41,18 +41,18 @@ def check_prompts(args, work, texts, plain):
     carried = work / 'with-prompt'  # the model's files, and a default prompt
     carried.mkdir(exist_ok=True)
     for f in pathlib.Path(args.model).iterdir():
-        if f.name not in ('config_sentence_transformers.json', 'angle_prompt.json') and not (carried / f.name).exists():
+        if f.name not in ('config_sentence_transformers.json', 'angle_embedding.json') and not (carried / f.name).exists():
             (carried / f.name).symlink_to(f.resolve())
     (carried / 'config_sentence_transformers.json').write_text(
         json.dumps({'prompts': {'query': 'query: '}, 'default_prompt_name': 'query'}))
-    (carried / 'angle_prompt.json').unlink(missing_ok=True)
+    (carried / 'angle_embedding.json').unlink(missing_ok=True)
     gaps['default prompt'] = distance(embed(carried, 'carried.npy'),
                                       SentenceTransformer(str(carried), device='cpu').encode(texts, batch_size=32))
-    (carried / 'angle_prompt.json').write_text(json.dumps({'prompt': template}))
+    (carried / 'angle_embedding.json').write_text(json.dumps({'prompt': template}))
     same_template = np.array_equal(embed(carried, 'carried-template.npy'), np.load(work / 'template.npy'))
     off = np.array_equal(embed(carried, 'off.npy', '--prompt', ''), plain)
     print('prompts, max cosine distance to sentence-transformers: ' + ', '.join(f'{k} {v:.2e}' for k, v in gaps.items())
-          + f'; angle_prompt.json = --prompt: {same_template}; --prompt \'\' = no prompt: {off}')
+          + f'; angle_embedding.json = --prompt: {same_template}; --prompt \'\' = no prompt: {off}')
     if max(gaps.values()) > 1e-5 or not same_template or not off:
         sys.exit('prompts disagree (see the line above)')
 

@@ -2,8 +2,8 @@
 """The bytes autograd keeps from one layer's forward, measured with PyTorch's saved-tensor hooks on
 the same ATen operations as framework/model/bert.cpp's layer (packed per-token work, padded
 attention, CPU dropout) and framework/model/decoder.cpp's (RMSNorm in float32, rotary Q/K, the
-grouped-query repeat, the fused attention kernel, SwiGLU; LoRA adapters with a float dropout mask
-as model/dropout.h draws it): the oracle for plan/activation_plan's per-layer formulas. Each
+grouped-query repeat, the fused attention kernel, SwiGLU; LoRA adapters with a byte dropout mask
+as model/dropout.cpp keeps it on the CPU): the oracle for plan/activation_plan's per-layer formulas. Each
 distinct storage is counted once; parameters (and their transposed views) are not activations,
 the layer's input is, tensors shared by all layers (the boolean mask, the rotary tables) are not.
 Writes one JSON list of cases to --out."""
@@ -12,6 +12,22 @@ import json
 
 import torch
 import torch.nn.functional as F
+
+
+class ByteMaskDropout(torch.autograd.Function):
+    """Dropout that keeps a byte per element for backward, as model/dropout.cpp's CPU path does."""
+
+    @staticmethod
+    def forward(ctx, t, p):
+        kept = (torch.rand_like(t) >= p).to(torch.uint8)
+        ctx.save_for_backward(kept)
+        ctx.scale = 1 / (1 - p)
+        return t * kept * ctx.scale
+
+    @staticmethod
+    def backward(ctx, grad):
+        (kept,) = ctx.saved_tensors
+        return grad * kept * ctx.scale, None
 
 
 def layer_saved_bytes(rows, longest, real, dropout, hidden, intermediate, heads):
@@ -124,7 +140,7 @@ def decoder_layer_saved_bytes(rows, longest, hidden, intermediate, heads, kv_hea
             return y
         a, b = adapter[name]
         if lora_dropout > 0:
-            t = t * ((torch.rand_like(t) >= lora_dropout).float() / (1 - lora_dropout))
+            t = ByteMaskDropout.apply(t, lora_dropout)
         return y + F.linear(F.linear(t, a), b) * 2.0
 
     def split(t, n):

@@ -142,6 +142,42 @@ BOOST_AUTO_TEST_CASE(gradient_is_the_mask) {
   BOOST_TEST(error.find("needs one key per text") != std::string::npos, error);
 }
 
+BOOST_AUTO_TEST_CASE(philox_blocks_equal_philox) {
+  const auto functions = model::philox_block_functions();
+  BOOST_TEST(functions.back().first == "scalar");
+  for (const auto& [name, blocks] : functions)
+    for (const uint32_t first : {0u, 1000u, 0xfffffff8u}) {  // the last wraps around 2^32
+      uint32_t words[4][model::kPhiloxBlocks];
+      blocks(first, 17, 0xdeadbeef, 3, 0x12345678, 0x9abcdef0, words);
+      for (int i = 0; i < model::kPhiloxBlocks; ++i) {
+        const auto block = model::philox4x32({first + static_cast<uint32_t>(i), 17, 0xdeadbeef, 3}, {0x12345678, 0x9abcdef0});
+        for (int w = 0; w < 4; ++w) BOOST_TEST(words[w][i] == block[w], name << " block " << i << " word " << w);
+      }
+    }
+}
+
+// The CPU's one-pass dropout (a byte per element kept for backward; Philox 16 blocks at a time, in
+// this CPU's vector width) against the product with the ops path's mask, bitwise, forward and
+// backward, in fp32 and bf16, with left padding, widths within one 64-element chunk and over several.
+BOOST_AUTO_TEST_CASE(cpu_one_pass_equals_the_mask_product) {
+  const at::Tensor mask = at::tensor({0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0}, at::kLong).view({2, 6});
+  const at::Tensor keys = at::tensor(std::vector<int64_t>{-7, 1234567890123LL});
+  const model::KeyedDropout keyed(keys, mask);
+  for (const auto& [dtype, width] : {std::pair{at::kFloat, 40}, {at::kFloat, 203}, {at::kBFloat16, 130}}) {
+    at::Tensor x = at::randn({2, 6, width}).to(dtype).requires_grad_();
+    at::Tensor y = keyed.padded(x, 0.3, 9);
+    const at::Tensor upstream = at::randn({2, 6, width}).to(dtype);
+    y.backward(upstream);
+    // The same rows as padded() builds: every position of the layout, its text's key and start.
+    const at::Tensor flat = at::arange(12, at::kLong), text = at::div(flat, 6, "floor"), start = (mask.cumsum(1) == 0).sum(1);
+    const model::MaskRows rows{keys.index_select(0, text), flat - text * 6 - start.index_select(0, text),
+                               at::zeros_like(flat), at::zeros_like(flat)};
+    const at::Tensor by_ops = model::keyed_mask_by_ops(rows, width, 0.3, 9, x.options()).view({2, 6, width});
+    BOOST_TEST(at::equal(y.detach(), x.detach() * by_ops), "forward, " << dtype);
+    BOOST_TEST(at::equal(x.grad(), upstream * by_ops), "backward, " << dtype);
+  }
+}
+
 // With p so small that nothing is dropped, training mode takes the math attention path and the
 // keyed masks; it must give the eval path's (at::scaled_dot_product_attention's) hidden states.
 BOOST_AUTO_TEST_CASE(training_attention_path_equals_the_eval_path) {
