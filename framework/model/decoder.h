@@ -8,6 +8,10 @@
 // Positions are 0..T-1 in every row whatever the padding, as transformers computes them when it is
 // given no position_ids (angle-emb passes none): a left-padded row's tokens start at the position
 // of its first pad, so parity with transformers and angle-emb holds for both padding sides.
+//
+// BiLLM (DecoderConfig::bidirectional_from = K, angle-emb's apply_billm): layers K.. attend to
+// every real key, both ways; padding keys stay masked (BiLLM's all-zero mask attends to them too),
+// so a text embeds as BiLLM embeds it alone, whatever its batch.
 #pragma once
 #include <memory>
 
