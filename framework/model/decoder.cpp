@@ -2,7 +2,9 @@
 
 #include <torch/nn.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
 #include "model/attention.h"
@@ -134,6 +136,16 @@ struct DecoderModel::Impl : nn::Module {
     return allowed.logical_or(i == j);
   }
 
+  // Each layer's mask: causal below bidirectional_from, both ways from it on.
+  std::vector<at::Tensor> layer_masks(const at::Tensor& mask, int64_t length) const {
+    const int64_t from = std::min(c.bidirectional_from.value_or(c.num_hidden_layers), c.num_hidden_layers);
+    const at::Tensor causal = attention_mask(mask, length, false);
+    const at::Tensor both_ways = from < c.num_hidden_layers ? attention_mask(mask, length, true) : at::Tensor();
+    std::vector<at::Tensor> masks(static_cast<size_t>(c.num_hidden_layers), causal);
+    std::fill(masks.begin() + from, masks.end(), both_ways);
+    return masks;
+  }
+
   // Dropout sites (model/dropout.h) of layer l: the attention probabilities 8l, the adapters' inputs
   // 8l + 1 ... 8l + 7 (q, k, v, o, gate, up, down: peft draws a mask per adapter).
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, UnitSource* source, const at::Tensor& row_keys) {
@@ -151,9 +163,7 @@ struct DecoderModel::Impl : nn::Module {
     at::Tensor angles = at::cat({freqs, freqs}, -1);
     const at::Tensor cos = angles.cos().to(x.scalar_type()), sin = angles.sin().to(x.scalar_type());
     auto rotate = [&](const at::Tensor& t) { return t * cos + rotate_half(t) * sin; };
-    const at::Tensor causal = attention_mask(mask, length, false);
-    const int64_t both_ways_from = c.bidirectional_from.value_or(c.num_hidden_layers);
-    const at::Tensor both_ways = both_ways_from < c.num_hidden_layers ? attention_mask(mask, length, true) : at::Tensor();
+    const std::vector<at::Tensor> masks = layer_masks(mask, length);
     const bool training = is_training();
     const double attention_p = training ? c.attention_dropout : 0.0, adapter_p = training ? lora.dropout : 0.0;
     const KeyedDropout keyed(training ? row_keys : at::Tensor(), mask);
@@ -205,8 +215,7 @@ struct DecoderModel::Impl : nn::Module {
           key = key.repeat_interleave(heads / kv_heads, 1);
           v = v.repeat_interleave(heads / kv_heads, 1);
         }
-        const at::Tensor& allowed = l >= both_ways_from ? both_ways : causal;
-        at::Tensor context = attention(q, key, v, allowed, attention_p, keyed, site);
+        at::Tensor context = attention(q, key, v, masks[static_cast<size_t>(l)], attention_p, keyed, site);
         at::Tensor attended = in + project(context.transpose(1, 2).reshape({batch, length, heads * head_dim}), wo);
         at::Tensor g = rms_norm(attended, norm_post, c.rms_norm_eps);
         return attended + project(at::silu(project(g, wg)) * project(g, wu), wd);
