@@ -9,11 +9,22 @@
 
 namespace angle::model {
 
+// Sequences up to this length train on the CPU through the math path below, not the fused kernel:
+// its backward is the slower one there at these lengths (fp32 math vs at::scaled_dot_product_attention,
+// forward and backward, 9 heads of 64, bf16 inputs, ~2,500 tokens, AMD EPYC 2 threads: 26 vs 64 ms
+// at T = 40, even at T = 128, 81 vs 58 ms at T = 256).
+constexpr int64_t kCpuMathAttentionMaxLength = 96;
+
+// Whether attention() takes the math path: with dropout, or for a decoder's training (`training`:
+// BERT's training runs take it for their dropout anyway) on the CPU with T <= 96.
+bool math_attention(const at::Tensor& q, double p, bool training);
+
 // q, k, v: [B, H, T, D]; allowed: bool, broadcastable to [B, H, T, T] (true: the query may attend
-// to the key). p = 0: at::scaled_dot_product_attention (its fused kernels). p > 0: SDPA's math path
-// with the keyed mask at `site`: the same products and saved tensors, and like it in fp32 when the
-// inputs are bf16/fp16 (bf16 autocast), autocast held off so that the products stay fp32.
+// to the key). Fused: at::scaled_dot_product_attention. The math path (math_attention()): SDPA's
+// math path with the keyed mask at `site` when p > 0: the same products and saved tensors, and like
+// it in fp32 when the inputs are bf16/fp16 (bf16 autocast), autocast held off so that the products
+// stay fp32.
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& allowed, double p,
-                     const KeyedDropout& dropout, uint32_t site);
+                     const KeyedDropout& dropout, uint32_t site, bool training);
 
 }  // namespace angle::model

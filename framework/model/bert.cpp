@@ -173,7 +173,7 @@ struct BertModel::Impl : nn::Module {
         auto heads_of = [&](size_t k) {
           return unpack(at::linear(in, w[k], w[k + 1])).view({batch, length, heads, head_dim}).transpose(1, 2);
         };
-        at::Tensor context = attention(heads_of(0), heads_of(2), heads_of(4), key_mask, attention_p, keyed, site);
+        at::Tensor context = attention(heads_of(0), heads_of(2), heads_of(4), key_mask, attention_p, keyed, site, false);
         context = pack(context.transpose(1, 2).reshape({batch, length, hidden}));
         at::Tensor h = at::layer_norm(dropout(at::linear(context, w[6], w[7]), site + 1) + in, {hidden},
                                       w[8], w[9], eps);

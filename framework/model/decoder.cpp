@@ -192,7 +192,7 @@ struct DecoderModel::Impl : nn::Module {
         auto project = [&](const at::Tensor& x, const Projection& p) {
           at::Tensor y = at::linear(x, p.weight, p.bias);
           if (!p.lora_a.defined()) return y;
-          const at::Tensor in = keyed.padded(x.to(p.lora_a.scalar_type()), adapter_p, p.site);
+          const at::Tensor in = keyed.padded(x, adapter_p, p.site, p.lora_a.scalar_type());
           return y.add_(lora_delta(in, p.lora_a, p.lora_b, lora.scaling()));
         };
         const Projection wq = projection("q_proj", bias, site + 1), wk = projection("k_proj", bias, site + 2),
@@ -215,7 +215,7 @@ struct DecoderModel::Impl : nn::Module {
           key = key.repeat_interleave(heads / kv_heads, 1);
           v = v.repeat_interleave(heads / kv_heads, 1);
         }
-        at::Tensor context = attention(q, key, v, masks[static_cast<size_t>(l)], attention_p, keyed, site);
+        at::Tensor context = attention(q, key, v, masks[static_cast<size_t>(l)], attention_p, keyed, site, training);
         at::Tensor attended = in + project(context.transpose(1, 2).reshape({batch, length, heads * head_dim}), wo);
         at::Tensor g = rms_norm(attended, norm_post, c.rms_norm_eps);
         return attended + project(at::silu(project(g, wg)) * project(g, wu), wd);

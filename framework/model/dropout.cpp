@@ -122,77 +122,101 @@ std::vector<std::pair<std::string, PhiloxBlocks>> philox_block_functions() {
 
 namespace {
 
-// Calls keep(r, c, kept) for every element c of every row r of a [R, width] mask, in parallel over
-// the rows; the elements before a row's col_start (left padding) are kept.
-template <typename Keep>
-void for_each_element(const MaskRows& rows, int64_t width, double p, uint32_t site, const Keep& keep) {
+// Calls chunk(r, c, kept, n) over every row r of a [R, width] mask, in parallel over the rows, for
+// consecutive runs of at most 64 columns c .. c + n - 1 whose keep bytes are kept[0 .. n - 1] (1 kept,
+// 0 dropped); the columns before a row's col_start (left padding) are kept. Runs of bytes rather than
+// a call per element, so that the callers' loops vectorize.
+template <typename Chunk>
+void for_each_chunk(const MaskRows& rows, int64_t width, double p, uint32_t site, const Chunk& chunk) {
   static const PhiloxBlocks philox_blocks = philox_block_functions().front().second;  // the widest
+  constexpr int64_t kRun = 4 * kPhiloxBlocks;
   const uint32_t threshold = keep_threshold(p);
   const at::Tensor keys = rows.keys.contiguous(), positions = rows.positions.contiguous(),
                    heads = rows.heads.contiguous(), starts = rows.col_start.contiguous();
   const int64_t *key = keys.data_ptr<int64_t>(), *position = positions.data_ptr<int64_t>(),
                 *head = heads.data_ptr<int64_t>(), *start = starts.data_ptr<int64_t>();
   at::parallel_for(0, keys.numel(), std::max<int64_t>(1, 8192 / std::max<int64_t>(width, 1)), [&](int64_t begin, int64_t end) {
+    uint8_t ones[kRun], kept[kRun];
+    std::fill(std::begin(ones), std::end(ones), uint8_t{1});
+    uint32_t words[4][kPhiloxBlocks];
     for (int64_t r = begin; r < end; ++r) {
       const auto k = static_cast<uint64_t>(key[r]);
       const std::array<uint32_t, 2> row_key = {static_cast<uint32_t>(k), static_cast<uint32_t>(k >> 32)};
       const int64_t first = std::clamp<int64_t>(start[r], 0, width);
-      for (int64_t c = 0; c < first; ++c) keep(r, c, true);
-      uint32_t words[4][kPhiloxBlocks];
-      for (int64_t e = 0; first + e < width; e += 4 * kPhiloxBlocks) {
+      for (int64_t c = 0; c < first; c += kRun) chunk(r, c, ones, std::min(kRun, first - c));
+      for (int64_t e = 0; first + e < width; e += kRun) {
         philox_blocks(static_cast<uint32_t>(e / 4), static_cast<uint32_t>(position[r]), site,
                       static_cast<uint32_t>(head[r]), row_key[0], row_key[1], words);
-        const int64_t count = std::min<int64_t>(4 * kPhiloxBlocks, width - first - e);
-        for (int64_t j = 0; j < count; ++j) keep(r, first + e + j, words[j % 4][j / 4] >= threshold);
+        for (int i = 0; i < kPhiloxBlocks; ++i)
+          for (int w = 0; w < 4; ++w) kept[4 * i + w] = words[w][i] >= threshold;
+        chunk(r, first + e, kept, std::min(kRun, width - first - e));
       }
     }
   });
 }
 
+// Calls body.template operator()<in_t, out_t>() for the input type and an output type that is the
+// input's or float.
+template <typename Body>
+void dispatch_in_out(at::ScalarType in, at::ScalarType out, const char* name, const Body& body) {
+  ANGLE_CHECK(out == in || out == at::kFloat, name, ": output type ", out, " for input ", in,
+              " (the input's type or float)");
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, in, "keyed_dropout", [&] {
+    if (out == in) body.template operator()<scalar_t, scalar_t>();
+    else body.template operator()<scalar_t, float>();
+  });
+}
+
 // x * keyed mask on the CPU in one pass, without the mask as a tensor of x's type: autograd keeps
 // a byte per element for the backward pass (peft's dropout keeps a bool mask too), not a float
-// mask, and no mask is written and read again. Bitwise the product x * mask: the same kept scale,
-// rounded to x's type.
+// mask, and no mask is written and read again. The output may be float for a bf16 input (a LoRA
+// adapter's input, which peft casts to the adapter's float before its dropout): the cast happens in
+// the same pass, so no float copy of the input is made first. Bitwise x.to(out) * mask: the kept
+// scale in the output type, the product rounded to it; the gradient likewise, in the input's type.
 class CpuKeyedDropout : public torch::autograd::Function<CpuKeyedDropout> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input, const MaskRows& rows,
-                            double p, uint32_t site) {
+                            double p, uint32_t site, at::ScalarType out_type) {
     const at::Tensor x = input.contiguous();
     const int64_t width = x.size(-1);
-    at::Tensor out = at::empty_like(x), kept = at::empty(x.sizes(), x.options().dtype(at::kByte));
+    at::Tensor out = at::empty(x.sizes(), x.options().dtype(out_type)),
+               kept = at::empty(x.sizes(), x.options().dtype(at::kByte));
     uint8_t* kept_base = kept.data_ptr<uint8_t>();
     double scale = 0;
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "keyed_dropout", [&] {
-      const auto keep = static_cast<scalar_t>(1.0 / (1.0 - p));
+    dispatch_in_out(x.scalar_type(), out_type, "keyed_dropout", [&]<typename in_t, typename out_t>() {
+      const auto keep = static_cast<out_t>(1.0 / (1.0 - p));
       scale = static_cast<double>(keep);
-      const scalar_t* in = x.data_ptr<scalar_t>();
-      scalar_t* result = out.data_ptr<scalar_t>();
-      for_each_element(rows, width, p, site, [&](int64_t r, int64_t c, bool k) {
+      const in_t* in = x.data_ptr<in_t>();
+      out_t* result = out.data_ptr<out_t>();
+      for_each_chunk(rows, width, p, site, [&](int64_t r, int64_t c, const uint8_t* k, int64_t n) {
         const int64_t i = r * width + c;
-        kept_base[i] = k;
-        result[i] = k ? static_cast<scalar_t>(in[i] * keep) : static_cast<scalar_t>(0);
+        std::copy(k, k + n, kept_base + i);
+        for (int64_t j = 0; j < n; ++j)
+          result[i + j] = k[j] ? static_cast<out_t>(static_cast<out_t>(in[i + j]) * keep) : static_cast<out_t>(0);
       });
     });
     ctx->save_for_backward({kept});
     ctx->saved_data["scale"] = scale;
+    ctx->saved_data["input_type"] = x.scalar_type();
     return out;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const at::Tensor kept = ctx->get_saved_variables()[0], upstream = grads[0].contiguous();
-    at::Tensor grad = at::empty_like(upstream);
+    const auto input_type = ctx->saved_data["input_type"].toScalarType();
+    at::Tensor grad = at::empty(upstream.sizes(), upstream.options().dtype(input_type));
     const uint8_t* kept_base = kept.data_ptr<uint8_t>();
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad.scalar_type(), "keyed_dropout_backward", [&] {
-      const auto keep = static_cast<scalar_t>(ctx->saved_data["scale"].toDouble());
-      const scalar_t* in = upstream.data_ptr<scalar_t>();
-      scalar_t* out = grad.data_ptr<scalar_t>();
+    dispatch_in_out(input_type, upstream.scalar_type(), "keyed_dropout_backward", [&]<typename in_t, typename out_t>() {
+      const auto keep = static_cast<out_t>(ctx->saved_data["scale"].toDouble());
+      const out_t* in = upstream.data_ptr<out_t>();
+      in_t* out = grad.data_ptr<in_t>();
       at::parallel_for(0, grad.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i)
-          out[i] = kept_base[i] ? static_cast<scalar_t>(in[i] * keep) : static_cast<scalar_t>(0);
+          out[i] = kept_base[i] ? static_cast<in_t>(static_cast<out_t>(in[i] * keep)) : static_cast<in_t>(0);
       });
     });
-    return {grad, at::Tensor(), at::Tensor(), at::Tensor()};
+    return {grad, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -204,7 +228,9 @@ at::Tensor keyed_mask(const MaskRows& rows, int64_t width, double p, uint32_t si
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, mask.scalar_type(), "keyed_mask", [&] {
     const auto keep = static_cast<scalar_t>(1.0 / (1.0 - p)), drop = static_cast<scalar_t>(0);
     scalar_t* base = mask.data_ptr<scalar_t>();
-    for_each_element(rows, width, p, site, [&](int64_t r, int64_t c, bool k) { base[r * width + c] = k ? keep : drop; });
+    for_each_chunk(rows, width, p, site, [&](int64_t r, int64_t c, const uint8_t* k, int64_t n) {
+      for (int64_t j = 0; j < n; ++j) base[r * width + c + j] = k[j] ? keep : drop;
+    });
   });
   return mask;
 }
@@ -242,21 +268,27 @@ KeyedDropout::KeyedDropout(const at::Tensor& row_keys, const at::Tensor& attenti
   start_ = (attention_mask.cumsum(1) == 0).sum(1);  // leading padding
 }
 
-at::Tensor KeyedDropout::apply(const at::Tensor& x, double p, uint32_t site, const MaskRows& rows) const {
-  if (x.device().is_cpu()) return CpuKeyedDropout::apply(x, rows, p, site);
-  return x * keyed_mask(rows, x.size(-1), p, site, x.options()).view(x.sizes());
+at::Tensor KeyedDropout::apply(const at::Tensor& x, double p, uint32_t site, const MaskRows& rows,
+                               at::ScalarType out_type) const {
+  if (x.device().is_cpu()) return CpuKeyedDropout::apply(x, rows, p, site, out_type);
+  return x.to(out_type) * keyed_mask(rows, x.size(-1), p, site, x.options().dtype(out_type)).view(x.sizes());
 }
 
-at::Tensor KeyedDropout::tokens(const at::Tensor& x, double p, uint32_t site, const at::Tensor& flat) const {
-  if (p == 0) return x;
+at::Tensor KeyedDropout::tokens(const at::Tensor& x, double p, uint32_t site, const at::Tensor& flat,
+                                std::optional<at::ScalarType> out_type) const {
+  const at::ScalarType type = out_type.value_or(x.scalar_type());
+  if (p == 0) return x.to(type);
   ANGLE_CHECK(keys_.defined(), "dropout in training needs one key per text (model/dropout.h)");
   const at::Tensor text = at::div(flat, length_, "floor"), zeros = at::zeros_like(flat);
-  return apply(x, p, site, {keys_.index_select(0, text), flat - text * length_ - start_.index_select(0, text), zeros, zeros});
+  return apply(x, p, site, {keys_.index_select(0, text), flat - text * length_ - start_.index_select(0, text), zeros, zeros},
+               type);
 }
 
-at::Tensor KeyedDropout::padded(const at::Tensor& x, double p, uint32_t site) const {
-  if (p == 0) return x;
-  return tokens(x, p, site, at::arange(x.numel() / x.size(-1), keys_.defined() ? keys_.options() : x.options().dtype(at::kLong)));
+at::Tensor KeyedDropout::padded(const at::Tensor& x, double p, uint32_t site,
+                                std::optional<at::ScalarType> out_type) const {
+  if (p == 0) return x.to(out_type.value_or(x.scalar_type()));
+  return tokens(x, p, site, at::arange(x.numel() / x.size(-1), keys_.defined() ? keys_.options() : x.options().dtype(at::kLong)),
+                out_type);
 }
 
 at::Tensor KeyedDropout::scores(const at::Tensor& probs, double p, uint32_t site) const {
@@ -266,7 +298,7 @@ at::Tensor KeyedDropout::scores(const at::Tensor& probs, double p, uint32_t site
   const at::Tensor row = at::arange(probs.numel() / probs.size(-1), keys_.options());
   const at::Tensor text = at::div(row, heads * queries, "floor"), start = start_.index_select(0, text);
   const at::Tensor head = at::remainder(at::div(row, queries, "floor"), heads), query = at::remainder(row, queries);
-  return apply(probs, p, site, {keys_.index_select(0, text), query - start, head, start});
+  return apply(probs, p, site, {keys_.index_select(0, text), query - start, head, start}, probs.scalar_type());
 }
 
 }  // namespace angle::model

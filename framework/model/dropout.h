@@ -18,6 +18,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -58,15 +59,18 @@ class KeyedDropout {
   // on either side).
   KeyedDropout(const at::Tensor& row_keys, const at::Tensor& attention_mask);
 
-  // x [N, W]: the tokens at flat indices `flat` of the [B, T] layout (packed execution).
-  at::Tensor tokens(const at::Tensor& x, double p, uint32_t site, const at::Tensor& flat) const;
+  // x [N, W]: the tokens at flat indices `flat` of the [B, T] layout (packed execution). The result
+  // is in out_type (x's by default): x.to(out_type) dropped, in one pass on the CPU (a LoRA
+  // adapter's float input from a bf16 base).
+  at::Tensor tokens(const at::Tensor& x, double p, uint32_t site, const at::Tensor& flat,
+                    std::optional<at::ScalarType> out_type = {}) const;
   // x [B, T, W]: every position of the layout.
-  at::Tensor padded(const at::Tensor& x, double p, uint32_t site) const;
+  at::Tensor padded(const at::Tensor& x, double p, uint32_t site, std::optional<at::ScalarType> out_type = {}) const;
   // Attention probabilities [B, H, T, T] (query, key).
   at::Tensor scores(const at::Tensor& probs, double p, uint32_t site) const;
 
  private:
-  at::Tensor apply(const at::Tensor& x, double p, uint32_t site, const MaskRows& rows) const;
+  at::Tensor apply(const at::Tensor& x, double p, uint32_t site, const MaskRows& rows, at::ScalarType out_type) const;
   at::Tensor keys_, start_;  // [B]: each text's key, the index of its first real token
   int64_t length_ = 0;
 };

@@ -159,7 +159,9 @@ void load_adapters(Backbone& model, const std::string& dir) {
 }
 
 at::Tensor lora_delta(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b, double scaling) {
-  return at::linear(at::linear(x, a), b).mul_(scaling);  // in place: no second output-sized tensor
+  at::Tensor delta = at::linear(at::linear(x, a), b);
+  // In place: no second output-sized tensor; none at all at alpha = r, the LLM default.
+  return scaling == 1.0 ? delta : delta.mul_(scaling);
 }
 
 std::vector<std::pair<std::string, at::Tensor>> merged_parameters(const Backbone& model, const LoraConfig& lora) {

@@ -4,6 +4,8 @@
 #include <map>
 #include <string>
 
+#include "model/attention.h"
+
 namespace angle::plan {
 
 namespace {
@@ -40,21 +42,25 @@ int64_t layer_activation_bytes(const model::ModelShape& shape, const ForwardShap
   return bytes;
 }
 
-// One layer of model::DecoderModel in float32, counted from decoder.cpp per padded position
-// (decoders do not pack): the layer's input and the attention residual (the second norm's input),
-// both norms' reciprocal RMS, the rotated Q and K and V (after the grouped-query repeat) and the
-// fused kernel's output (also the output projection's input) and log-sum-exp, the gate and up
-// outputs and the SiLU output; with full fine-tuning also both norms' normalised inputs (for their
-// weights' gradients) and the inputs of q/k/v, gate/up and down. With LoRA an adapter keeps its
+// One layer of model::DecoderModel in float32 on the CPU, counted from decoder.cpp per padded
+// position (decoders do not pack): the layer's input and the attention residual (the second norm's
+// input), both norms' reciprocal RMS, the rotated Q and K and V (after the grouped-query repeat),
+// the gate and up outputs and the SiLU output. Up to kCpuMathAttentionMaxLength the attention is
+// the math path (model/attention.h): Q and K are kept scaled, with the softmax output and the byte
+// mask of the keys it hides, and its output only where the output projection reads it for a
+// gradient. Above, the fused kernel keeps its output (the output projection's input), its
+// log-sum-exp and the additive float mask it builds from the boolean one. With full fine-tuning
+// also both norms' normalised inputs (for their weights' gradients) and the inputs of q/k/v,
+// gate/up and down (and o, after the math path). With LoRA an adapter keeps its
 // input (shared by the projections that read the same tensor) and its rank-r intermediate; with
-// adapter dropout each adapter keeps its own byte mask and dropped input instead. The additive
-// float mask the attention kernel builds from the boolean one is counted per layer.
+// adapter dropout each adapter keeps its own byte mask and dropped input instead.
 int64_t decoder_layer_activation_bytes(const model::ModelShape& shape, const ForwardShape& f) {
   const int64_t positions = f.rows * f.longest, h = shape.hidden, q = shape.heads * shape.head_dim,
                 ff = shape.intermediate, r = shape.lora_rank;
-  int64_t per_position = 8 * h + 8 + 16 * q + 4 * shape.heads + 12 * ff;
+  const bool math = f.longest <= model::kCpuMathAttentionMaxLength;
+  int64_t per_position = 8 * h + 8 + 12 * q + 12 * ff + (math ? 4 * shape.heads * f.longest : 4 * q + 4 * shape.heads);
   if (r == 0) {
-    per_position += 16 * h + 4 * ff;
+    per_position += 16 * h + 4 * ff + (math ? 4 * q : 0);
   } else {
     // The projections that read one tensor of `width` values per position, and whether the
     // layer keeps that tensor anyway (the output projection reads the kernel's output).
@@ -64,10 +70,10 @@ int64_t decoder_layer_activation_bytes(const model::ModelShape& shape, const For
       if (f.adapter_dropout) return adapters * (5 * width + 4 * r);
       return adapters * 4 * r + (adapters > 0 && !kept ? 4 * width : 0);
     };
-    per_position += readers({"q_proj", "k_proj", "v_proj"}, h, false) + readers({"o_proj"}, q, true) +
+    per_position += readers({"q_proj", "k_proj", "v_proj"}, h, false) + readers({"o_proj"}, q, !math) +
                     readers({"gate_proj", "up_proj"}, h, false) + readers({"down_proj"}, ff, false);
   }
-  return positions * per_position + f.rows * f.longest * f.longest * 4;
+  return positions * per_position + f.rows * f.longest * f.longest * (math ? 1 : 4);
 }
 
 namespace {

@@ -87,6 +87,9 @@ def layer_saved_bytes(rows, longest, real, dropout, hidden, intermediate, heads)
 PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
 
 
+CPU_MATH_ATTENTION_MAX_LENGTH = 96  # model/attention.h: kCpuMathAttentionMaxLength
+
+
 def decoder_layer_saved_bytes(rows, longest, hidden, intermediate, heads, kv_heads, head_dim, lora_r, targets,
                               lora_dropout):
     """One decoder layer in float32 on `rows` sequences padded to `longest`, real lengths random
@@ -146,13 +149,22 @@ def decoder_layer_saved_bytes(rows, longest, hidden, intermediate, heads, kv_hea
     def split(t, n):
         return t.view(rows, longest, n, head_dim).transpose(1, 2)
 
+    def attention(q, k, v):
+        """model/attention.cpp in training on the CPU: the math path up to its length, else the fused kernel."""
+        if longest > CPU_MATH_ATTENTION_MAX_LENGTH:
+            return F.scaled_dot_product_attention(q, k, v, allowed)
+        root_scale = (1.0 / head_dim ** 0.5) ** 0.5
+        scores = (q * root_scale) @ (k * root_scale).transpose(-2, -1)
+        scores.masked_fill_(allowed.logical_not(), float('-inf'))
+        return torch.softmax(scores, -1) @ v
+
     with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
         h = rms_norm(x, norms[0])
         q, k, v = split(project(h, 'q_proj'), heads), split(project(h, 'k_proj'), kv_heads), split(project(h, 'v_proj'), kv_heads)
         q, k = rotate(q), rotate(k)
         if kv_heads != heads:
             k, v = k.repeat_interleave(heads // kv_heads, 1), v.repeat_interleave(heads // kv_heads, 1)
-        context = F.scaled_dot_product_attention(q, k, v, allowed)
+        context = attention(q, k, v)
         attended = x + project(context.transpose(1, 2).reshape(rows, longest, q_dim), 'o_proj')
         g = rms_norm(attended, norms[1])
         attended + project(F.silu(project(g, 'gate_proj')) * project(g, 'up_proj'), 'down_proj')
@@ -163,7 +175,7 @@ def decoder_cases():
     cases = []
     lora_settings = [(0, [], 0.0), (8, PROJECTIONS, 0.1), (8, PROJECTIONS, 0.0), (4, ['q_proj', 'v_proj'], 0.1),
                      (16, ['k_proj', 'o_proj', 'down_proj'], 0.0), (8, ['gate_proj'], 0.0)]
-    for rows, longest in [(8, 32), (3, 57)]:
+    for rows, longest in [(8, 32), (3, 57), (2, 100)]:  # the math attention path twice, the fused kernel
         for hidden, intermediate, heads, kv_heads, head_dim in [(512, 1408, 8, 4, 64), (64, 112, 4, 4, 16),
                                                                 (96, 256, 6, 2, 32)]:
             for lora_r, targets, dropout in lora_settings:

@@ -158,24 +158,35 @@ BOOST_AUTO_TEST_CASE(philox_blocks_equal_philox) {
 
 // The CPU's one-pass dropout (a byte per element kept for backward; Philox 16 blocks at a time, in
 // this CPU's vector width) against the product with the ops path's mask, bitwise, forward and
-// backward, in fp32 and bf16, with left padding, widths within one 64-element chunk and over several.
+// backward, in fp32 and bf16, with left padding, widths within one 64-element chunk and over several;
+// and with a float output for a bf16 input (a LoRA adapter's input) against the cast, then the product.
 BOOST_AUTO_TEST_CASE(cpu_one_pass_equals_the_mask_product) {
   const at::Tensor mask = at::tensor({0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0}, at::kLong).view({2, 6});
   const at::Tensor keys = at::tensor(std::vector<int64_t>{-7, 1234567890123LL});
   const model::KeyedDropout keyed(keys, mask);
-  for (const auto& [dtype, width] : {std::pair{at::kFloat, 40}, {at::kFloat, 203}, {at::kBFloat16, 130}}) {
-    at::Tensor x = at::randn({2, 6, width}).to(dtype).requires_grad_();
-    at::Tensor y = keyed.padded(x, 0.3, 9);
-    const at::Tensor upstream = at::randn({2, 6, width}).to(dtype);
+  struct Case {
+    at::ScalarType in, out;
+    int64_t width;
+  };
+  for (const auto& [in, out, width] : {Case{at::kFloat, at::kFloat, 40}, Case{at::kFloat, at::kFloat, 203},
+                                       Case{at::kBFloat16, at::kBFloat16, 130}, Case{at::kBFloat16, at::kFloat, 77}}) {
+    at::Tensor x = at::randn({2, 6, width}).to(in).requires_grad_();
+    at::Tensor y = keyed.padded(x, 0.3, 9, out);
+    BOOST_TEST(y.scalar_type() == out);
+    const at::Tensor upstream = at::randn({2, 6, width}).to(out);
     y.backward(upstream);
     // The same rows as padded() builds: every position of the layout, its text's key and start.
     const at::Tensor flat = at::arange(12, at::kLong), text = at::div(flat, 6, "floor"), start = (mask.cumsum(1) == 0).sum(1);
     const model::MaskRows rows{keys.index_select(0, text), flat - text * 6 - start.index_select(0, text),
                                at::zeros_like(flat), at::zeros_like(flat)};
-    const at::Tensor by_ops = model::keyed_mask_by_ops(rows, width, 0.3, 9, x.options()).view({2, 6, width});
-    BOOST_TEST(at::equal(y.detach(), x.detach() * by_ops), "forward, " << dtype);
-    BOOST_TEST(at::equal(x.grad(), upstream * by_ops), "backward, " << dtype);
+    const at::Tensor by_ops = model::keyed_mask_by_ops(rows, width, 0.3, 9, x.options().dtype(out)).view({2, 6, width});
+    BOOST_TEST(at::equal(y.detach(), x.detach().to(out) * by_ops), "forward, " << in << " -> " << out);
+    BOOST_TEST(at::equal(x.grad(), (upstream * by_ops).to(in)), "backward, " << in << " -> " << out);
   }
+  const at::Tensor x = at::randn({2, 6, 8});
+  BOOST_TEST(keyed.padded(x, 0, 9, at::kBFloat16).equal(x.to(at::kBFloat16)));  // no dropout: only the cast
+  const std::string error = testing::error_of([&] { keyed.padded(x, 0.3, 9, at::kBFloat16); });
+  BOOST_TEST(error.find("output type BFloat16 for input Float") != std::string::npos, error);
 }
 
 // With p so small that nothing is dropped, training mode takes the math attention path and the
