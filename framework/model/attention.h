@@ -10,9 +10,8 @@
 namespace angle::model {
 
 // Sequences up to this length train on the CPU through the math path below, not the fused kernel:
-// its backward is the slower one there at these lengths (fp32 math vs at::scaled_dot_product_attention,
-// forward and backward, 9 heads of 64, bf16 inputs, ~2,500 tokens, AMD EPYC 2 threads: 26 vs 64 ms
-// at T = 40, even at T = 128, 81 vs 58 ms at T = 256).
+// its backward is the slower one there at these lengths (tests/bench/attention_paths.py, AMD EPYC
+// Zen 4, 2 threads: 26 vs 59 ms at T = 40, 39 vs 51 ms at T = 128, 71 vs 48 ms at T = 256).
 constexpr int64_t kCpuMathAttentionMaxLength = 96;
 
 // Whether attention() takes the math path: with dropout, or for a decoder's training (`training`:

@@ -190,19 +190,16 @@ ANGLE_SCALE_KEPT(float, uint16_t)
 
 // float and bf16 through scale_kept(), other types (double, half) element by element.
 template <typename T>
-auto raw(T* p) {
-  if constexpr (std::is_same_v<std::remove_const_t<T>, c10::BFloat16>)
-    return reinterpret_cast<std::conditional_t<std::is_const_v<T>, const uint16_t*, uint16_t*>>(p);
-  else return p;
-}
+constexpr bool kVectorized = std::is_same_v<T, float> || std::is_same_v<T, c10::BFloat16>;
+inline const float* raw(const float* p) { return p; }
+inline float* raw(float* p) { return p; }
+inline const uint16_t* raw(const c10::BFloat16* p) { return reinterpret_cast<const uint16_t*>(p); }
+inline uint16_t* raw(c10::BFloat16* p) { return reinterpret_cast<uint16_t*>(p); }
+
 // The product in Keep's type (the forward's output type), rounded to Out.
 template <typename In, typename Out, typename Keep>
 void scale_kept(const In* in, const uint8_t* kept, Keep keep, Out* out, int64_t n) {
-  constexpr auto fast = [](auto* t) {
-    using T = std::remove_cv_t<std::remove_pointer_t<decltype(t)>>;
-    return std::is_same_v<T, float> || std::is_same_v<T, c10::BFloat16>;
-  };
-  if constexpr (fast(static_cast<In*>(nullptr)) && fast(static_cast<Out*>(nullptr))) {
+  if constexpr (kVectorized<In> && kVectorized<Out>) {
     scale_kept(raw(in), kept, static_cast<float>(keep), raw(out), n);
   } else {
     for (int64_t j = 0; j < n; ++j) out[j] = kept[j] ? static_cast<Out>(static_cast<Keep>(in[j]) * keep) : static_cast<Out>(0);
