@@ -24,13 +24,11 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'cli'))
 from expect import setup  # noqa: E402
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'mpi'))
+from runs import losses, metrics  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 failures = []
-
-
-def losses(out):
-    return [json.loads(l)['loss'] for l in (out / 'metrics.jsonl').read_text().splitlines() if '"loss"' in l]
 
 
 def command(angle, n, args):
@@ -112,7 +110,7 @@ def main():
         run(angle, n, tiny + ['--run.output_dir', out, '--run.checkpoint_every', 5, '--run.resume', 'auto'])
         a, b = losses(straight), losses(out)
         # metrics.jsonl holds each step once after the resume (the killed run's later lines are gone)
-        steps = [json.loads(l)['step'] for l in (out / 'metrics.jsonl').read_text().splitlines() if '"loss"' in l]
+        steps = [m['step'] for m in metrics(out)]
         ok = a[5:] == b[5:] and steps == list(range(1, 11)) and same_params(params(straight), params(out))
         print(f'[{"ok" if ok else "FAIL"}] exact resume {label}: steps 6-10 {b[5:]}')
         if not ok:
@@ -202,7 +200,7 @@ def main():
                                   '--run.resume', 'auto', '--train.max_steps', last + 3, '--run.allow_job_change', 'true'])
     if 'resumed from' not in final.stderr:
         failures.append('after the crashes, --run.resume auto did not resume')
-    steps = [json.loads(l)['step'] for l in (out / 'metrics.jsonl').read_text().splitlines() if '"loss"' in l]
+    steps = [m['step'] for m in metrics(out)]
     ok = steps == list(range(1, last + 4))
     print(f'[{"ok" if ok else "FAIL"}] after 10 kills and resumes metrics.jsonl holds steps 1..{last + 3} once each')
     if not ok:

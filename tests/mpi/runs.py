@@ -37,7 +37,11 @@ def mpirun_peak_rss(n, angle, args, rss_prefix):
 
 
 def metrics(out):
-    return [json.loads(l) for l in (pathlib.Path(out) / 'metrics.jsonl').read_text().splitlines() if '"loss"' in l]
+    """The loss records of out/metrics.jsonl. Only complete lines count: a test that polls a running
+    job can read the file while a record is half written."""
+    text = (pathlib.Path(out) / 'metrics.jsonl').read_text()
+    complete = text[:text.rfind('\n') + 1]
+    return [json.loads(l) for l in complete.splitlines() if '"loss"' in l]
 
 
 def losses(out):
