@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Runs the reference library angle-emb (v0.6.1, AnglE.fit) with a recipe given on the command
 line, on STS-B pairs (format A, --train CSV), on the main job's pairs (--default-job-data DIR:
-STS-B + SICK train, labels in [0, 1]) or on triplets (format C, --triplets JSONL with
-query/positive/negative). --llm: a decoder with peft LoRA (--lora-r/--lora-alpha/--lora-dropout on
+STS-B + SICK train, labels in [0, 1]), on format A pairs in a JSONL of text1/text2/label
+(--pairs-jsonl) or on triplets (format C, --triplets JSONL with query/positive/negative).
+--sequential: batches in file order (HF Trainer's train_sampling_strategy = sequential) instead of
+the Trainer's seeded random order. --llm: a decoder with peft LoRA (--lora-r/--lora-alpha/--lora-dropout on
 every linear layer, angle-emb's default targets), last-token pooling, --text-prompt. Used by the
 side-by-side and throughput benchmarks; not part of the product. Prints the fit's seconds and the
 number of pairs it trained on."""
@@ -22,6 +24,9 @@ def dataset(args):
     if args.triplets:
         rows = [json.loads(line) for line in pathlib.Path(args.triplets).read_text().splitlines()]
         return Dataset.from_dict({k: [r[k] for r in rows] for k in ('query', 'positive', 'negative')})
+    if args.pairs_jsonl:
+        rows = [json.loads(line) for line in pathlib.Path(args.pairs_jsonl).read_text().splitlines()]
+        return Dataset.from_dict({k: [r[k] for r in rows] for k in ('text1', 'text2', 'label')})
     a, b, y = default_job_pairs(args.default_job_data) if args.default_job_data else stsb_pairs(args.train)
     return Dataset.from_dict({'text1': a, 'text2': b, 'label': y})
 
@@ -31,7 +36,9 @@ def main():
     ap.add_argument('--model', required=True)
     ap.add_argument('--train', help='STS-B csv (format A)')
     ap.add_argument('--default-job-data', help="data directory: the main job's STS-B + SICK train pairs")
+    ap.add_argument('--pairs-jsonl', help='JSONL of text1/text2/label (format A)')
     ap.add_argument('--triplets', help='JSONL of query/positive/negative (format C)')
+    ap.add_argument('--sequential', action='store_true', help='train in file order')
     ap.add_argument('--output', required=True)
     ap.add_argument('--epochs', type=int, default=1)
     ap.add_argument('--max-steps', type=int, default=-1)
@@ -64,7 +71,8 @@ def main():
               learning_rate=args.lr, warmup_steps=0, logging_steps=10, save_strategy='no', eval_strategy='no',
               loss_kwargs=json.loads(args.loss), filter_duplicate=True,
               argument_kwargs={'seed': args.seed, 'max_steps': args.max_steps, 'report_to': 'none',
-                               'use_cpu': True, 'dataloader_num_workers': 0},
+                               'use_cpu': True, 'dataloader_num_workers': 0,
+                               'train_sampling_strategy': 'sequential' if args.sequential else 'random'},
               bf16=args.bf16, text_prompt=args.text_prompt)
     steps = args.max_steps if args.max_steps > 0 else None  # else the epochs decide
     print(json.dumps({'fit_seconds': time.perf_counter() - start, 'steps': steps,

@@ -3,7 +3,14 @@
 on all seven projections, Prompts.A, last-token pooling, bf16 autocast, STS-B train + SICK train)
 trained by `angle train` and by angle-emb 0.6.1 + peft 0.18.1 (AnglE.fit, tests/bench/angle_emb_run.py:
 the same model, data, prompt, LoRA settings, loss weights, lr, batch, steps, max length, seed and bf16
-autocast; its own data order), one after the other, for each seed.
+autocast), one after the other, for each seed.
+
+Data order (--order): `same` (the default) gives both sides the same batches, so that the comparison
+is paired and the seed's data order drops out of the difference: the pairs go to `angle train` as
+one prepared HDF5 file (labels already in [0, 1]), which it visits in the order of its sampler, and
+to angle-emb in that order (tests/oracle/sampler_order.py, the sampler's Python replica) with
+sequential sampling. The dropout masks still differ. `own`: each side its own order (the job's two
+training sets for us, HF Trainer's seeded random sampler for angle-emb).
 
 Every trained model, and the base model with the prompt, is scored by `angle eval` (equal to
 transformers + peft: tests oracle_billm, mpi_lora) on STS-B dev, STS-B test and SICK-R test
@@ -52,6 +59,7 @@ def main():
     ap.add_argument('--work', default=str(ROOT / 'checkpoints/llm-side-by-side'))
     ap.add_argument('--seeds', default='42,43')
     ap.add_argument('--steps', type=int, help="default: the job's train.max_steps")
+    ap.add_argument('--order', choices=('same', 'own'), default='same', help='data order of the two sides')
     args = ap.parse_args()
     work = pathlib.Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -92,12 +100,42 @@ def main():
             worst[label] = float((1 - cos).max())
         return worst
 
+    def same_order_data():
+        """The job's pairs as one prepared file for us, and a function writing them in our order for a seed."""
+        sys.path.insert(0, str(ROOT / 'tests/oracle'))
+        from common import default_job_pairs
+        from sampler_order import epoch_permutation
+        pairs = [{'text1': a, 'text2': b, 'label': y} for a, b, y in zip(*default_job_pairs(args.data))]
+        jsonl = work / 'train-pairs.jsonl'
+        jsonl.write_text(''.join(json.dumps(p) + '\n' for p in pairs))
+        prepared = work / 'train-pairs.h5'
+        sh([args.angle, 'prepare', '--format', 'jsonl', '--input', jsonl, '--columns', 'text1=text1,text2=text2,label=label',
+            '--label-range', '0:1', '--model', model, '--text-prompt', prompt, '--max-length', max_length,
+            '--output', prepared])
+
+        def in_our_order(seed):
+            path = work / f'train-pairs-seed{seed}.jsonl'
+            path.write_text(''.join(json.dumps(pairs[i]) + '\n' for i in epoch_permutation(len(pairs), seed)))
+            return path
+        return ['--data.train', prepared, '--data.label_norm', 'none'], in_our_order
+
+    if args.order == 'same':
+        our_data, in_our_order = same_order_data()
+
+        def their_data(seed):
+            return ['--pairs-jsonl', in_our_order(seed), '--sequential']
+    else:
+        our_data = []
+
+        def their_data(seed):
+            return ['--default-job-data', args.data]
+
     rows = {'base': score(model)}
     runs = []
     for seed in (int(s) for s in args.seeds.split(',')):
         out = work / f'angle-{seed}'
         _, rss = sh([args.angle, 'train', '--job', args.job, '--train.seed', seed, '--train.max_steps', steps,
-                     '--data.dev', '', '--data.test', '', '--run.output_dir', out], timed=True)
+                     '--data.dev', '', '--data.test', '', '--run.output_dir', out, *our_data], timed=True)
         result = json.loads((out / 'eval.json').read_text())
         windows = [json.loads(l) for l in (out / 'metrics.jsonl').read_text().splitlines() if '"tokens_per_s"' in l]
         tokens_per_pair = statistics.mean(w['tokens_per_s'] / w['pairs_per_s'] for w in windows)
@@ -105,7 +143,7 @@ def main():
                 'tokens_per_s': result['pairs_per_s'] * tokens_per_pair, 'peak_rss_mib': rss, **score(out / 'final')}
         theirs_dir = work / f'angle-emb-{seed}'
         stdout, rss = sh([sys.executable, ROOT / 'tests/bench/angle_emb_run.py', '--llm', '--model', model,
-                          '--default-job-data', args.data, '--output', theirs_dir, '--max-steps', steps,
+                          *their_data(seed), '--output', theirs_dir, '--max-steps', steps,
                           '--batch-size', batch, '--max-length', max_length, '--lr', lr, '--seed', seed, '--bf16',
                           '--threads', os.cpu_count(), '--text-prompt', prompt, '--lora-r', job['lora']['r'],
                           '--lora-alpha', job['lora']['alpha'], '--lora-dropout', job['lora']['dropout'],
@@ -126,7 +164,8 @@ def main():
         values = [r[key] for r in runs if r['side'] == side]
         return max(values) - min(values)
 
-    print(f'\nSmolLM2-135M-Instruct + LoRA, {steps} steps of {batch} pairs, seeds {args.seeds}; {machine()}')
+    print(f'\nSmolLM2-135M-Instruct + LoRA, {steps} steps of {batch} pairs, seeds {args.seeds}, data order '
+          f'{args.order}; {machine()}')
     print(f'{"run":24s} ' + ' '.join(f'{n:>11s}' for n in names) + f' {"pairs/s":>8s} {"tokens/s":>9s} {"RSS MiB":>8s}')
     print(f'{"base (Prompts.A)":24s} ' + ' '.join(f'{rows["base"][n]:11.2f}' for n in names))
     for r in runs:
@@ -135,13 +174,16 @@ def main():
     for side in ('angle', 'angle-emb'):
         print(f'{side + " mean (spread)":24s} ' + ' '.join(f'{mean(side, n):6.2f} ({spread(side, n):.2f})' for n in names))
     for n in names[1:]:
+        paired = [a[n] - b[n] for a, b in zip(runs[0::2], runs[1::2])]
         print(f'{n}: trained - base {mean("angle", n) - rows["base"][n]:+.2f} (seed spread {spread("angle", n):.2f}); '
-              f'angle - angle-emb {mean("angle", n) - mean("angle-emb", n):+.2f} (goal >= -0.5)')
+              f'angle - angle-emb {mean("angle", n) - mean("angle-emb", n):+.2f} (goal >= -0.5; per seed '
+              + ' '.join(f'{d:+.2f}' for d in paired) + ')')
     print(f'export of seed {runs[0]["seed"]} (no flag) vs peft / transformers + last pooling + the prompt, '
           f'max cosine distance: {runs[0]["export_cosine_distance"]} (goal <= 1e-5)')
     ratio = mean('angle', 'pairs_per_s') / mean('angle-emb', 'pairs_per_s')
     print(f'training pairs/s: angle / angle-emb {ratio:.2f}x (goal >= 1.5)')
-    (work / 'summary.json').write_text(json.dumps({'machine': machine(), 'steps': steps, 'base': rows['base'],
+    (work / 'summary.json').write_text(json.dumps({'machine': machine(), 'steps': steps, 'order': args.order,
+                                                   'base': rows['base'],
                                                    'runs': runs, 'pairs_per_s_ratio': ratio}, indent=2))
 
 

@@ -42,6 +42,18 @@ BOOST_AUTO_TEST_CASE(each_epoch_is_a_permutation_and_epochs_differ) {
   BOOST_TEST((other_seed.global_batch(0) != sampler.global_batch(0)));
 }
 
+// The same orders as the Python replica, tests/oracle/sampler_order.py, which the side-by-side
+// benchmarks use to give angle-emb our batches: a change here must change it too.
+BOOST_AUTO_TEST_CASE(epoch_permutation_golden) {
+  BOOST_TEST((epoch_permutation(12, 42, 0) == std::vector<uint64_t>{10, 7, 6, 11, 1, 4, 5, 8, 0, 3, 2, 9}));
+  BOOST_TEST((epoch_permutation(12, 42, 1) == std::vector<uint64_t>{9, 5, 2, 4, 7, 8, 6, 11, 10, 0, 1, 3}));
+  BOOST_TEST((epoch_permutation(7, 0, 0) == std::vector<uint64_t>{5, 6, 4, 3, 0, 1, 2}));
+  GlobalSampler single({12}, {}, 42, 5);  // one set: the epoch is epoch_permutation's order
+  std::vector<uint64_t> second_batch;
+  for (const auto& ref : single.global_batch(1)) second_batch.push_back(ref.index);
+  BOOST_TEST((second_batch == std::vector<uint64_t>{4, 5, 8, 0, 3}));
+}
+
 BOOST_AUTO_TEST_CASE(resuming_from_any_cursor_repeats_the_remaining_sequence) {
   GlobalSampler straight({37, 20}, {2.0, 1.0}, 3, 5);
   const uint64_t steps = 3 * straight.steps_per_epoch();
