@@ -1,16 +1,22 @@
 #include <ATen/ATen.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "comm/comm.h"
+#include "core/atomic_output.h"
 #include "core/error.h"
+#include "eval/retrieval_eval.h"
 #include "eval/sts_eval.h"
 #include "eval/sts_suite.h"
 
 namespace angle::cli {
 namespace {
+
+namespace fs = std::filesystem;
 
 int run_suite(const po::variables_map& vm) {
   ANGLE_CHECK(vm["suite"].as<std::string>() == "sts", "unknown --suite '", vm["suite"].as<std::string>(), "' (sts)");
@@ -50,6 +56,55 @@ int run_suite(const po::variables_map& vm) {
   return 0;
 }
 
+int run_retrieval(const po::variables_map& vm, comm::Comm& comm) {
+  const std::string dir = vm["retrieval"].as<std::string>(), split = vm["split"].as<std::string>();
+  const eval::BeirSet set = eval::read_beir(dir, split);  // before loading the model
+  std::optional<std::string> run_output;
+  if (vm.count("run-output")) {
+    run_output = vm["run-output"].as<std::string>();
+    const fs::path parent = fs::absolute(*run_output).parent_path();
+    ANGLE_CHECK(fs::is_directory(parent), "--run-output ", *run_output, ": directory ", parent.string(), " does not exist");
+  }
+  eval::RetrievalOptions options{{vm["batch-size"].as<size_t>(), !vm["quiet"].as<bool>(), {}}, {}, {}};
+  for (auto [name, prompt] :
+       {std::pair{"query-prompt", &options.query_prompt}, std::pair{"doc-prompt", &options.doc_prompt}})
+    if (vm.count(name)) {
+      *prompt = vm[name].as<std::string>();
+      text::check_prompt(std::string("--") + name, **prompt);
+    }
+  auto encoder = model::load_encoder(vm["model"].as<std::string>(), encoder_options(vm));
+  const eval::RetrievalResult result = eval::evaluate_retrieval(encoder, set, options, comm);
+  if (comm.rank() != 0) return 0;
+  if (run_output) write_atomically(*run_output, eval::trec_run_text(result.run, "angle"));
+  const eval::RetrievalScores& s = result.scores;
+  if (vm["json"].as<bool>()) {
+    std::cout << nlohmann::json{{"dataset", dir}, {"split", split}, {"queries", s.queries},
+                                {"documents", set.doc_ids.size()}, {"ndcg_at_10", s.ndcg_at_10},
+                                {"mrr_at_10", s.mrr_at_10}, {"recall_at_100", s.recall_at_100},
+                                {"ranks", comm.size()}, {"model", encoder.dir}}.dump()
+              << std::endl;
+  } else {
+    std::printf("%-10s %7s %9s %9s %9s %10s  %s\n", "split", "queries", "documents", "nDCG@10", "MRR@10", "Recall@100",
+                "directory");
+    std::printf("%-10s %7zu %9zu %9.2f %9.2f %10.2f  %s\n", split.c_str(), s.queries, set.doc_ids.size(), s.ndcg_at_10,
+                s.mrr_at_10, s.recall_at_100, dir.c_str());
+  }
+  return 0;
+}
+
+// Under mpirun the ranks share the work; one rank's error ends them all at once.
+int run_retrieval_on_ranks(const po::variables_map& vm) {
+  std::unique_ptr<comm::Comm> comm = comm::make_comm("auto");
+  try {
+    return run_retrieval(vm, *comm);
+  } catch (const std::exception& e) {
+    if (comm->size() == 1) throw;
+    std::fprintf(stderr, "angle eval: error: rank %d: %s\n", comm->rank(), message_of(e).c_str());
+    std::fflush(stderr);
+    comm->abort_job(1);
+  }
+}
+
 }  // namespace
 
 int run_eval(const std::vector<std::string>& args) {
@@ -58,15 +113,26 @@ int run_eval(const std::vector<std::string>& args) {
       ("data", po::value<std::vector<std::string>>(), "stsb:PATH or sick:PATH (repeatable)")
       ("suite", po::value<std::string>(), "sts: the paper's table (STS12-16 'all', STS-B, SICK-R) from --data-dir")
       ("data-dir", po::value<std::string>()->default_value("data"), "SentEval-style directory for --suite")
+      ("retrieval", po::value<std::string>(),
+       "BEIR directory (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv): nDCG@10, MRR@10, Recall@100 by exact cosine search")
+      ("split", po::value<std::string>()->default_value("test"), "--retrieval: the qrels file to score")
+      ("query-prompt", po::value<std::string>(), "--retrieval: template with {text} for queries (default: the model's prompt)")
+      ("doc-prompt", po::value<std::string>(), "--retrieval: template with {text} for documents (default: the model's prompt)")
+      ("run-output", po::value<std::string>(), "--retrieval: write the 100 hits per query as a TREC run file")
       ("batch-size", po::value<size_t>()->default_value(32), "texts per forward pass")
       ("json", po::bool_switch(), "one JSON object per dataset on stdout instead of a table")
       ("quiet", po::bool_switch(), "no progress line");
-  auto vm = parse("eval", "--model DIR (--data stsb:PATH|sick:PATH ... | --suite sts --data-dir DIR) [--json]", options,
-                  args);
+  auto vm = parse("eval",
+                  "--model DIR (--data stsb:PATH|sick:PATH ... | --suite sts --data-dir DIR | --retrieval DIR) [--json]",
+                  options, args);
   if (!vm) return 0;
   apply_threads(*vm);
-  ANGLE_CHECK(vm->count("data") != vm->count("suite"), "give either --data or --suite sts (see 'angle eval --help')");
+  ANGLE_CHECK(vm->count("data") + vm->count("suite") + vm->count("retrieval") == 1,
+              "give one of --data, --suite sts or --retrieval DIR (see 'angle eval --help')");
+  for (const char* only : {"query-prompt", "doc-prompt", "run-output"})
+    ANGLE_CHECK(!vm->count(only) || vm->count("retrieval"), "--", only, " applies to --retrieval only");
   if (vm->count("suite")) return run_suite(*vm);
+  if (vm->count("retrieval")) return run_retrieval_on_ranks(*vm);
   std::vector<data::StsPairs> sets;  // read every file first: a typo fails before the model loads
   for (const std::string& spec : (*vm)["data"].as<std::vector<std::string>>()) sets.push_back(data::read_sts_spec(spec));
   auto encoder = model::load_encoder((*vm)["model"].as<std::string>(), encoder_options(*vm));

@@ -18,7 +18,7 @@ using nlohmann::json;
 
 namespace {
 
-const eval::EmbedOptions kEvalOptions{64, false};
+const eval::EmbedOptions kEvalOptions{64, false, {}};
 
 json score_json(const eval::StsScore& s) { return {{"spearman", s.spearman}, {"pearson", s.pearson}, {"n", s.n}}; }
 

@@ -21,7 +21,7 @@ each training process by GNU time. The first seed's final/ and its --merge expor
 flag, against peft / transformers + last pooling + the prompt (cosine distance). Prints the machine
 beside the figures; writes summary.json.
 
-  python3 tests/bench/llm_side_by_side.py [--seeds 42,43] [--steps N]   (~23 minutes per seed, 2 cores)"""
+  python3 tests/bench/llm_side_by_side.py [--seeds 42,43] [--steps N]   (~22 minutes per seed, 2 cores)"""
 import argparse
 import configparser
 import json

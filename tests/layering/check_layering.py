@@ -19,7 +19,7 @@ ALLOWED = {
     'data': {'core', 'text'},
     'shard': {'core', 'comm', 'model'},
     'ckpt': {'core', 'comm', 'model', 'shard'},
-    'eval': {'core', 'text', 'model', 'data'},
+    'eval': {'core', 'text', 'comm', 'model', 'data'},
     'train': {'core', 'text', 'comm', 'model', 'loss', 'data', 'shard', 'ckpt', 'eval'},
     'plan': {'core', 'text', 'comm', 'model', 'loss', 'data', 'shard', 'train'},
     'sweep': {'core', 'train'},
