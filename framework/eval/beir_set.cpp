@@ -34,14 +34,18 @@ std::string string_field(const nlohmann::json& j, const char* key, const std::st
     ANGLE_CHECK(!required, where, ": missing field '", key, "'");
     return "";
   }
-  // BEIR ids are strings, but some sets write numbers; both read as their text.
-  if (it->is_number_integer() && std::string(key) == "_id") return it->dump();
   ANGLE_CHECK(it->is_string(), where, ": field '", key, "' is not a string");
-  std::string value = it->get<std::string>();
-  if (std::string(key) == "_id")  // a TREC run separates its fields by spaces
-    ANGLE_CHECK(!value.empty() && value.find_first_of(" \t\n\r") == std::string::npos, where, ": id '", value,
-                "' is empty or holds white space");
-  return value;
+  return it->get<std::string>();
+}
+
+// "_id": a string, or a number read as its text (some BEIR sets write numbers); no white space,
+// which separates a TREC run's fields.
+std::string id_field(const nlohmann::json& j, const std::string& where) {
+  auto it = j.find("_id");
+  const std::string id = it != j.end() && it->is_number_integer() ? it->dump() : string_field(j, "_id", where, true);
+  ANGLE_CHECK(!id.empty() && id.find_first_of(" \t\n\r") == std::string::npos, where, ": id '", id,
+              "' is empty or holds white space");
+  return id;
 }
 
 // BEIR's (title + " " + text).strip(), for ASCII whitespace.
@@ -61,7 +65,7 @@ BeirSet read_beir(const std::string& dir, const std::string& split_name) {
 
   std::set<std::string> docs;
   for (const auto& [where, j] : read_objects(corpus_path)) {
-    std::string id = string_field(j, "_id", where, true);
+    std::string id = id_field(j, where);
     ANGLE_CHECK(docs.insert(id).second, where, ": document id '", id, "' appears twice");
     const std::string title = string_field(j, "title", where, false), text = string_field(j, "text", where, true);
     set.doc_ids.push_back(std::move(id));
@@ -94,7 +98,7 @@ BeirSet read_beir(const std::string& dir, const std::string& split_name) {
 
   std::set<std::string> queries;
   for (const auto& [where, j] : read_objects(queries_path)) {
-    std::string id = string_field(j, "_id", where, true);
+    std::string id = id_field(j, where);
     ANGLE_CHECK(queries.insert(id).second, where, ": query id '", id, "' appears twice");
     if (!set.qrels.count(id)) continue;  // BEIR evaluates the judged queries only
     set.query_texts.push_back(string_field(j, "text", where, true));

@@ -53,7 +53,7 @@ RetrievalScores score_run(const Run& run, const Qrels& qrels) {
   for (const auto& [query, judged] : qrels) {
     auto hits = run.find(query);
     ANGLE_CHECK(hits != run.end() && !hits->second.empty(), "no hits for judged query '", query, "'");
-    const std::vector<Hit> ranked = rank_like_trec_eval(hits->second);
+    const std::vector<Hit>& ranked = hits->second;
     scores.ndcg_at_10 += ndcg_at(ranked, judged, 10);
     scores.mrr_at_10 += reciprocal_rank_at(ranked, judged, 10);
     scores.recall_at_100 += recall_at(ranked, judged, 100);

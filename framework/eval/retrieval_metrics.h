@@ -17,7 +17,7 @@ struct Hit {
   std::string doc;
   float score = 0;
 };
-using Run = std::map<std::string, std::vector<Hit>>;  // query id -> hits (any order)
+using Run = std::map<std::string, std::vector<Hit>>;  // query id -> hits, ranked by rank_like_trec_eval
 
 struct RetrievalScores {
   double ndcg_at_10 = 0, mrr_at_10 = 0, recall_at_100 = 0;  // x 100, means over the judged queries
@@ -30,7 +30,7 @@ double ndcg_at(const std::vector<Hit>& ranked, const std::map<std::string, int>&
 double reciprocal_rank_at(const std::vector<Hit>& ranked, const std::map<std::string, int>& judged, size_t k);
 double recall_at(const std::vector<Hit>& ranked, const std::map<std::string, int>& judged, size_t k);
 
-// Every query of `qrels` must have hits in `run`.
+// Every query of `qrels` must have hits in `run`, ranked.
 RetrievalScores score_run(const Run& run, const Qrels& qrels);
 
 }  // namespace angle::eval
