@@ -146,6 +146,7 @@ int run_eval(const std::vector<std::string>& args) {
                                   {"pearson", score.pearson}, {"path", set.path}, {"model", encoder.dir},
                                   {"pooling", encoder.pooling.name()}, {"prompt", encoder.prompt},
                                   {"bidirectional_from", encoder.export_spec.embedding.bidirectional_from.value_or(-1)},
+                                  {"dim", encoder.dim > 0 ? encoder.dim : encoder.model->hidden_size()},
                                   {"dtype", encoder.dtype == at::kBFloat16 ? "bf16" : "fp32"}}.dump()
                 << std::endl;
     } else {

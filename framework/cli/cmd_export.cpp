@@ -15,6 +15,8 @@ int run_export(const std::vector<std::string>& args) {
        "a sharded checkpoint (step-<N>/, any world size) or a model directory (best/, final/) of `angle train`")
       ("output", po::value<std::string>()->required(), "HF / sentence-transformers model directory to write")
       ("pooling", po::value<std::string>(), "override the pooling recorded in the checkpoint")
+      ("dim", po::value<int64_t>(), "the model keeps the first D dimensions of its embeddings by default: "
+                                    "truncate_dim, which sentence-transformers reads too")
       ("merge", po::bool_switch(), "LoRA: write the full model with the adapters folded into its weights (default: "
                                    "a PEFT adapter directory, adapter_config.json + adapter_model.safetensors)");
   auto vm = parse("export", "--checkpoint DIR --output DIR", options, args);
@@ -24,6 +26,7 @@ int run_export(const std::vector<std::string>& args) {
               ": exists and is not a directory");
   model::EncoderOptions encoder_options;
   if (vm->count("pooling")) encoder_options.pooling = (*vm)["pooling"].as<std::string>();
+  if (vm->count("dim")) encoder_options.dim = (*vm)["dim"].as<int64_t>();
   const std::string checkpoint = (*vm)["checkpoint"].as<std::string>();
   model::Encoder encoder = std::filesystem::exists(std::filesystem::path(checkpoint) / "manifest.json")
                                ? train::load_checkpoint_encoder(checkpoint, encoder_options)
@@ -32,7 +35,8 @@ int run_export(const std::vector<std::string>& args) {
   ANGLE_CHECK(!merge || encoder.export_spec.lora.enabled(), "--merge: ", checkpoint, " has no LoRA adapters to merge");
   model::save_model_dir(*encoder.model, encoder.export_spec, output, merge);
   const std::string form = !encoder.export_spec.lora.enabled() ? "" : merge ? ", LoRA merged" : ", PEFT adapter";
-  log_info("exported " + checkpoint + " -> " + output + " (" + encoder.pooling.name() + " pooling" + form + ")");
+  const std::string dim = encoder.dim > 0 ? ", truncate_dim " + std::to_string(encoder.dim) : "";
+  log_info("exported " + checkpoint + " -> " + output + " (" + encoder.pooling.name() + " pooling" + form + dim + ")");
   return 0;
 }
 

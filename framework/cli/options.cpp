@@ -45,6 +45,9 @@ po::options_description model_options() {
       ("bidirectional-from", po::value<int64_t>(),
        "BiLLM: a decoder's layers K.. attend both ways (angle-emb's apply_billm with BiLLM_START_INDEX=K; "
        "default: the model directory's angle_embedding.json, else causal)")
+      ("dim", po::value<int64_t>(), "keep the first D dimensions of each embedding (a Matryoshka model used small; "
+                                    "re-normalised when the model normalises; default: the model directory's "
+                                    "truncate_dim, else all)")
       ("normalize", po::value<bool>(), "L2-normalise embeddings (default: true iff the model has a Normalize module)")
       ("dtype", po::value<std::string>()->default_value("fp32"),
        "fp32, bf16, or auto: bf16 where the device computes it natively (AVX512_BF16/AMX CPUs, CUDA sm_80+)")
@@ -62,6 +65,7 @@ model::EncoderOptions encoder_options(const po::variables_map& vm) {
     text::check_prompt("--prompt", *o.prompt);  // before anything is read
   }
   if (vm.count("bidirectional-from")) o.bidirectional_from = vm["bidirectional-from"].as<int64_t>();
+  if (vm.count("dim")) o.dim = vm["dim"].as<int64_t>();
   if (vm.count("normalize")) o.normalize = vm["normalize"].as<bool>();
   o.dtype = vm["dtype"].as<std::string>();
   o.device = vm["device"].as<std::string>();

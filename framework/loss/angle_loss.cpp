@@ -55,6 +55,17 @@ at::Tensor weighted_cross_entropy(const at::Tensor& logits, const at::Tensor& ta
 at::Tensor even_rows(const at::Tensor& x) { return x.slice(0, 0, x.size(0), 2); }
 at::Tensor odd_rows(const at::Tensor& x) { return x.slice(0, 1, x.size(0), 2); }
 
+// The false-negative mask of queries q against positives p (and negatives n when defined), or
+// undefined when w asks for none.
+at::Tensor not_negative(const Weights& w, const at::Tensor& q, const at::Tensor& p, const at::Tensor& n,
+                        const at::Tensor& p_texts, const at::Tensor& n_texts) {
+  if (w.false_negatives == FalseNegatives::none) return {};
+  at::Tensor candidates = n.defined() ? at::cat({p, n}, 0) : p;
+  at::Tensor cosines = at::matmul(normalize_rows(q), normalize_rows(candidates).t());
+  at::Tensor texts = n.defined() && p_texts.defined() ? at::cat({p_texts, n_texts}) : p_texts;
+  return false_negative_mask(w.false_negatives, w.false_negative_margin, cosines, p_texts, texts);
+}
+
 void check_pairs(const at::Tensor& labels, const at::Tensor& embeddings) {
   ANGLE_CHECK(embeddings.dim() == 2 && embeddings.size(0) == 2 * labels.size(0), "loss: expected ", 2 * labels.size(0),
               " zigzag rows for ", labels.size(0), " labels, got ", embeddings.sizes());
@@ -107,13 +118,31 @@ at::Tensor in_batch_negative_loss(const at::Tensor& labels, const at::Tensor& em
 }
 
 at::Tensor contrastive_loss(const at::Tensor& query, const at::Tensor& positive, const at::Tensor& negative,
-                            double tau, const at::Tensor& weights) {
+                            double tau, const at::Tensor& weights, const at::Tensor& not_negative) {
   at::Tensor candidates = negative.defined() ? at::cat({positive, negative}, 0) : positive;
   at::Tensor scores = at::matmul(normalize_rows(query), normalize_rows(candidates).t()) * tau;
+  if (not_negative.defined()) scores = scores - not_negative.to(scores.scalar_type()) * kMask;
   at::Tensor targets = at::arange(query.size(0), query.options().dtype(at::kLong));
   if (!weights.defined()) return at::cross_entropy_loss(scores, targets);
   at::Tensor candidate_weights = negative.defined() ? at::cat({weights, weights}) : weights;
   return weighted_mean(weighted_cross_entropy(scores, targets, candidate_weights), weights);
+}
+
+at::Tensor false_negative_mask(FalseNegatives mode, double margin, const at::Tensor& cosines,
+                               const at::Tensor& positive_texts, const at::Tensor& candidate_texts) {
+  const int64_t queries = cosines.size(0), candidates = cosines.size(1);
+  at::Tensor own = at::eye(queries, candidates, cosines.options().dtype(at::kBool));
+  at::Tensor mask;
+  if (mode == FalseNegatives::text) {
+    ANGLE_CHECK(positive_texts.defined() && positive_texts.size(0) == queries && candidate_texts.defined() &&
+                    candidate_texts.size(0) == candidates,
+                "false negatives by text: expected ", queries, " positive and ", candidates, " candidate texts");
+    mask = positive_texts.unsqueeze(1) == candidate_texts.unsqueeze(0);
+  } else {
+    at::Tensor s = cosines.detach();
+    mask = s > (s.diagonal().unsqueeze(1) + margin);
+  }
+  return mask & own.logical_not();
 }
 
 Weights Weights::preset(const std::string& name) {
@@ -146,7 +175,7 @@ LabelMode parse_label_mode(const std::string& name) {
 int64_t rows_per_example(Format format) { return format == Format::C ? 3 : 2; }
 
 LossValue angle_objective(Format format, const Weights& w, const at::Tensor& labels, const at::Tensor& embeddings,
-                          const at::Tensor& weights) {
+                          const at::Tensor& weights, const at::Tensor& row_texts) {
   ANGLE_CHECK(!weights.defined() || weights.size(0) * rows_per_example(format) == embeddings.size(0), "loss: ",
               weights.size(0), " example weights for ", embeddings.size(0), " rows of format ",
               format == Format::A ? "A" : format == Format::B ? "B" : "C");
@@ -165,20 +194,27 @@ LossValue angle_objective(Format format, const Weights& w, const at::Tensor& lab
   } else if (format == Format::B) {
     // The reference ignores every weight here: plain InfoNCE with τ = ibn_tau.
     ANGLE_CHECK(embeddings.size(0) % 2 == 0, "format B needs (query, positive) rows");
-    add("contrastive", 1.0, contrastive_loss(even_rows(embeddings), odd_rows(embeddings), at::Tensor(), w.ibn_tau, weights));
+    const int64_t rows = embeddings.size(0);
+    at::Tensor q = even_rows(embeddings), p = odd_rows(embeddings);
+    at::Tensor texts = row_texts.defined() ? row_texts.slice(0, 1, rows, 2) : row_texts;
+    add("contrastive", 1.0, contrastive_loss(q, p, at::Tensor(), w.ibn_tau, weights,
+                                             not_negative(w, q, p, at::Tensor(), texts, at::Tensor())));
   } else {
     ANGLE_CHECK(embeddings.size(0) % 3 == 0, "format C needs (query, positive, negative) rows");
     const int64_t rows = embeddings.size(0);
     at::Tensor q = embeddings.slice(0, 0, rows, 3), p = embeddings.slice(0, 1, rows, 3),
                n = embeddings.slice(0, 2, rows, 3);
+    at::Tensor p_texts = row_texts.defined() ? row_texts.slice(0, 1, rows, 3) : row_texts;
+    at::Tensor n_texts = row_texts.defined() ? row_texts.slice(0, 2, rows, 3) : row_texts;
     at::Tensor contrastive = at::zeros({}, embeddings.options());
     if (w.ibn_w > 0) {
-      at::Tensor term = contrastive_loss(q, p, at::Tensor(), w.ibn_tau, weights);
+      at::Tensor term =
+          contrastive_loss(q, p, at::Tensor(), w.ibn_tau, weights, not_negative(w, q, p, at::Tensor(), p_texts, n_texts));
       out.terms["ibn"] = term.item<double>();
       contrastive = contrastive + w.ibn_w * term;
     }
     if (w.cln_w > 0) {
-      at::Tensor term = contrastive_loss(q, p, n, w.ibn_tau, weights);
+      at::Tensor term = contrastive_loss(q, p, n, w.ibn_tau, weights, not_negative(w, q, p, n, p_texts, n_texts));
       out.terms["cln"] = term.item<double>();
       contrastive = contrastive + w.cln_w * term;
     }

@@ -37,17 +37,33 @@ at::Tensor in_batch_negative_loss(const at::Tensor& labels, const at::Tensor& em
 at::Tensor angle_loss(const at::Tensor& labels, const at::Tensor& embeddings, double tau, bool mean_reduction = false,
                       const at::Tensor& weights = {});
 // One-way InfoNCE of each query against all positives (and hard negatives when defined).
+// `not_negative` [queries, candidates] (bool, optional): candidates a query does not count at all
+// (false negatives, below), masked like the reference's masks (−1e12).
 at::Tensor contrastive_loss(const at::Tensor& query, const at::Tensor& positive, const at::Tensor& negative,
-                            double tau, const at::Tensor& weights = {});
+                            double tau, const at::Tensor& weights = {}, const at::Tensor& not_negative = {});
 
 enum class Format { A, B, C };  // (text1,text2,label) / (query,positive) / (query,positive,negative)
 enum class LabelMode { float_labels, legacy_int };
+
+// False negatives among a query's candidates (Qwen3-Embedding's mask; loss.false_negatives): a
+// candidate other than the query's own positive stops being a negative when its text is the
+// positive's (text: equal token ids, e.g. the same passage as another query's positive) or when its
+// cosine with the query exceeds the positive's by more than a margin (margin). The example itself
+// stays: only that one candidate leaves that one query's softmax.
+enum class FalseNegatives { none, margin, text };
+// [queries, candidates] bool: `cosines` are the queries' cosines with the candidates, the first
+// `queries` columns their positives in order; `positive_texts` [queries] and `candidate_texts`
+// [candidates] identify texts (hashes of token ids; text mode only).
+at::Tensor false_negative_mask(FalseNegatives mode, double margin, const at::Tensor& cosines,
+                               const at::Tensor& positive_texts, const at::Tensor& candidate_texts);
 
 struct Weights {
   double cosine_w = 0.0, ibn_w = 1.0, cln_w = 1.0, angle_w = 0.02;
   double cosine_tau = 20.0, ibn_tau = 20.0, angle_tau = 20.0;
   bool angle_mean = false;  // angle_pooling_strategy 'mean' instead of 'sum'
   LabelMode label_mode = LabelMode::float_labels;
+  FalseNegatives false_negatives = FalseNegatives::none;  // formats B and C: the contrastive terms
+  double false_negative_margin = 0.1;                     // cosine (Qwen3-Embedding's 0.1)
 
   // "current" (v0.5.5–v0.6.1), "v0.4.6-cli", "paper" (w1=1, w2=35, w3=1, angle τ=1).
   static Weights preset(const std::string& name);
@@ -63,9 +79,10 @@ struct LossValue {
 
 // The combination of AngleLoss.__call__ for each format (§1.5). `embeddings` holds the rows in
 // the format's interleaved order ([q,p] or [q,p,n] per example); `labels` is [B] (format A only);
-// `weights` [B] are the per-example weights described above (undefined: unweighted).
+// `weights` [B] are the per-example weights described above (undefined: unweighted); `row_texts`
+// [rows] int64 identify each row's text (w.false_negatives = text).
 LossValue angle_objective(Format format, const Weights& w, const at::Tensor& labels, const at::Tensor& embeddings,
-                          const at::Tensor& weights = {});
+                          const at::Tensor& weights = {}, const at::Tensor& row_texts = {});
 // Rows per example of a format: 2 (A, B) or 3 (C).
 int64_t rows_per_example(Format format);
 

@@ -60,8 +60,11 @@ class Backbone {
   // input_ids, attention_mask: int64 [B, T]; returns the last hidden state [B, T, H]. With a
   // `source`, parameters come from it unit by unit and the word-embedding gradient is sparse.
   // row_keys: int64 [B], each text's dropout key (model/dropout.h); training with dropout needs them.
+  // hidden_states, when given, receives HF's output_hidden_states: L + 1 tensors [B, T, H], index i < L
+  // the input of layer i (0: the embeddings' output), index L the returned last hidden state.
   virtual at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                             UnitSource* source = nullptr, const at::Tensor& row_keys = {}) const = 0;
+                             UnitSource* source = nullptr, const at::Tensor& row_keys = {},
+                             std::vector<at::Tensor>* hidden_states = nullptr) const = 0;
   virtual std::vector<Unit> units() const = 0;
   // Where each parameter that the model's weights hold lies in them (all but LoRA's adapters); a
   // missing tensor or a shape that disagrees with config.json is an error naming both.

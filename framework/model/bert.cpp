@@ -129,7 +129,8 @@ struct BertModel::Impl : nn::Module {
   // padded model, without the FLOPs spent on padding (often half of a random training batch).
   // Dropout sites (model/dropout.h): the embeddings 0; layer l: attention probabilities 1 + 3l, the
   // attention output 2 + 3l, the feed-forward output 3 + 3l.
-  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, UnitSource* source, const at::Tensor& row_keys) {
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, UnitSource* source, const at::Tensor& row_keys,
+                     std::vector<at::Tensor>* hidden_states) {
     const int64_t batch = ids.size(0), length = ids.size(1), heads = c.num_attention_heads;
     const int64_t hidden = c.hidden_size, head_dim = hidden / heads;
     const double eps = c.layer_norm_eps;
@@ -168,6 +169,7 @@ struct BertModel::Impl : nn::Module {
     // Keys at padded positions are excluded; padded queries produce rows that are dropped.
     const at::Tensor key_mask = mask.to(at::kBool).view({batch, 1, 1, length});
     for (size_t l = 0; l < static_cast<size_t>(c.num_hidden_layers); ++l) {
+      if (hidden_states) hidden_states->push_back(unpack(x));
       const auto site = static_cast<uint32_t>(1 + 3 * l);
       x = run(2 + l, x, [&](const at::Tensor& in, auto& w) {
         auto heads_of = [&](size_t k) {
@@ -181,7 +183,9 @@ struct BertModel::Impl : nn::Module {
         return at::layer_norm(dropout(ff, site + 2) + h, {hidden}, w[14], w[15], eps);
       });
     }
-    return unpack(x);  // padded positions are 0 (or, when dense, computed but meaningless)
+    at::Tensor last = unpack(x);  // padded positions are 0 (or, when dense, computed but meaningless)
+    if (hidden_states) hidden_states->push_back(last);
+    return last;
   }
 };
 
@@ -192,8 +196,8 @@ BertModel::BertModel(const BertConfig& config, bool initialise)
 }
 
 at::Tensor BertModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, UnitSource* source,
-                             const at::Tensor& row_keys) const {
-  return impl_->forward(input_ids, attention_mask, source, row_keys);
+                             const at::Tensor& row_keys, std::vector<at::Tensor>* hidden_states) const {
+  return impl_->forward(input_ids, attention_mask, source, row_keys, hidden_states);
 }
 
 std::vector<Unit> BertModel::units() const { return impl_->units; }

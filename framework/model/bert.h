@@ -20,7 +20,8 @@ class BertModel final : public Backbone {
   // touched, for load_encoder to fill or release (model/encoder.h).
   explicit BertModel(const BertConfig& config, bool initialise = true);
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, UnitSource* source = nullptr,
-                     const at::Tensor& row_keys = {}) const override;
+                     const at::Tensor& row_keys = {},
+                     std::vector<at::Tensor>* hidden_states = nullptr) const override;
   std::vector<Unit> units() const override;
   // Names as HF, with or without a "bert." prefix, LayerNorm gamma/beta accepted.
   std::shared_ptr<const ParameterFiles> locate_weights(std::shared_ptr<const ModelWeights> weights) const override;

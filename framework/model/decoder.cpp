@@ -148,7 +148,8 @@ struct DecoderModel::Impl : nn::Module {
 
   // Dropout sites (model/dropout.h) of layer l: the attention probabilities 8l, the adapters' inputs
   // 8l + 1 ... 8l + 7 (q, k, v, o, gate, up, down: peft draws a mask per adapter).
-  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, UnitSource* source, const at::Tensor& row_keys) {
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, UnitSource* source, const at::Tensor& row_keys,
+                     std::vector<at::Tensor>* hidden_states) {
     const int64_t batch = ids.size(0), length = ids.size(1);
     const int64_t heads = c.num_attention_heads, kv_heads = c.num_key_value_heads, head_dim = c.head_dim;
     ANGLE_CHECK(length <= c.max_position_embeddings, "sequence length ", length, " exceeds max_position_embeddings ",
@@ -169,6 +170,7 @@ struct DecoderModel::Impl : nn::Module {
     const KeyedDropout keyed(training ? row_keys : at::Tensor(), mask);
     const bool qk_norm = c.qk_norm, bias = c.attention_bias, out_bias = c.output_bias, mlp_bias = c.mlp_bias;
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      if (hidden_states) hidden_states->push_back(x);
       x = run(static_cast<size_t>(l) + 1, x, [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
         size_t k = 0;
         auto next = [&](bool present) { return present ? w[k++] : at::Tensor(); };
@@ -222,9 +224,11 @@ struct DecoderModel::Impl : nn::Module {
       });
     }
     const size_t last = static_cast<size_t>(c.num_hidden_layers) + 1;
-    return run(last, x, [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
+    at::Tensor out = run(last, x, [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
       return rms_norm(in, w[0], c.rms_norm_eps);
     });
+    if (hidden_states) hidden_states->push_back(out);
+    return out;
   }
 };
 
@@ -234,8 +238,8 @@ DecoderModel::DecoderModel(const DecoderConfig& config, const LoraConfig& lora)
 }
 
 at::Tensor DecoderModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, UnitSource* source,
-                                const at::Tensor& row_keys) const {
-  return impl_->forward(input_ids, attention_mask, source, row_keys);
+                                const at::Tensor& row_keys, std::vector<at::Tensor>* hidden_states) const {
+  return impl_->forward(input_ids, attention_mask, source, row_keys, hidden_states);
 }
 
 std::vector<Unit> DecoderModel::units() const { return impl_->units; }

@@ -28,7 +28,8 @@ class DecoderModel final : public Backbone {
   // uninitialised (load_encoder fills them, or releases them for a sharder: model/encoder.h).
   explicit DecoderModel(const DecoderConfig& config, const LoraConfig& lora = {});
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, UnitSource* source = nullptr,
-                     const at::Tensor& row_keys = {}) const override;
+                     const at::Tensor& row_keys = {},
+                     std::vector<at::Tensor>* hidden_states = nullptr) const override;
   std::vector<Unit> units() const override;
   std::shared_ptr<const ParameterFiles> locate_weights(std::shared_ptr<const ModelWeights> weights) const override;
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const override;

@@ -91,6 +91,7 @@ TokenBatch Encoder::collate(const std::vector<const std::vector<int64_t>*>& sequ
 at::Tensor Encoder::embed(const TokenBatch& batch) const {
   at::Tensor ids = batch.input_ids.to(device), mask = batch.attention_mask.to(device);
   at::Tensor pooled = pool(model->forward(ids, mask), mask, pooling, tokenizer.padding_side()).to(at::kFloat);
+  if (dim > 0) pooled = pooled.narrow(1, 0, dim);
   return normalize ? pooled / pooled.norm(2, -1, true).clamp_min(1e-12) : pooled;
 }
 
@@ -173,7 +174,7 @@ Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options)
     else load_adapters(*model, adapters_from);
   }
 
-  Encoder encoder{dir_name, std::move(tokenizer), std::move(model), Pooling{}, false, 512, "", at::kCPU, at::kFloat, {},
+  Encoder encoder{dir_name, std::move(tokenizer), std::move(model), Pooling{}, false, 512, "", 0, at::kCPU, at::kFloat, {},
                   is_llm, options.defer_weights ? std::move(files) : nullptr};
   encoder.prompt = options.prompt.value_or(settings.prompt);
   text::check_prompt("prompt", encoder.prompt);
@@ -188,9 +189,15 @@ Encoder load_encoder(const std::string& dir_name, const EncoderOptions& options)
   const size_t specials = encoder.tokenizer.encode("", encoder.max_length).size();
   ANGLE_CHECK(encoder.max_length > specials, "max length ", encoder.max_length, " leaves no room for text besides the ",
               specials, " special tokens");
+  const int64_t width = encoder.model->hidden_size();
+  const std::optional<int64_t> dim = options.dim ? options.dim : settings.truncate_dim;
+  ANGLE_CHECK(!dim || (*dim > 0 && *dim <= width), "embedding size ", dim.value_or(0), " (--dim / truncate_dim of ",
+              dir_name, ") must be in 1..", width, ", the model's hidden size");
+  encoder.dim = dim.value_or(0);
+  const std::vector<int64_t> matryoshka_dims = options.matryoshka_dims.value_or(settings.matryoshka_dims);
   encoder.device = parse_device(options.device);
   encoder.dtype = resolve_dtype(options.dtype, encoder.device) == "bf16" ? at::kBFloat16 : at::kFloat;
-  encoder.export_spec = {base_dir, encoder.pooling, encoder.normalize, encoder.max_length, lora, {encoder.prompt, bidirectional_from}};
+  encoder.export_spec = {base_dir, encoder.pooling, encoder.normalize, encoder.max_length, lora, {encoder.prompt, bidirectional_from, dim, matryoshka_dims}};
   encoder.model->to(encoder.device, encoder.dtype);
   return encoder;
 }

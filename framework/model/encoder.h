@@ -34,6 +34,12 @@ struct EncoderOptions {
   // A decoder's layers K.. attend both ways (BiLLM, model/decoder.h); default: the model
   // directory's, else that of `lora_init`'s adapter (model/embedding_file.h).
   std::optional<int64_t> bidirectional_from;
+  // Embeddings keep their first `dim` dimensions (re-normalised when the model normalises);
+  // default: the model directory's truncate_dim, else all (model/embedding_file.h).
+  std::optional<int64_t> dim;
+  // The sizes the model is trained to be cut to (loss.matryoshka_dims), recorded on export; default:
+  // the model directory's.
+  std::optional<std::vector<int64_t>> matryoshka_dims;
   // LoRA adapters on a decoder (model/lora.h), the base frozen: loaded from `lora_init` (a PEFT
   // adapter directory) when set, else fresh from `lora_seed`.
   LoraConfig lora;
@@ -62,6 +68,7 @@ struct Encoder {
   bool normalize = false;
   size_t max_length = 512;
   std::string prompt;  // template with {text}, or "" (model/embedding_file.h)
+  int64_t dim = 0;     // embeddings keep their first `dim` dimensions (0: all)
   at::Device device = at::kCPU;
   at::ScalarType dtype = at::kFloat;
   ExportSpec export_spec;  // how to write this encoder back as a model directory
@@ -71,7 +78,8 @@ struct Encoder {
 
   // The batch of these sequences, padded as the tokenizer pads.
   TokenBatch collate(const std::vector<const std::vector<int64_t>*>& sequences) const;
-  // Pooled (and optionally normalised) embeddings of one batch, float32 on the model's device.
+  // Pooled embeddings of one batch, cut to `dim` and normalised when the model normalises, float32 on
+  // the model's device.
   at::Tensor embed(const TokenBatch& batch) const;
   // The BERT configuration; an error naming `what` for a decoder (planning and the step profile
   // know BERT only).

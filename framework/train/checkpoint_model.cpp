@@ -12,10 +12,11 @@ namespace angle::train {
 model::Encoder load_checkpoint_encoder(const std::string& dir, model::EncoderOptions options) {
   ckpt::FullCheckpoint full = ckpt::read_full(dir);
   const JobConfig job = parse_job_text(full.job, dir + "/manifest.json (job)");
-  const std::optional<std::string> pooling = options.pooling;
+  const model::EncoderOptions asked = options;
   options = encoder_options(job);
   options.device = "cpu";
-  if (pooling) options.pooling = pooling;
+  if (asked.pooling) options.pooling = asked.pooling;
+  if (asked.dim) options.dim = asked.dim;
   model::Encoder encoder = model::load_encoder(job.model_path, options);
   c10::NoGradGuard no_grad;
   for (auto& [name, param] : encoder.model->named_parameters()) {

@@ -7,7 +7,7 @@
 
 namespace angle::train {
 
-// Not collective. `options.pooling` overrides the job's; the max length is the job's.
+// Not collective. `options.pooling` and `options.dim` override the job's; the max length is the job's.
 model::Encoder load_checkpoint_encoder(const std::string& dir, model::EncoderOptions options = {});
 
 }  // namespace angle::train

@@ -34,7 +34,7 @@ static at::Tensor to_device(const at::Tensor& t, const at::Device& device) {
 
 at::Tensor encode_rows(const model::Encoder& encoder, shard::ShardedModel& sharded,
                        const std::vector<const std::vector<int64_t>*>& rows, const std::vector<int64_t>& row_keys,
-                       bool bf16_autocast) {
+                       bool bf16_autocast, bool all_layers) {
   std::vector<int64_t> dummy;
   std::vector<const std::vector<int64_t>*> used = rows;
   std::vector<int64_t> keys = row_keys;
@@ -47,8 +47,12 @@ at::Tensor encode_rows(const model::Encoder& encoder, shard::ShardedModel& shard
   at::Tensor pooled;
   {
     Autocast autocast(encoder.device.type(), bf16_autocast);
-    at::Tensor hidden = encoder.model->forward(ids, mask, &sharded, at::tensor(keys, at::kLong));
-    pooled = model::pool(hidden, mask, encoder.pooling, encoder.tokenizer.padding_side());
+    std::vector<at::Tensor> layers;
+    at::Tensor hidden = encoder.model->forward(ids, mask, &sharded, at::tensor(keys, at::kLong),
+                                               all_layers ? &layers : nullptr);
+    if (!all_layers) layers = {hidden};
+    for (at::Tensor& layer : layers) layer = model::pool(layer, mask, encoder.pooling, encoder.tokenizer.padding_side());
+    pooled = at::cat(layers, 1);
   }
   pooled = pooled.to(at::kFloat);
   return rows.empty() ? pooled.narrow(0, 0, 0) : pooled;
@@ -60,7 +64,7 @@ void forward_backward(const model::Encoder& encoder, shard::ShardedModel& sharde
   StepProfile* profile = options.profile;
   auto encode = [&](const std::vector<const std::vector<int64_t>*>& rows, const std::vector<int64_t>& keys) {
     Scope scope(profile, Phase::kForward);
-    return encode_rows(encoder, sharded, rows, keys, options.bf16_autocast);
+    return encode_rows(encoder, sharded, rows, keys, options.bf16_autocast, options.all_layers);
   };
   auto loss = [&](const at::Tensor& embeddings) {
     Scope scope(profile, Phase::kLoss);

@@ -26,6 +26,7 @@ struct EncodeOptions {
   bool bf16_autocast = false;
   int64_t chunk = 0;  // examples per chunk; 0: one pass with a graph
   StepProfile* profile = nullptr;  // times the forward, loss, backward and reduce phases when set
+  bool all_layers = false;  // each row: the pooled hidden states 0..L side by side (ESE, loss/espresso.h)
 };
 
 // The differentiable loss of the micro-batch from this rank's embeddings [rows, D] (float32),
@@ -38,9 +39,9 @@ void forward_backward(const model::Encoder& encoder, shard::ShardedModel& sharde
 
 // Pooled embeddings [rows, D] (float32) of token rows with their dropout keys, through the
 // sharder; no rows: one dummy row is encoded (every rank takes part in the sharder's collectives)
-// and 0 rows are returned.
+// and 0 rows are returned. With `all_layers`, [rows, (L + 1)·D]: every hidden state pooled alike.
 at::Tensor encode_rows(const model::Encoder& encoder, shard::ShardedModel& sharded,
                        const std::vector<const std::vector<int64_t>*>& rows, const std::vector<int64_t>& row_keys,
-                       bool bf16_autocast);
+                       bool bf16_autocast, bool all_layers = false);
 
 }  // namespace angle::train

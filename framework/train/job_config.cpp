@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -76,6 +77,17 @@ void check_values(const JobConfig& c) {
   text::check_prompt("data.text_prompt", c.text_prompt);
   text::check_prompt("data.query_prompt", c.query_prompt);
   text::check_prompt("data.doc_prompt", c.doc_prompt);
+  const bool ese = c.ese.value_or(false);
+  ANGLE_CHECK(ese || !(c.ese_pca || c.ese_compression_size || c.ese_kl_temperature),
+              "loss.ese_pca, ese_compression_size and ese_kl_temperature apply to loss.ese = true");
+  ANGLE_CHECK(!ese || !matryoshka(c).enabled(), "loss.ese and loss.matryoshka_dims are two ways to train truncatable "
+              "embeddings; choose one");
+  ANGLE_CHECK(!c.ese_compression_size || *c.ese_compression_size > 0, "loss.ese_compression_size must be positive");
+  ANGLE_CHECK(!c.ese_kl_temperature || std::isfinite(*c.ese_kl_temperature), "loss.ese_kl_temperature must be finite");
+  ANGLE_CHECK(!c.false_negative_margin || c.false_negatives == loss::FalseNegatives::margin,
+              "loss.false_negative_margin applies to loss.false_negatives = margin");
+  ANGLE_CHECK(!c.false_negative_margin || std::isfinite(*c.false_negative_margin),
+              "loss.false_negative_margin must be finite");
   ANGLE_CHECK(!(c.label_norm == LabelNorm::range && c.label_mode == loss::LabelMode::legacy_int),
               "data.label_norm = range maps labels into [0, 1], where loss.label_mode = legacy-int would truncate "
               "all but the largest to 0; use one of them");
@@ -196,6 +208,19 @@ model::LoraConfig lora_config(const JobConfig& c) {
   return lora;
 }
 
+loss::Matryoshka matryoshka(const JobConfig& c) {
+  return loss::parse_matryoshka(c.matryoshka_dims.value_or(""), c.matryoshka_weights.value_or(""), "loss.matryoshka");
+}
+
+loss::Espresso espresso(const JobConfig& c) {
+  loss::Espresso e;
+  e.enabled = c.ese.value_or(false);
+  e.compression_size = c.ese_compression_size.value_or(e.compression_size);
+  e.kl_temperature = c.ese_kl_temperature.value_or(e.kl_temperature);
+  e.pca = c.ese_pca.value_or(e.pca);
+  return e;
+}
+
 model::EncoderOptions encoder_options(const JobConfig& c) {
   model::EncoderOptions options = evaluation_options(c);
   options.dropout = c.dropout;
@@ -212,6 +237,7 @@ model::EncoderOptions evaluation_options(const JobConfig& c) {
   // trained with; a job without one evaluates without, whatever the base model's files say.
   options.prompt = c.text_prompt;
   if (c.bidirectional_from) options.bidirectional_from = *c.bidirectional_from;
+  options.matryoshka_dims = matryoshka(c).dims;  // recorded on export: the sizes it was trained for
   options.max_length = c.max_length;
   options.device = c.device.str();
   return options;

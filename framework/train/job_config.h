@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "loss/espresso.h"
+#include "loss/matryoshka.h"
 #include "model/encoder.h"
 #include "train/job_values.h"
 
@@ -47,6 +49,12 @@ struct JobConfig {
   loss::LabelMode label_mode = loss::LabelMode::float_labels;
   AngleReduction angle_reduction = AngleReduction::sum;
   bool local_negatives = false;
+  std::optional<std::string> matryoshka_dims, matryoshka_weights;  // "384,128,64" / "1,1,1" (loss/matryoshka.h)
+  std::optional<loss::FalseNegatives> false_negatives;  // unset: none
+  std::optional<double> false_negative_margin;          // unset: 0.1 (margin rule only)
+  std::optional<bool> ese, ese_pca;                     // Espresso (loss/espresso.h); unset: off, PCA on
+  std::optional<long> ese_compression_size;             // unset: 128
+  std::optional<double> ese_kl_temperature;             // unset: 1.0
   // [optim]
   double lr = 1e-5, weight_decay = 0.0, max_grad_norm = 1.0, adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
   long warmup_steps = 0;
@@ -95,6 +103,12 @@ std::string job_help();
 // batch splits into grad_accum micro-batches over `ranks` ranks, and train.chunk divides each
 // rank's share. (parse_job checks the rank-independent part with ranks = 1.)
 void check_batch_split(const JobConfig& c, int64_t ranks);
+
+// The job's Matryoshka sizes and weights (loss/matryoshka.h; off without loss.matryoshka_dims).
+loss::Matryoshka matryoshka(const JobConfig& c);
+
+// The job's Espresso settings (loss/espresso.h; off without loss.ese).
+loss::Espresso espresso(const JobConfig& c);
 
 // The adapters the job asks for (r 0: none); checked against the [lora] init adapter's config.
 model::LoraConfig lora_config(const JobConfig& c);

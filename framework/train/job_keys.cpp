@@ -73,6 +73,14 @@ static void validate(boost::any& v, const std::vector<std::string>& values, Labe
   }
 }
 
+static void validate(boost::any& v, const std::vector<std::string>& values, FalseNegatives*, int) {
+  po::validators::check_first_occurrence(v);
+  const std::string& text = po::validators::get_single_string(values);
+  const std::optional<FalseNegatives> value = train::parse_enum<FalseNegatives>(text);
+  if (!value) train::invalid(text, train::EnumNames<FalseNegatives>::expected);
+  v = *value;
+}
+
 }  // namespace angle::loss
 
 namespace angle::train {
@@ -179,6 +187,19 @@ std::vector<JobKey> key_table() {
       key("loss", "angle_reduction", &C::angle_reduction, "sum or mean"),
       key("loss", "local_negatives", &C::local_negatives,
           "per-rank in-batch negatives as the reference (multi-rank runs)"),
+      key("loss", "matryoshka_dims", &C::matryoshka_dims,
+          "Matryoshka: the loss summed over the embeddings cut to each of these sizes and re-normalised, "
+          "strictly decreasing, e.g. 384,128,64 (sentence-transformers' MatryoshkaLoss; default: off)"),
+      key("loss", "matryoshka_weights", &C::matryoshka_weights, "weight of each Matryoshka size (default 1 each)"),
+      key("loss", "false_negatives", &C::false_negatives,
+          "formats B/C: none (default), text (a candidate with the positive's text is not a negative) or margin "
+          "(nor one whose cosine exceeds the positive's by false_negative_margin), over the global batch"),
+      key("loss", "false_negative_margin", &C::false_negative_margin, "the margin rule's cosine margin (default 0.1)"),
+      key("loss", "ese", &C::ese, "Espresso (angle-emb's apply_ese): the objective on every layer's first "
+                                  "ese_compression_size dimensions too (default: off)"),
+      key("loss", "ese_compression_size", &C::ese_compression_size, "Espresso: dimensions kept (default 128)"),
+      key("loss", "ese_kl_temperature", &C::ese_kl_temperature, "Espresso: KL temperature (default 1; <= 0: no KL)"),
+      key("loss", "ese_pca", &C::ese_pca, "Espresso: pull the kept dimensions towards a PCA of the layer (default true)"),
 
       key("optim", "lr", &C::lr, "peak learning rate (AdamW)"),
       key("optim", "weight_decay", &C::weight_decay, "decoupled; not on biases/LayerNorm"),

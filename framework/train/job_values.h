@@ -74,6 +74,14 @@ struct EnumNames<loss::LabelMode> {
   static constexpr const char* expected = "float or legacy-int";
 };
 
+// loss.false_negatives (loss/angle_loss.h).
+template <>
+struct EnumNames<loss::FalseNegatives> {
+  static constexpr std::pair<loss::FalseNegatives, std::string_view> all[] = {
+      {loss::FalseNegatives::none, "none"}, {loss::FalseNegatives::margin, "margin"}, {loss::FalseNegatives::text, "text"}};
+  static constexpr const char* expected = "none, margin or text";
+};
+
 template <typename E>
 concept NamedEnum = requires { EnumNames<E>::all; };
 

@@ -12,12 +12,22 @@ MicroBatchLoss micro_batch_loss(const at::Tensor& embeddings, const StepBatch& b
   at::Tensor labels = batch.labels.to(device);
   at::Tensor weights = settings.example_weights ? batch.weights.to(device) : at::Tensor();
   MicroBatchLoss out;
+  // Which rows hold the same text: only the text rule of false negatives asks.
+  const bool by_text = settings.weights.false_negatives == loss::FalseNegatives::text;
+  auto objective = [&](const at::Tensor& labels, const at::Tensor& embeddings, const at::Tensor& weights,
+                       const at::Tensor& texts) {
+    auto angle = [&](const at::Tensor& cut) {
+      return loss::angle_objective(settings.format, settings.weights, labels, cut, weights, texts);
+    };
+    if (settings.espresso.enabled) return loss::espresso_objective(settings.espresso, embeddings, settings.hidden, angle);
+    return loss::matryoshka_objective(settings.matryoshka, embeddings, angle);
+  };
   const int world = comm.size();
   if (settings.local_negatives && world > 1) {
     // The reference's per-device negatives: each rank's own loss, gradients averaged.
-    loss::LossValue value = batch.kept() > 0
-                                ? loss::angle_objective(settings.format, settings.weights, labels, embeddings, weights)
-                                : loss::LossValue{embeddings.sum() * 0, {}};
+    loss::LossValue value = batch.kept() > 0 ? objective(labels, embeddings, weights,
+                                                       by_text ? batch.local_text_hashes(comm.rank()).to(device) : at::Tensor())
+                                             : loss::LossValue{embeddings.sum() * 0, {}};
     out.total = value.total / world;
     out.terms = value.terms;
     at::Tensor mean = at::full({1}, value.total.item<double>() / world, at::kDouble).to(comm.device());
@@ -28,7 +38,8 @@ MicroBatchLoss micro_batch_loss(const at::Tensor& embeddings, const StepBatch& b
   at::Tensor all_embeddings = loss::gather_rows_with_grad(embeddings, comm, batch.rows_per_rank());
   at::Tensor all_labels = comm.all_gather_rows_known(labels, batch.kept_per_rank);
   at::Tensor all_weights = weights.defined() ? comm.all_gather_rows_known(weights, batch.kept_per_rank) : weights;
-  loss::LossValue value = loss::angle_objective(settings.format, settings.weights, all_labels, all_embeddings, all_weights);
+  loss::LossValue value = objective(all_labels, all_embeddings, all_weights,
+                                    by_text ? batch.text_hashes.to(device) : at::Tensor());
   out.total = value.total;
   out.value = value.total.item<double>();
   out.terms = value.terms;

@@ -12,6 +12,8 @@
 
 #include "comm/comm.h"
 #include "loss/angle_loss.h"
+#include "loss/espresso.h"
+#include "loss/matryoshka.h"
 #include "train/step_batch.h"
 
 namespace angle::train {
@@ -21,6 +23,9 @@ struct LossSettings {
   loss::Weights weights;
   bool example_weights = false;  // pass the batch's per-example weights to the loss
   bool local_negatives = false;
+  loss::Matryoshka matryoshka;  // off: the objective on the whole embedding
+  loss::Espresso espresso;      // on: embeddings are every layer's, side by side (train/encode.h)
+  int64_t hidden = 0;           // the width of one layer's embedding
 };
 
 struct MicroBatchLoss {

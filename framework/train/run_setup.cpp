@@ -29,7 +29,33 @@ loss::Weights loss_weights(const JobConfig& c) {
     if (value) *field = *value;
   w.label_mode = c.label_mode;
   w.angle_mean = c.angle_reduction == AngleReduction::mean;
+  w.false_negatives = c.false_negatives.value_or(loss::FalseNegatives::none);
+  w.false_negative_margin = c.false_negative_margin.value_or(w.false_negative_margin);
   return w;
+}
+
+// The loss of the job on data of `format`, checked against the model: `hidden` wide, `layers` deep.
+LossSettings loss_settings(const JobConfig& c, loss::Format format, bool weighted, int64_t hidden, int64_t layers,
+                           bool report) {
+  LossSettings s{format, loss_weights(c), weighted, c.local_negatives, matryoshka(c), espresso(c), hidden};
+  const bool angle = s.weights.angle_w > 0;
+  loss::check_matryoshka(s.matryoshka, hidden, angle, "loss.matryoshka");
+  if (report && s.matryoshka.enabled() && s.matryoshka.dims.front() != hidden)
+    log_info("warning: loss.matryoshka_dims leaves out the embedding size " + std::to_string(hidden) +
+             ": the whole embedding is not trained, only its first " + std::to_string(s.matryoshka.dims.front()) +
+             " dimensions");
+  ANGLE_CHECK(format != loss::Format::A || s.weights.false_negatives == loss::FalseNegatives::none,
+              "loss.false_negatives applies to formats B and C (queries and their positives); the training data is "
+              "format A");
+  if (s.espresso.enabled) {
+    const int64_t k = s.espresso.compression_size;
+    ANGLE_CHECK(k <= hidden, "loss.ese_compression_size ", k, " is above the embedding size ", hidden);
+    ANGLE_CHECK(!angle || k % 2 == 0, "loss.ese_compression_size ", k, " is odd; the angle term splits an embedding "
+                "into real and imaginary halves (set loss.angle_w 0 or use an even size)");
+    ANGLE_CHECK(layers >= 2, "loss.ese needs a model of at least 2 layers (it teaches the lower ones); this one has ",
+                layers);
+  }
+  return s;
 }
 
 shard::ShardOptions shard_options(const JobConfig& c, at::Device device) {
@@ -155,8 +181,11 @@ void TrainingRun::load_model() {
   model::check_exportable(encoder_->pooling);
   data_ = std::make_unique<TrainingData>(c_, encoder_->tokenizer, encoder_->max_length, hooks_.dropout_salt);
   data_->check_ids(encoder_->model->vocab_size(), rank_, world_);
-  loss_settings_ = {data_->format(), loss_weights(c_), data_->weighted(), c_.local_negatives};
-  encode_options_ = {c_.dtype == Dtype::bf16, c_.chunk, &profile_};
+  shape_ = model::shape_from_config((fs::path(encoder_->export_spec.source_dir) / "config.json").string(),
+                                    encoder_->export_spec.lora);
+  loss_settings_ = loss_settings(c_, data_->format(), data_->weighted(), encoder_->model->hidden_size(), shape_.layers,
+                                 rank_ == 0);
+  encode_options_ = {c_.dtype == Dtype::bf16, c_.chunk, &profile_, loss_settings_.espresso.enabled};
   rows_per_example_ = loss::rows_per_example(data_->format());
   micro_batch_ = static_cast<size_t>(c_.global_batch / c_.grad_accum);
   batches_per_epoch_ = static_cast<long>(data_->sampler().steps_per_epoch());
@@ -166,8 +195,6 @@ void TrainingRun::load_model() {
 
 void TrainingRun::shard_model() {
   if (c_.param_dtype == Dtype::bf16 || c_.reduce_dtype == Dtype::bf16) check_bf16(encoder_->device);
-  shape_ = model::shape_from_config((fs::path(encoder_->export_spec.source_dir) / "config.json").string(),
-                                    encoder_->export_spec.lora);
   sharded_ = std::make_unique<shard::ShardedModel>(*encoder_->model, comm_, shard_options(c_, encoder_->device), decays,
                                                    encoder_->weights.get());
   if (rank_ != 0) return;

@@ -39,6 +39,12 @@ std::vector<int64_t> StepBatch::rows_per_rank() const {
   return rows;
 }
 
+at::Tensor StepBatch::local_text_hashes(int rank) const {
+  const std::vector<int64_t> rows = rows_per_rank();
+  const int64_t begin = std::accumulate(rows.begin(), rows.begin() + rank, int64_t{0});
+  return text_hashes.narrow(0, begin, rows[rank]);
+}
+
 StepBatch assemble_batch(const std::vector<data::Example>& examples, int64_t rows_per_example, bool filter_duplicate,
                          comm::Comm& comm) {
   const int rank = comm.rank(), world = comm.size();
@@ -76,6 +82,10 @@ StepBatch assemble_batch(const std::vector<data::Example>& examples, int64_t row
     at += static_cast<int>(examples_of_r);
   }
   batch.dropped = static_cast<int64_t>(keep_all.size()) - batch.global_kept();
+  std::vector<int64_t> kept_hashes;
+  for (size_t e = 0; e < keep_all.size(); ++e)
+    if (keep_all[e]) kept_hashes.insert(kept_hashes.end(), hashes.begin() + e * k, hashes.begin() + (e + 1) * k);
+  batch.text_hashes = at::tensor(kept_hashes, at::kLong);
   std::vector<float> labels, weights;
   for (size_t i = 0; i < examples.size(); ++i) {
     if (!keep_all[my_begin + i]) continue;

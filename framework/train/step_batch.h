@@ -30,11 +30,14 @@ struct StepBatch {
   std::vector<int64_t> row_keys;                  // each row's dropout key (train/dropout_keys.h)
   at::Tensor labels, weights;                     // [kept examples] float32 (labels 0 outside format A)
   std::vector<int64_t> kept_per_rank;             // kept examples of every rank (known to all)
+  at::Tensor text_hashes;                         // [global kept rows] int64: hash_ids of every kept row, in
+                                                  // the gathered order (rank by rank; false-negative masking)
   int64_t dropped = 0;                            // duplicates dropped from the global micro-batch
   int64_t rows_per_example = 2;
   int64_t kept() const { return labels.size(0); }
   int64_t global_kept() const;
   std::vector<int64_t> rows_per_rank() const;     // kept_per_rank x rows_per_example
+  at::Tensor local_text_hashes(int rank) const;   // this rank's slice of text_hashes
 };
 
 // Gradient caching (train.chunk): every rank runs as many chunk passes as the rank with the most

@@ -22,7 +22,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'cli'))
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from expect import setup  # noqa: E402
-from runs import final_params, losses, metrics, mpirun, param_distance, rel, short_job  # noqa: E402
+from runs import TrainRuns, final_params, metrics, mpirun, param_distance, short_job  # noqa: E402
 
 
 def snli_triplets(snli_dir, count):
@@ -60,18 +60,8 @@ def main():
     base = short_job(data) + ['--model.path', args.tiny, '--model.pooling', 'cls', '--model.max_length', 64,
                               '--train.global_batch', 16, '--train.max_steps', 4]
 
-    def run(label, n, job):
-        out = work / label
-        mpirun(n, angle, job + ['--run.output_dir', out])
-        return out
-
-    def same(label, out, reference, tolerance=1e-5):
-        worst = max(rel(a, b) for a, b in zip(losses(out), losses(reference)))
-        distance = param_distance(final_params(out), final_params(reference))
-        ok = worst <= tolerance and distance <= tolerance and len(losses(out)) == len(losses(reference))
-        print(f'[{"ok" if ok else "FAIL"}] {label}: losses {worst:.1e}, parameters {distance:.1e}')
-        if not ok:
-            failures.append(f'{label}: losses {worst:.1e}, parameters {distance:.1e}')
+    runs = TrainRuns(angle, work, failures)
+    run, same = runs.run, runs.same
 
     # Formats B and C across world sizes, with uneven rows.
     for fmt, path in (('C', c_file), ('B', b_file)):

@@ -65,3 +65,24 @@ def param_distance(a, b):
     delta = sum(float(np.sum((a[k].astype(np.float64) - b[k].astype(np.float64)) ** 2)) for k in b)
     norm = sum(float(np.sum(b[k].astype(np.float64) ** 2)) for k in b)
     return (delta / norm) ** 0.5
+
+
+class TrainRuns:
+    """`angle train` jobs under mpirun, each into WORK/LABEL, compared with `same`; failures collected."""
+
+    def __init__(self, angle, work, failures):
+        self.angle, self.work, self.failures = angle, pathlib.Path(work), failures
+
+    def run(self, label, n, job):
+        out = self.work / label
+        mpirun(n, self.angle, job + ['--run.output_dir', out])
+        return out
+
+    def same(self, label, out, reference, tolerance=1e-5):
+        """Per-step losses and final parameters of `out` within `tolerance` of `reference`'s."""
+        worst = max(rel(a, b) for a, b in zip(losses(out), losses(reference)))
+        distance = param_distance(final_params(out), final_params(reference))
+        ok = worst <= tolerance and distance <= tolerance and len(losses(out)) == len(losses(reference))
+        print(f'[{"ok" if ok else "FAIL"}] {label}: losses {worst:.1e}, parameters {distance:.1e}')
+        if not ok:
+            self.failures.append(f'{label}: losses {worst:.1e}, parameters {distance:.1e}')

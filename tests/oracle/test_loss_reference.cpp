@@ -9,18 +9,11 @@
 
 #include "loss/angle_loss.h"
 #include "model/safetensors.h"
+#include "reference_file.h"
 
 using namespace angle;
 
 namespace {
-
-std::string reference_path() {
-  auto& suite = boost::unit_test::framework::master_test_suite();
-  for (int i = 1; i + 1 < suite.argc; ++i)
-    if (std::string(suite.argv[i]) == "--reference") return suite.argv[i + 1];
-  BOOST_FAIL("missing --reference FILE");
-  return "";
-}
 
 loss::Weights weights_of(const nlohmann::json& c) {
   const auto& j = c["weights"];
@@ -31,15 +24,10 @@ loss::Weights weights_of(const nlohmann::json& c) {
   return w;
 }
 
-double relative(const at::Tensor& ours, const at::Tensor& theirs) {
-  double scale = std::max(theirs.abs().max().item<double>(), 1e-12);
-  return (ours - theirs).abs().max().item<double>() / scale;
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(presets_match_the_reference_table) {
-  model::SafetensorsFile file(reference_path());
+  model::SafetensorsFile file(oracle::argument("--reference"));
   for (const auto& c : nlohmann::json::parse(file.metadata().at("cases"))) {
     std::string preset = c["preset"];
     if (preset == "stsb-recipe") continue;  // explicit weights, not a named preset
@@ -55,7 +43,7 @@ BOOST_AUTO_TEST_CASE(presets_match_the_reference_table) {
 }
 
 BOOST_AUTO_TEST_CASE(loss_and_gradient_equal_angle_emb) {
-  model::SafetensorsFile file(reference_path());
+  model::SafetensorsFile file(oracle::argument("--reference"));
   auto cases = nlohmann::json::parse(file.metadata().at("cases"));
   BOOST_TEST_REQUIRE(cases.size() >= 200u);
   double worst_loss = 0, worst_grad = 0;
@@ -73,8 +61,8 @@ BOOST_AUTO_TEST_CASE(loss_and_gradient_equal_angle_emb) {
         value.total.backward();
         grad = embeddings.grad();
       }
-      double loss_error = relative(value.total.detach().reshape({1}), file.load(name + ".loss"));
-      double grad_error = relative(grad, file.load(name + ".grad"));
+      double loss_error = oracle::relative_error(value.total.detach().reshape({1}), file.load(name + ".loss"));
+      double grad_error = oracle::relative_error(grad, file.load(name + ".grad"));
       worst_loss = std::max(worst_loss, loss_error);
       worst_grad = std::max(worst_grad, grad_error);
       BOOST_TEST(loss_error <= 1e-5, c.dump() << (weighted ? " (weights 1)" : "") << ": loss " << value.total.item<double>()

@@ -150,7 +150,7 @@ BOOST_AUTO_TEST_CASE(one_table_of_keys) {
     BOOST_TEST((k.presence == JobKey::Presence::required) == (k.option() == "model.path" || k.option() == "data.train"));
     BOOST_TEST(contains(help, k.option()), k.option() << " is not in the help");
   }
-  BOOST_TEST(options.size() == 68u);
+  BOOST_TEST(options.size() == 76u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
