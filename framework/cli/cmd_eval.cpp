@@ -92,19 +92,6 @@ int run_retrieval(const po::variables_map& vm, comm::Comm& comm) {
   return 0;
 }
 
-// Under mpirun the ranks share the work; one rank's error ends them all at once.
-int run_retrieval_on_ranks(const po::variables_map& vm) {
-  std::unique_ptr<comm::Comm> comm = comm::make_comm("auto");
-  try {
-    return run_retrieval(vm, *comm);
-  } catch (const std::exception& e) {
-    if (comm->size() == 1) throw;
-    std::fprintf(stderr, "angle eval: error: rank %d: %s\n", comm->rank(), message_of(e).c_str());
-    std::fflush(stderr);
-    comm->abort_job(1);
-  }
-}
-
 }  // namespace
 
 int run_eval(const std::vector<std::string>& args) {
@@ -132,7 +119,7 @@ int run_eval(const std::vector<std::string>& args) {
   for (const char* only : {"query-prompt", "doc-prompt", "run-output"})
     ANGLE_CHECK(!vm->count(only) || vm->count("retrieval"), "--", only, " applies to --retrieval only");
   if (vm->count("suite")) return run_suite(*vm);
-  if (vm->count("retrieval")) return run_retrieval_on_ranks(*vm);
+  if (vm->count("retrieval")) return on_ranks("eval", [&](comm::Comm& comm) { return run_retrieval(*vm, comm); });
   std::vector<data::StsPairs> sets;  // read every file first: a typo fails before the model loads
   for (const std::string& spec : (*vm)["data"].as<std::vector<std::string>>()) sets.push_back(data::read_sts_spec(spec));
   auto encoder = model::load_encoder((*vm)["model"].as<std::string>(), encoder_options(*vm));

@@ -2,11 +2,16 @@
 // options with Boost.Program_options; main.cpp only dispatches.
 #pragma once
 #include <boost/program_options.hpp>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "model/encoder.h"
+
+namespace angle::comm {
+class Comm;
+}
 
 namespace angle::cli {
 
@@ -28,6 +33,7 @@ int run_prepare(const std::vector<std::string>& args);
 int run_plan(const std::vector<std::string>& args);
 int run_sweep(const std::vector<std::string>& args);
 int run_report(const std::vector<std::string>& args);
+int run_mine(const std::vector<std::string>& args);
 
 // Parses args; prints usage and returns nullopt for --help. Unknown options are errors.
 // `positional`: options that may be given without their name (e.g. angle report DIR...).
@@ -41,5 +47,9 @@ model::EncoderOptions encoder_options(const po::variables_map& vm);
 void apply_threads(const po::variables_map& vm);
 // "fp32", or "bf16" with what makes it native on the encoder's device ("bf16 (native: avx512_bf16)").
 std::string dtype_description(const model::Encoder& encoder);
+
+// Runs `body` on this process's communicator (make_comm("auto"): every rank under mpirun, else one).
+// Under mpirun one rank's error ends them all at once, with "angle COMMAND: error: rank R: ...".
+int on_ranks(const char* command, const std::function<int(comm::Comm& comm)>& body);
 
 }  // namespace angle::cli

@@ -18,6 +18,7 @@ const std::vector<Command>& commands() {
       {"plan", "memory and communication of a job on N ranks, before running it", run_plan},
       {"sweep", "train a job over a grid of keys x seeds, here or as a Slurm job array", run_sweep},
       {"report", "one table (and CSV, JSON, plots) of runs and sweeps", run_report},
+      {"mine", "hard negatives for (query, positive) pairs across ranks, as format C training data", run_mine},
       {"embed", "embed one text per line into .npy or .h5", run_embed},
       {"eval", "Spearman of cosine similarity on STS-B / SICK", run_eval},
       {"export", "write a checkpoint as a sentence-transformers model", run_export},

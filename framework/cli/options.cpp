@@ -1,8 +1,11 @@
 #include <ATen/Parallel.h>
 
+#include <cstdio>
 #include <iostream>
+#include <memory>
 
 #include "cli/command.h"
+#include "comm/comm.h"
 #include "core/error.h"
 #include "model/native_bf16.h"
 #include "text/tokenizer.h"
@@ -83,6 +86,18 @@ void apply_threads(const po::variables_map& vm) {
   int threads = vm["threads"].as<int>();
   ANGLE_CHECK(threads > 0, "--threads must be positive (got ", threads, ")");
   at::set_num_threads(threads);
+}
+
+int on_ranks(const char* command, const std::function<int(comm::Comm& comm)>& body) {
+  std::unique_ptr<comm::Comm> comm = comm::make_comm("auto");
+  try {
+    return body(*comm);
+  } catch (const std::exception& e) {
+    if (comm->size() == 1) throw;
+    std::fprintf(stderr, "angle %s: error: rank %d: %s\n", command, comm->rank(), message_of(e).c_str());
+    std::fflush(stderr);
+    comm->abort_job(1);
+  }
 }
 
 }  // namespace angle::cli

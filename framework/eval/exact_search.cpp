@@ -24,6 +24,23 @@ TopK first_k(at::Tensor scores, at::Tensor indices, int64_t k, bool indices_asce
   return {scores.gather(1, by_score), indices.gather(1, by_score)};
 }
 
+// first_k of one block whose candidates are in ascending index order, without sorting the block:
+// at::topk finds the k largest, and the order is exact unless a row has more than k scores at or
+// above its k-th (a tie at the boundary, where topk's choice among equals is unspecified): those
+// rows alone are sorted whole.
+TopK block_first_k(const at::Tensor& scores, const at::Tensor& indices, int64_t k) {
+  if (scores.size(1) <= k) return first_k(scores, indices, k, /*indices_ascending=*/true);
+  auto [values, positions] = at::topk(scores, k, /*dim=*/1, /*largest=*/true, /*sorted=*/true);
+  TopK top = first_k(values, indices.gather(1, positions), k, /*indices_ascending=*/false);
+  const at::Tensor tied = ((scores >= values.narrow(1, k - 1, 1)).sum(1) > k).nonzero().flatten();
+  if (tied.numel() > 0) {
+    const TopK exact = first_k(scores.index_select(0, tied), indices.index_select(0, tied), k, true);
+    top.scores.index_copy_(0, tied, exact.scores);
+    top.indices.index_copy_(0, tied, exact.indices);
+  }
+  return top;
+}
+
 }  // namespace
 
 TopK exact_top_k(const at::Tensor& queries, const at::Tensor& corpus, int64_t k, int64_t first_index,
@@ -38,7 +55,7 @@ TopK exact_top_k(const at::Tensor& queries, const at::Tensor& corpus, int64_t k,
     const int64_t rows = std::min(block_rows, corpus.size(0) - start);
     at::Tensor scores = at::matmul(queries, corpus.narrow(0, start, rows).t());
     at::Tensor indices = at::arange(first_index + start, first_index + start + rows, at::kLong).expand_as(scores);
-    TopK block = first_k(scores, indices, k, /*indices_ascending=*/true);
+    TopK block = block_first_k(scores, indices, k);
     best = best.scores.defined() ? merge_top_k(best, block, k) : block;
   }
   return best;

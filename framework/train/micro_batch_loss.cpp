@@ -25,8 +25,8 @@ MicroBatchLoss micro_batch_loss(const at::Tensor& embeddings, const StepBatch& b
   const int world = comm.size();
   if (settings.local_negatives && world > 1) {
     // The reference's per-device negatives: each rank's own loss, gradients averaged.
-    loss::LossValue value = batch.kept() > 0 ? objective(labels, embeddings, weights,
-                                                       by_text ? batch.local_text_hashes(comm.rank()).to(device) : at::Tensor())
+    const at::Tensor texts = by_text ? batch.local_text_hashes(comm.rank()).to(device) : at::Tensor();
+    loss::LossValue value = batch.kept() > 0 ? objective(labels, embeddings, weights, texts)
                                              : loss::LossValue{embeddings.sum() * 0, {}};
     out.total = value.total / world;
     out.terms = value.terms;

@@ -3,7 +3,8 @@
 // computes the same loss. Rows stay grouped by example ([q, p, n] of one example are adjacent on
 // every rank and so in the gathered batch), which keeps each hard negative with its query however
 // unevenly the rows are split. With loss.local_negatives, each rank's own loss instead (the
-// reference's per-device negatives).
+// reference's per-device negatives). The objective is AnglE's, or its sum over Matryoshka sizes, or
+// Espresso's over every layer; false negatives are masked by the texts' hashes, gathered like the rows.
 #pragma once
 #include <ATen/core/Tensor.h>
 

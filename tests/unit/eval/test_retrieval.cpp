@@ -55,7 +55,13 @@ BOOST_AUTO_TEST_CASE(exact_search_equals_brute_force_and_shards_merge_to_the_who
   const at::Tensor queries = at::randint(-2, 3, {9, 8}).to(at::kFloat);
   const at::Tensor corpus = at::randint(-2, 3, {57, 8}).to(at::kFloat);
   const int64_t k = 12;
-  const TopK whole = exact_top_k(queries, corpus, k, 0, /*block_rows=*/5);  // 12 blocks
+  const TopK whole = exact_top_k(queries, corpus, k, 0, /*block_rows=*/5);  // 12 blocks, each sorted whole
+  // Blocks above k take at::topk, and rows with ties at the k-th score are sorted whole.
+  for (int64_t block_rows : {13, 40, 57}) {
+    const TopK blocked = exact_top_k(queries, corpus, k, 0, block_rows);
+    BOOST_TEST(at::equal(blocked.indices, whole.indices), "blocks of " << block_rows);
+    BOOST_TEST(at::equal(blocked.scores, whole.scores), "blocks of " << block_rows);
+  }
   for (int64_t q = 0; q < queries.size(0); ++q) {
     std::vector<std::pair<float, int64_t>> all;
     for (int64_t c = 0; c < corpus.size(0); ++c) {
