@@ -13,13 +13,12 @@
 #include "data/dataset_file.h"
 #include "eval/embedder.h"
 #include "eval/embedding_matrix.h"
+#include "eval/exact_search.h"
 #include "eval/hard_negatives.h"
 
 namespace angle::cli {
 namespace {
 namespace fs = std::filesystem;
-
-at::Tensor unit_rows(const at::Tensor& x) { return x / x.norm(2, 1, /*keepdim=*/true).clamp_min(1e-12); }
 
 data::RawDataset read_pairs(const po::variables_map& vm) {
   const std::string path = vm["queries"].as<std::string>();
@@ -39,12 +38,12 @@ at::Tensor query_embeddings(const po::variables_map& vm, const model::Encoder& e
                             size_t pairs, eval::EmbedOptions options, comm::Comm& comm) {
   if (!vm.count("query-embeddings")) {
     if (vm.count("query-prompt")) options.prompt = vm["query-prompt"].as<std::string>();
-    return unit_rows(eval::embed_texts(encoder, set.queries, options, comm));
+    return eval::unit_rows(eval::embed_texts(encoder, set.queries, options, comm));
   }
   const eval::EmbeddingMatrix matrix(vm["query-embeddings"].as<std::string>());
   ANGLE_CHECK(matrix.rows() == static_cast<int64_t>(pairs), matrix.path(), ": ", matrix.rows(), " rows for the ", pairs,
               " pairs of --queries (one row per pair, in order)");
-  return unit_rows(matrix.read(0, matrix.rows()).index_select(0, at::tensor(set.query_rows, at::kLong)));
+  return eval::unit_rows(matrix.read(0, matrix.rows()).index_select(0, at::tensor(set.query_rows, at::kLong)));
 }
 
 // This rank's corpus rows a block at a time: a contiguous range of --corpus-embeddings' rows, read
@@ -65,7 +64,7 @@ struct CorpusSource {
       std::vector<int64_t> keep, ids;
       for (int64_t r = 0; r < count; ++r)
         if (int64_t c = corpus_of_line[static_cast<size_t>(next + r)]; c >= 0) keep.push_back(r), ids.push_back(c);
-      block = {unit_rows(rows.index_select(0, at::tensor(keep, at::kLong))), at::tensor(ids, at::kLong)};
+      block = {eval::unit_rows(rows.index_select(0, at::tensor(keep, at::kLong))), at::tensor(ids, at::kLong)};
     }
     next += count;
     return true;
@@ -80,7 +79,7 @@ CorpusSource corpus_source(const po::variables_map& vm, const model::Encoder& en
   if (!vm.count("corpus-embeddings")) {
     if (vm.count("doc-prompt")) options.prompt = vm["doc-prompt"].as<std::string>();
     source.share = eval::embed_share(encoder, set.corpus, options, comm);
-    source.share.rows = unit_rows(source.share.rows);
+    source.share.rows = eval::unit_rows(source.share.rows);
     source.end = source.share.rows.size(0);
     return source;
   }

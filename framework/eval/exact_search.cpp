@@ -43,6 +43,8 @@ TopK block_first_k(const at::Tensor& scores, const at::Tensor& indices, int64_t 
 
 }  // namespace
 
+at::Tensor unit_rows(const at::Tensor& x) { return x / x.norm(2, 1, /*keepdim=*/true).clamp_min(1e-12); }
+
 TopK exact_top_k(const at::Tensor& queries, const at::Tensor& corpus, int64_t k, int64_t first_index,
                  int64_t block_rows) {
   ANGLE_CHECK(queries.dim() == 2 && corpus.dim() == 2 && queries.size(1) == corpus.size(1), "search: queries ",

@@ -13,6 +13,9 @@ class Comm;
 
 namespace angle::eval {
 
+// Rows scaled to unit L2 norm (cosine = inner product), as the search expects.
+at::Tensor unit_rows(const at::Tensor& x);
+
 struct TopK {
   at::Tensor scores;   // [queries, k'] float, descending; k' = min(k, corpus rows)
   at::Tensor indices;  // [queries, k'] int64 corpus rows (offset by `first_index`)

@@ -15,8 +15,6 @@ EmbedOptions with_prompt(EmbedOptions options, const std::optional<std::string>&
   return options;
 }
 
-at::Tensor unit_rows(const at::Tensor& x) { return x / x.norm(2, 1, /*keepdim=*/true).clamp_min(1e-12); }
-
 }  // namespace
 
 RetrievalResult evaluate_retrieval(const model::Encoder& encoder, const BeirSet& set, const RetrievalOptions& options,

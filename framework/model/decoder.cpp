@@ -223,11 +223,9 @@ struct DecoderModel::Impl : nn::Module {
         return attended + project(at::silu(project(g, wg)) * project(g, wu), wd);
       });
     }
-    const size_t last = static_cast<size_t>(c.num_hidden_layers) + 1;
-    at::Tensor out = run(last, x, [&](const at::Tensor& in, const std::vector<at::Tensor>& w) {
-      return rms_norm(in, w[0], c.rms_norm_eps);
-    });
-    if (hidden_states) hidden_states->push_back(out);
+    auto final_norm = [&](const at::Tensor& in, const std::vector<at::Tensor>& w) { return rms_norm(in, w[0], c.rms_norm_eps); };
+    at::Tensor out = run(static_cast<size_t>(c.num_hidden_layers) + 1, x, final_norm);
+    if (hidden_states) hidden_states->push_back(out);  // HF's last hidden state is after the final norm
     return out;
   }
 };
